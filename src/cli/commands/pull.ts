@@ -1,0 +1,82 @@
+/** `tsgraph pull REF`: fetch an image into the store. */
+import { Command, Option } from 'commander';
+import { parseCreds } from '../../registry/credentials.js';
+import { familiarName, parseReference } from '../../reference.js';
+import { Store } from '../../store/store.js';
+import { UsageError } from '../../errors.js';
+import { type GlobalOptions, formatBytes, printJson } from '../output.js';
+import { PullProgress, progressMode } from '../progress.js';
+import type { CommandContext } from '../context.js';
+
+interface PullFlags {
+  platform?: string;
+  jobs: string;
+  creds?: string;
+  insecureRegistry: string[];
+  quiet?: boolean;
+}
+
+export function pullCommand(ctx: CommandContext): Command {
+  return new Command('pull')
+    .summary('pull an image from a registry or an OCI layout into the store')
+    .description(
+      'Pull an image into the content store. REF is a registry reference (busybox, ghcr.io/org/app:1.2, repo@sha256:...)\n' +
+        'or oci:DIR[:TAG] for an OCI image layout on disk. Blobs already stored are not fetched again;\n' +
+        'an interrupted pull resumes where it stopped.',
+    )
+    .argument('<ref>', 'image reference or oci:DIR[:TAG]')
+    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this host)')
+    .option('-j, --jobs <n>', 'layers downloaded in parallel', '3')
+    .option('--creds <user:password>', 'registry credentials (default: docker config.json)')
+    .addOption(
+      new Option('--insecure-registry <host[:port]>', 'allow plain http / unverified TLS for this registry (repeatable)')
+        .argParser((v: string, prev: string[]) => [...prev, v])
+        .default([]),
+    )
+    .option('-q, --quiet', 'print only the image name when done')
+    .action(async (ref: string, flags: PullFlags, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions & PullFlags>();
+      const jobs = Number(flags.jobs);
+      if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UsageError('TSG_USAGE', '--jobs must be a whole number from 1 to 64');
+      const progress = new PullProgress(progressMode({ quiet: flags.quiet, json: g.json }));
+      const store = await Store.open({
+        root: g.root,
+        creds: flags.creds ? parseCreds(flags.creds) : undefined,
+        insecureRegistries: flags.insecureRegistry,
+        onRetry: (r) => progress.line(`retrying in ${(r.delayMs / 1000).toFixed(1)}s (${r.reason})`),
+      });
+      try {
+        if (!ref.startsWith('oci:')) progress.line(`Pulling ${familiarName(parseReference(ref.replace(/^docker:\/\//, '')))}`);
+        const result = await store.pull(ref, { platform: flags.platform, jobs, signal: ctx.signal, onProgress: progress.handle });
+        progress.stop();
+        const { image } = result;
+        if (g.json) {
+          printJson({
+            name: image.name,
+            digest: image.digest,
+            manifestDigest: image.manifestDigest,
+            configDigest: image.configDigest,
+            platform: image.platform,
+            layers: image.layers,
+            bytesFetched: result.bytesFetched,
+            bytesReused: result.bytesReused,
+            blobsFetched: result.blobsFetched,
+            blobsReused: result.blobsReused,
+            seconds: Number(result.seconds.toFixed(3)),
+          });
+        } else if (flags.quiet) {
+          process.stdout.write(`${image.name}\n`);
+        } else {
+          const fresh = result.blobsFetched > 0;
+          process.stdout.write(
+            `Digest: ${image.digest}\n` +
+              `Status: ${fresh ? `Downloaded newer image (${formatBytes(result.bytesFetched)} fetched, ${formatBytes(result.bytesReused)} reused)` : 'Image is up to date'} for ${image.name}\n` +
+              `${image.name}\n`,
+          );
+        }
+      } finally {
+        progress.stop();
+        store.close();
+      }
+    });
+}

@@ -1,0 +1,36 @@
+/**
+ * Loads the native addon (built by `npm install` through node-gyp). This file
+ * only types and loads it; mounting goes through src/mount, locking through
+ * src/store/lock.ts. Keep the typed surface in step with native/*.cc.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UnsupportedError } from './errors.js';
+
+export interface NativeBinding {
+  /** flock(2); returns false when LOCK_NB was given and the lock is held elsewhere. */
+  flock(fd: number, operation: number): boolean;
+  lockConstants: { LOCK_SH: number; LOCK_EX: number; LOCK_NB: number; LOCK_UN: number };
+}
+
+let cached: NativeBinding | undefined;
+
+/** The addon; throws TSG_UNSUPPORTED with a remedy when it was not built. */
+export function native(): NativeBinding {
+  if (cached) return cached;
+  const here = dirname(fileURLToPath(import.meta.url));
+  // src/native.ts and dist/native.js both sit one level below the package root.
+  const root = join(here, '..');
+  const candidates = [join(root, 'build/Release/tsgraph_native.node'), join(root, 'build/Debug/tsgraph_native.node')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new UnsupportedError('TSG_UNSUPPORTED', 'the native addon is not built; run `npm install` (or `npx node-gyp rebuild`)', {
+      data: { looked: candidates },
+    });
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(found) as NativeBinding;
+  return cached;
+}

@@ -1,0 +1,139 @@
+/**
+ * Registry authentication (distribution's token spec):
+ *  - a 401 carries `WWW-Authenticate: Bearer realm=…,service=…,scope=…` or `Basic realm=…`;
+ *  - Bearer: GET realm?service=…&scope=… (with Basic credentials when we have
+ *    them, anonymously otherwise) returns `{token|access_token, expires_in}`;
+ *  - tokens are cached per realm+service+scope+user until `expires_in` runs out.
+ */
+import { LRUCache } from 'lru-cache';
+import { AuthError, RegistryError } from '../errors.js';
+import { basicAuthHeader, type Credentials } from './credentials.js';
+import type { Transport } from './transport.js';
+
+export interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+
+/** Parses a WWW-Authenticate header (one or more challenges, quoted params). */
+export function parseChallenges(header: string | null | undefined): Challenge[] {
+  if (!header) return [];
+  const out: Challenge[] = [];
+  let i = 0;
+  const n = header.length;
+  const skip = (chars: string) => {
+    while (i < n && chars.includes(header[i]!)) i++;
+  };
+  const token = () => {
+    const start = i;
+    while (i < n && /[!#$%&'*+.^_`|~0-9A-Za-z-]/.test(header[i]!)) i++;
+    return header.slice(start, i);
+  };
+  let current: Challenge | undefined;
+  // Bounded: every pass consumes at least one character or stops.
+  while (i < n) {
+    skip(' \t,');
+    const start = i;
+    const word = token();
+    if (!word) break;
+    skip(' \t');
+    if (header[i] === '=' && current) {
+      i++;
+      skip(' \t');
+      let value = '';
+      if (header[i] === '"') {
+        i++;
+        while (i < n && header[i] !== '"') {
+          if (header[i] === '\\' && i + 1 < n) i++;
+          value += header[i];
+          i++;
+        }
+        i++;
+      } else {
+        const vs = i;
+        while (i < n && header[i] !== ',' && header[i] !== ' ') i++;
+        value = header.slice(vs, i);
+      }
+      current.params[word.toLowerCase()] = value;
+    } else {
+      current = { scheme: word.toLowerCase(), params: {} };
+      out.push(current);
+    }
+    if (i === start) break;
+  }
+  return out;
+}
+
+interface TokenResponse {
+  token?: string;
+  access_token?: string;
+  expires_in?: number;
+}
+
+export class Authenticator {
+  #tokens = new LRUCache<string, string>({ max: 256, ttlAutopurge: false });
+
+  constructor(private readonly transport: Transport) {}
+
+  /**
+   * The Authorization header value for a request under `challenge`, or
+   * undefined when the scheme needs credentials we do not have.
+   */
+  async header(
+    challenge: Challenge,
+    scopes: string[],
+    creds: Credentials | undefined,
+    signal?: AbortSignal,
+  ): Promise<string | undefined> {
+    if (challenge.scheme === 'basic') return creds ? basicAuthHeader(creds) : undefined;
+    if (challenge.scheme !== 'bearer') return undefined;
+    const realm = challenge.params.realm;
+    if (!realm) throw new RegistryError('TSG_REGISTRY', 'registry sent a Bearer challenge without a realm');
+    const service = challenge.params.service ?? '';
+    const allScopes = [...new Set([...scopes, ...(challenge.params.scope ? challenge.params.scope.split(' ') : [])])].sort();
+    const key = [realm, service, allScopes.join(' '), creds?.username ?? ''].join('\n');
+    const cached = this.#tokens.get(key);
+    if (cached) return `Bearer ${cached}`;
+
+    const url = new URL(realm);
+    if (service) url.searchParams.set('service', service);
+    for (const s of allScopes) url.searchParams.append('scope', s);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (creds) headers.authorization = basicAuthHeader(creds);
+    const res = await this.transport.send(url.href, { headers, signal });
+    if (res.status === 401 || res.status === 403) {
+      res.body?.resume();
+      throw new AuthError(
+        'TSG_AUTH_FAILED',
+        creds
+          ? `authentication failed for user ${creds.username} at ${url.host}: wrong username or password`
+          : `the token service at ${url.host} refused anonymous access; log in or pass --creds`,
+        { data: { realm, status: res.status } },
+      );
+    }
+    if (!res.ok) {
+      res.body?.resume();
+      throw new RegistryError('TSG_REGISTRY', `token service ${url.host} answered HTTP ${res.status}`, {
+        status: res.status,
+        temporary: res.status >= 500,
+      });
+    }
+    let body: TokenResponse;
+    try {
+      body = (await res.json()) as TokenResponse;
+    } catch (err) {
+      throw new RegistryError('TSG_REGISTRY', `token service ${url.host} sent a body that is not JSON`, { cause: err });
+    }
+    const token = body.token ?? body.access_token;
+    if (!token) throw new RegistryError('TSG_REGISTRY', `token service ${url.host} sent no token`);
+    // The spec's minimum lifetime is 60 s; keep a margin so a token never expires in flight.
+    const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
+    this.#tokens.set(key, token, { ttl: Math.max(1, seconds - 10) * 1000 });
+    return `Bearer ${token}`;
+  }
+
+  /** Forgets cached tokens (after a 401 with a token we thought valid). */
+  forget(): void {
+    this.#tokens.clear();
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * RegistryClient: the distribution API (v2) as tsgraph uses it.
+ *
+ * Each host is pinged once (`GET /v2/`) to learn its scheme (https, or http
+ * for loopback / --insecure-registry hosts that do not speak TLS) and its
+ * auth challenge. Requests then carry the right Authorization for their
+ * repository scope; a 401 is answered once with a fresh token or Basic
+ * credentials, and a second 401 is reported as wrong credentials / denied.
+ */
+import { Readable } from 'node:stream';
+import type { Response } from 'node-fetch';
+import { type Digest, sha256 } from '../digest.js';
+import { AuthError, IntegrityError, RegistryError, type TsgraphError } from '../errors.js';
+import { apiHost } from '../reference.js';
+import { type Challenge, Authenticator, parseChallenges } from './auth.js';
+import { CredentialStore } from './credentials.js';
+import { registryHttpError } from './http-errors.js';
+import { type SendOptions, Transport, type TransportOptions, networkError } from './transport.js';
+import { MANIFEST_ACCEPT } from '../oci/media-types.js';
+
+export const MAX_MANIFEST_BYTES = 4 << 20;
+
+export interface RegistryClientOptions extends TransportOptions {
+  credentials?: CredentialStore;
+}
+
+export interface FetchedManifest {
+  bytes: Buffer;
+  mediaType: string;
+  digest: Digest;
+}
+
+export interface BlobResponse {
+  /** Offset of the first byte of `body` (0 when the server ignored Range). */
+  start: number;
+  body: NodeJS.ReadableStream;
+}
+
+interface HostState {
+  base: string;
+  challenge: Challenge | undefined;
+}
+
+type Action = 'pull' | 'push';
+
+export class RegistryClient {
+  readonly transport: Transport;
+  readonly credentials: CredentialStore;
+  #auth: Authenticator;
+  #hosts = new Map<string, Promise<HostState>>();
+
+  constructor(options: RegistryClientOptions = {}) {
+    this.transport = new Transport(options);
+    this.credentials = options.credentials ?? new CredentialStore();
+    this.#auth = new Authenticator(this.transport);
+  }
+
+  /** Learns scheme and auth challenge of a registry (cached per client). */
+  ping(registry: string, signal?: AbortSignal): Promise<HostState> {
+    const host = apiHost(registry);
+    let p = this.#hosts.get(host);
+    if (!p) {
+      p = this.#ping(host, signal);
+      this.#hosts.set(host, p);
+      p.catch(() => this.#hosts.delete(host));
+    }
+    return p;
+  }
+
+  async #ping(host: string, signal?: AbortSignal): Promise<HostState> {
+    const schemes = this.transport.allowsHttp(host) ? ['https', 'http'] : ['https'];
+    let lastError: unknown;
+    for (const scheme of schemes) {
+      const base = `${scheme}://${host}`;
+      let res: Response;
+      try {
+        res = await this.transport.send(`${base}/v2/`, { signal });
+      } catch (err) {
+        lastError = err;
+        // Fall back to http only when the server plainly does not speak TLS;
+        // a certificate problem is reported, never silently downgraded.
+        if (scheme === 'https' && schemes.length > 1 && speaksNoTls(err)) continue;
+        throw err;
+      }
+      res.body?.resume();
+      if (res.status === 401) {
+        const challenges = parseChallenges(res.headers.get('www-authenticate'));
+        const challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
+        return { base, challenge };
+      }
+      if (res.ok) return { base, challenge: undefined };
+      throw new RegistryError('TSG_REGISTRY', `${host} does not look like a registry: GET /v2/ answered HTTP ${res.status}`, {
+        status: res.status,
+        temporary: res.status >= 500,
+      });
+    }
+    throw lastError;
+  }
+
+  /**
+   * An authenticated request to `/v2/<repository>/<path>`. Returns the
+   * response whatever its status (after auth); callers map errors.
+   */
+  async request(
+    registry: string,
+    repository: string,
+    path: string,
+    actions: Action[],
+    options: SendOptions = {},
+  ): Promise<Response> {
+    const state = await this.ping(registry, options.signal);
+    const scope = `repository:${repository}:${actions.join(',')}`;
+    const creds = this.credentials.get(registry);
+    const url = path.startsWith('http') ? path : `${state.base}/v2/${repository}/${path}`;
+    let challenge = state.challenge;
+    let authorization = challenge ? await this.#auth.header(challenge, [scope], creds, options.signal) : undefined;
+    const send = (auth: string | undefined) =>
+      this.transport.send(url, { ...options, headers: { ...options.headers, ...(auth ? { authorization: auth } : {}) } });
+    let res = await send(authorization);
+    if (res.status !== 401) return res;
+
+    res.body?.resume();
+    const challenges = parseChallenges(res.headers.get('www-authenticate'));
+    challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
+    const host = apiHost(registry);
+    if (!challenge) throw new AuthError('TSG_AUTH_REQUIRED', `${host} refused the request (401) without saying how to authenticate`);
+    if (challenge.scheme === 'basic' && authorization?.startsWith('Basic ')) throw wrongCredentials(host, creds?.username);
+    this.#auth.forget();
+    const retryAuth = await this.#auth.header(challenge, [scope], creds, options.signal);
+    if (!retryAuth) throw authRequired(host, repository);
+    res = await send(retryAuth);
+    if (res.status !== 401) return res;
+    res.body?.resume();
+    if (challenge.scheme === 'basic') throw wrongCredentials(host, creds?.username);
+    if (!creds) throw authRequired(host, repository);
+    throw new AuthError('TSG_DENIED', `user ${creds.username} may not ${actions.join('/')} ${host}/${repository}`, {
+      data: { host, repository, status: 401 },
+    });
+  }
+
+  /** GET a manifest or index by tag or digest; verifies the digest when pinned. */
+  async getManifest(registry: string, repository: string, selector: string, signal?: AbortSignal): Promise<FetchedManifest> {
+    const res = await this.request(registry, repository, `manifests/${selector}`, ['pull'], {
+      headers: { accept: MANIFEST_ACCEPT },
+      signal,
+    });
+    const ctx = { host: apiHost(registry), repository, kind: 'manifest', target: selector };
+    if (!res.ok) throw await registryHttpError(res, ctx);
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${selector}`);
+    const digest = sha256(bytes);
+    if (selector.startsWith('sha256:') && digest !== selector) {
+      throw new IntegrityError('TSG_DIGEST_MISMATCH', `manifest content does not match its digest: expected ${selector}, got ${digest}`, {
+        data: { expected: selector, actual: digest },
+      });
+    }
+    const header = res.headers.get('docker-content-digest');
+    if (header && header.startsWith('sha256:') && header !== digest) {
+      throw new IntegrityError('TSG_DIGEST_MISMATCH', `registry says manifest ${selector} is ${header}, its bytes hash to ${digest}`, {
+        data: { expected: header, actual: digest },
+      });
+    }
+    const mediaType = mediaTypeOf(res, bytes);
+    return { bytes, mediaType, digest };
+  }
+
+  /** GET a blob from `offset` (Range). The caller verifies what it reads. */
+  async getBlob(registry: string, repository: string, digest: Digest, offset: number, signal?: AbortSignal): Promise<BlobResponse> {
+    const headers: Record<string, string> = {};
+    if (offset > 0) headers.range = `bytes=${offset}-`;
+    const res = await this.request(registry, repository, `blobs/${digest}`, ['pull'], { headers, signal });
+    if (res.status === 206) {
+      const m = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+      if (!m || Number(m[1]) !== offset) {
+        res.body?.resume();
+        throw new RegistryError('TSG_REGISTRY', `registry answered Range ${offset}- with Content-Range ${res.headers.get('content-range')}`);
+      }
+      return { start: offset, body: res.body! };
+    }
+    if (res.ok) return { start: 0, body: res.body! };
+    if (res.status === 416 && offset > 0) {
+      // Nothing left after offset: we already have every byte.
+      res.body?.resume();
+      return { start: offset, body: emptyStream() };
+    }
+    throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'blob', target: digest });
+  }
+
+  /** HEAD a blob: true when the registry has it in that repository. */
+  async hasBlob(registry: string, repository: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
+    const res = await this.request(registry, repository, `blobs/${digest}`, ['pull', 'push'], { method: 'HEAD', signal });
+    res.body?.resume();
+    if (res.status === 404) return false;
+    if (res.ok) return true;
+    throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'blob', target: digest });
+  }
+
+  /** Uploads a blob held in memory (monolithic POST + PUT). */
+  async pushBlob(registry: string, repository: string, digest: Digest, data: Buffer, signal?: AbortSignal): Promise<void> {
+    if (await this.hasBlob(registry, repository, digest, signal)) return;
+    const ctx = { host: apiHost(registry), repository, kind: 'upload', target: digest };
+    const start = await this.request(registry, repository, 'blobs/uploads/', ['pull', 'push'], { method: 'POST', signal });
+    start.body?.resume();
+    if (start.status !== 202) throw await registryHttpError(start, ctx);
+    const location = start.headers.get('location');
+    if (!location) throw new RegistryError('TSG_REGISTRY', `${ctx.host} started an upload without a Location`);
+    const state = await this.ping(registry, signal);
+    const url = new URL(location, state.base);
+    url.searchParams.set('digest', digest);
+    const put = await this.request(registry, repository, url.href, ['pull', 'push'], {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
+      body: data,
+      signal,
+    });
+    put.body?.resume();
+    if (put.status !== 201) throw await registryHttpError(put, ctx);
+  }
+
+  /** PUTs a manifest under a tag or digest. Returns the digest of the bytes. */
+  async pushManifest(
+    registry: string,
+    repository: string,
+    reference: string,
+    bytes: Buffer,
+    mediaType: string,
+    signal?: AbortSignal,
+  ): Promise<Digest> {
+    const res = await this.request(registry, repository, `manifests/${reference}`, ['pull', 'push'], {
+      method: 'PUT',
+      headers: { 'content-type': mediaType },
+      body: bytes,
+      signal,
+    });
+    if (res.status !== 201 && res.status !== 200) {
+      throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'manifest', target: reference });
+    }
+    res.body?.resume();
+    return sha256(bytes);
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}
+
+function wrongCredentials(host: string, user: string | undefined): TsgraphError {
+  return new AuthError('TSG_AUTH_FAILED', `authentication failed at ${host}${user ? ` for user ${user}` : ''}: wrong username or password`, {
+    data: { host },
+  });
+}
+
+function authRequired(host: string, repository: string): TsgraphError {
+  return new AuthError(
+    'TSG_AUTH_REQUIRED',
+    `${host}/${repository} requires authentication (or does not exist); pass --creds USER:PASSWORD or add it to docker's config.json`,
+    { data: { host, repository } },
+  );
+}
+
+function speaksNoTls(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const code = cause?.code ?? '';
+  return code === 'EPROTO' || code === 'ECONNRESET' || /wrong version number|packet length too long|http request/i.test(cause?.message ?? '');
+}
+
+function mediaTypeOf(res: Response, bytes: Buffer): string {
+  const header = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
+  if (header && header !== 'application/json' && header !== 'application/octet-stream' && header !== 'text/plain') return header;
+  try {
+    const parsed = JSON.parse(bytes.toString('utf8')) as { mediaType?: string };
+    if (typeof parsed.mediaType === 'string') return parsed.mediaType;
+  } catch {
+    /* the caller reports unparsable manifests */
+  }
+  return header || 'application/octet-stream';
+}
+
+/** Reads a whole body, refusing more than `limit` bytes. */
+export async function readLimited(res: Response, limit: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > limit) {
+    res.body?.resume();
+    throw new IntegrityError('TSG_SIZE_MISMATCH', `${what} is ${declared} bytes, more than the ${limit} allowed`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > limit) throw new IntegrityError('TSG_SIZE_MISMATCH', `${what} is larger than the ${limit} bytes allowed`);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof IntegrityError) throw err;
+    throw networkError(res.url, err);
+  }
+  return Buffer.concat(chunks);
+}
+
+function emptyStream(): NodeJS.ReadableStream {
+  return Readable.from([]);
+}

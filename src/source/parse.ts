@@ -1,0 +1,29 @@
+/**
+ * Picks the ImageSource for what the user typed:
+ *   oci:DIR[:TAG]           an OCI image layout on disk
+ *   docker://REF or REF     a registry reference
+ */
+import { parseReference } from '../reference.js';
+import { RegistryClient, type RegistryClientOptions } from '../registry/client.js';
+import { OciLayoutSource } from './oci-layout.js';
+import { RegistrySource } from './registry-source.js';
+import type { ImageSource } from './source.js';
+
+/** Splits `oci:DIR[:TAG]`; a colon followed by something with a slash belongs to DIR. */
+export function parseOciSpec(spec: string): { dir: string; tag: string | undefined } {
+  const body = spec.slice('oci:'.length);
+  const i = body.lastIndexOf(':');
+  if (i > 0 && !body.slice(i + 1).includes('/') && body.slice(i + 1).length > 0) {
+    return { dir: body.slice(0, i), tag: body.slice(i + 1) };
+  }
+  return { dir: body, tag: undefined };
+}
+
+export function openSource(spec: string, clientOptions: RegistryClientOptions = {}): ImageSource {
+  if (spec.startsWith('oci:')) {
+    const { dir, tag } = parseOciSpec(spec);
+    return new OciLayoutSource(dir, tag);
+  }
+  const ref = parseReference(spec.startsWith('docker://') ? spec.slice('docker://'.length) : spec);
+  return new RegistrySource(ref, new RegistryClient(clientOptions));
+}

@@ -1,0 +1,89 @@
+/**
+ * The image store: names (`docker.io/library/busybox:latest`) pointing at
+ * content in the content store. One JSON file per name under `meta/images/`,
+ * written atomically, so a crash leaves either the old record or the new one.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { type Digest, sha256Hex } from '../digest.js';
+import { NotFoundError } from '../errors.js';
+import { readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
+
+export interface LayerRecord {
+  /** Digest of the blob as stored (compressed). */
+  digest: Digest;
+  size: number;
+  mediaType: string;
+  /** Digest of the uncompressed tar, from the config. */
+  diffId: Digest;
+}
+
+export interface ImageRecord {
+  /** Full name: `registry/repository:tag` or `registry/repository@digest`. */
+  name: string;
+  /** What the name resolved to: the index or manifest digest (docker's RepoDigest). */
+  digest: Digest;
+  /** The platform manifest actually pulled. */
+  manifestDigest: Digest;
+  manifestMediaType: string;
+  configDigest: Digest;
+  /** `os/arch[/variant]` from the config. */
+  platform: string;
+  layers: LayerRecord[];
+  /** Sum of layer blob sizes (as transferred). */
+  size: number;
+  /** Where it came from (`docker.io/library/busybox:latest`, `oci:/dir:tag`). */
+  source: string;
+  /** The config's `created`, when it has one. */
+  created?: string | undefined;
+  pulledAt: string;
+}
+
+export class ImageStore {
+  readonly dir: string;
+
+  constructor(root: string) {
+    this.dir = join(root, 'meta', 'images');
+    fs.mkdirSync(this.dir, { recursive: true });
+  }
+
+  #path(name: string): string {
+    return join(this.dir, `${sha256Hex(name)}.json`);
+  }
+
+  get(name: string): ImageRecord | undefined {
+    return readJsonIfExists<ImageRecord>(this.#path(name));
+  }
+
+  /** Like get(), but throws TSG_NOT_FOUND. */
+  require(name: string): ImageRecord {
+    const rec = this.get(name);
+    if (!rec) throw new NotFoundError('TSG_NOT_FOUND', `image ${name} is not in the store`, { data: { name } });
+    return rec;
+  }
+
+  /** Creates or replaces the record for `record.name`. */
+  put(record: ImageRecord): void {
+    writeJsonAtomic(this.#path(record.name), record);
+  }
+
+  remove(name: string): boolean {
+    try {
+      fs.rmSync(this.#path(name));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  list(): ImageRecord[] {
+    const out: ImageRecord[] = [];
+    for (const f of fs.readdirSync(this.dir)) {
+      if (!f.endsWith('.json')) continue;
+      const rec = readJsonIfExists<ImageRecord>(join(this.dir, f));
+      if (rec) out.push(rec);
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+}

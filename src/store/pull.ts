@@ -1,0 +1,260 @@
+/**
+ * The pull algorithm, independent of where the image comes from:
+ *   resolve → (index: pick the platform) → manifest → config → layers in
+ *   parallel (bounded) → register the name.
+ * Every byte is verified on the way into the content store. The image is
+ * registered last, so a failed pull leaves no name behind; blobs that did
+ * arrive stay (a retry reuses them, gc reclaims them).
+ */
+import type { ContentStore } from '../content/store.js';
+import { type Digest, sha256 } from '../digest.js';
+import { IntegrityError, NotFoundError, UnsupportedError, throwIfAborted } from '../errors.js';
+import { InvalidManifest } from '../oci/errors.js';
+import { SCHEMA1_TYPES, isIndexType, isManifestType, layerCompression } from '../oci/media-types.js';
+import {
+  type Descriptor,
+  type ImageConfig,
+  type Manifest,
+  imageConfigSchema,
+  indexSchema,
+  manifestSchema,
+  parseJson,
+} from '../oci/schemas.js';
+import { type Platform, formatPlatform, hostPlatform, platformMatches } from '../platform.js';
+import type { FetchedManifest, ImageSource } from '../source/source.js';
+import { downloadBlob } from './download.js';
+import type { ImageRecord, ImageStore } from './image-store.js';
+
+export interface PullOptions {
+  /** Platform to pick from an index; default: this host. */
+  platform?: Platform | undefined;
+  /** Parallel layer downloads (default 3). */
+  jobs?: number | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((event: PullEvent) => void) | undefined;
+}
+
+export type BlobKind = 'manifest' | 'config' | 'layer';
+
+export type PullEvent =
+  | { type: 'resolved'; source: string; digest: Digest; mediaType: string }
+  | { type: 'platform'; digest: Digest; platform: string }
+  | { type: 'blob-exists'; kind: BlobKind; digest: Digest; size: number }
+  | { type: 'blob-start'; kind: BlobKind; digest: Digest; size: number; offset: number }
+  | { type: 'blob-progress'; kind: BlobKind; digest: Digest; size: number; current: number }
+  | { type: 'blob-done'; kind: BlobKind; digest: Digest; size: number; fetched: number };
+
+export interface PullResult {
+  /** Name the image is registered under. */
+  name: string;
+  image: ImageRecord;
+  /** Bytes transferred by this pull (blobs, not manifests). */
+  bytesFetched: number;
+  /** Bytes of blobs that were already in the store. */
+  bytesReused: number;
+  blobsFetched: number;
+  blobsReused: number;
+  seconds: number;
+}
+
+const MAX_INDEX_DEPTH = 3;
+
+function refuseSchema1(mediaType: string, bytes: Buffer, what: string): void {
+  let version: unknown;
+  try {
+    version = (JSON.parse(bytes.toString('utf8')) as { schemaVersion?: unknown }).schemaVersion;
+  } catch {
+    /* parse errors are reported by the schema check */
+  }
+  if (SCHEMA1_TYPES.includes(mediaType) || version === 1) {
+    throw new UnsupportedError(
+      'TSG_UNSUPPORTED',
+      `${what} is a Docker schema1 manifest, which tsgraph does not pull (deprecated since 2017); re-push the image with a current tool`,
+      { data: { mediaType } },
+    );
+  }
+}
+
+/** Picks the platform manifest, following nested indexes a bounded number of times. */
+async function resolveManifest(
+  source: ImageSource,
+  top: FetchedManifest,
+  platform: Platform,
+  signal: AbortSignal | undefined,
+): Promise<{ manifest: Manifest; fetched: FetchedManifest; chain: FetchedManifest[] }> {
+  let current = top;
+  const chain: FetchedManifest[] = [];
+  for (let depth = 0; depth <= MAX_INDEX_DEPTH; depth++) {
+    refuseSchema1(current.mediaType, current.bytes, source.description);
+    chain.push(current);
+    const declared = tryMediaType(current.bytes) ?? current.mediaType;
+    if (isIndexType(current.mediaType) || isIndexType(declared)) {
+      const index = parseJson(indexSchema, current.bytes, `index ${current.digest}`);
+      const choice = index.manifests.find(
+        (m) => (isManifestType(m.mediaType) || isIndexType(m.mediaType)) && platformMatches(platform, m.platform),
+      );
+      if (!choice) {
+        const available = index.manifests
+          .filter((m) => m.platform)
+          .map((m) => formatPlatform({ os: m.platform!.os, architecture: m.platform!.architecture, variant: m.platform!.variant }));
+        throw new NotFoundError(
+          'TSG_PLATFORM_NOT_FOUND',
+          `${source.description} has no image for ${formatPlatform(platform)} (available: ${available.join(', ') || 'none'})`,
+          { data: { wanted: formatPlatform(platform), available } },
+        );
+      }
+      const child = await source.manifest(choice, signal);
+      verifyDescriptor(choice, child.bytes, 'manifest');
+      current = { ...child, mediaType: choice.mediaType };
+      continue;
+    }
+    if (!isManifestType(current.mediaType) && !isManifestType(declared)) {
+      throw new UnsupportedError('TSG_UNSUPPORTED', `${source.description} is a ${current.mediaType}, not an image manifest or index`, {
+        data: { mediaType: current.mediaType },
+      });
+    }
+    const manifest = parseJson(manifestSchema, current.bytes, `manifest ${current.digest}`);
+    return { manifest, fetched: current, chain };
+  }
+  throw new InvalidManifest(`${source.description}: indexes nested deeper than ${MAX_INDEX_DEPTH}`);
+}
+
+function tryMediaType(bytes: Buffer): string | undefined {
+  try {
+    const t = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
+    return typeof t === 'string' ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function verifyDescriptor(desc: Descriptor, bytes: Buffer, what: string): void {
+  const digest = sha256(bytes);
+  if (digest !== desc.digest) {
+    throw new IntegrityError('TSG_DIGEST_MISMATCH', `${what} content does not match its digest: expected ${desc.digest}, got ${digest}`, {
+      data: { expected: desc.digest, actual: digest },
+    });
+  }
+  if (bytes.length !== desc.size) {
+    throw new IntegrityError('TSG_SIZE_MISMATCH', `${what} ${desc.digest} is ${bytes.length} bytes, its descriptor says ${desc.size}`, {
+      data: { expected: desc.size, actual: bytes.length },
+    });
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; the first failure aborts the rest. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i]!, i);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker);
+  const settled = await Promise.allSettled(workers);
+  const rejected = settled.find((s) => s.status === 'rejected');
+  if (rejected) throw (rejected as PromiseRejectedResult).reason;
+  return results;
+}
+
+export async function pullImage(
+  source: ImageSource,
+  content: ContentStore,
+  images: ImageStore,
+  options: PullOptions = {},
+): Promise<PullResult> {
+  const started = performance.now();
+  const platform = options.platform ?? hostPlatform();
+  const emit = options.onProgress ?? (() => {});
+  // One failing layer stops its siblings instead of letting them run on.
+  const inner = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, inner.signal]) : inner.signal;
+  let bytesFetched = 0;
+  let bytesReused = 0;
+  let blobsFetched = 0;
+  let blobsReused = 0;
+
+  const top = await source.resolve(signal);
+  emit({ type: 'resolved', source: source.description, digest: top.digest, mediaType: top.mediaType });
+  const { manifest, fetched, chain } = await resolveManifest(source, top, platform, signal);
+  throwIfAborted(signal);
+
+  const fetchBlob = async (desc: Descriptor, kind: BlobKind) => {
+    let started = false;
+    const result = await downloadBlob(source, content, desc, {
+      signal,
+      onStart: (offset) => {
+        started = true;
+        emit({ type: 'blob-start', kind, digest: desc.digest, size: desc.size, offset });
+      },
+      onProgress: (p) => emit({ type: 'blob-progress', kind, digest: desc.digest, size: desc.size, current: p.current }),
+    });
+    if (result.existed) {
+      blobsReused++;
+      bytesReused += desc.size;
+      emit({ type: 'blob-exists', kind, digest: desc.digest, size: desc.size });
+    } else {
+      blobsFetched++;
+      bytesFetched += result.fetched;
+      bytesReused += result.resumedFrom;
+      if (started) emit({ type: 'blob-done', kind, digest: desc.digest, size: desc.size, fetched: result.fetched });
+    }
+  };
+
+  await fetchBlob(manifest.config, 'config');
+  const configBytes = content.readBlob(manifest.config.digest);
+  const config: ImageConfig = parseJson(imageConfigSchema, configBytes, `config ${manifest.config.digest}`);
+  const diffIds = config.rootfs.diff_ids;
+  if (diffIds.length !== manifest.layers.length) {
+    throw new InvalidManifest(
+      `manifest ${fetched.digest} lists ${manifest.layers.length} layers but its config has ${diffIds.length} diff_ids`,
+    );
+  }
+  for (const layer of manifest.layers) {
+    if (layerCompression(layer.mediaType) === undefined) {
+      throw new UnsupportedError('TSG_UNSUPPORTED', `layer ${layer.digest} has unsupported media type ${layer.mediaType}`, {
+        data: { mediaType: layer.mediaType },
+      });
+    }
+  }
+  try {
+    await mapLimit(manifest.layers, options.jobs ?? 3, (layer) => fetchBlob(layer, 'layer'));
+  } catch (err) {
+    inner.abort();
+    throw err;
+  }
+  // Manifests last: a name only ever points at content that is all present.
+  for (const m of chain) await content.writeBlob(m.bytes, { digest: m.digest, size: m.bytes.length });
+
+  const record: ImageRecord = {
+    name: source.imageName,
+    digest: top.digest,
+    manifestDigest: fetched.digest,
+    manifestMediaType: fetched.mediaType,
+    configDigest: manifest.config.digest,
+    platform: formatPlatform({ os: config.os, architecture: config.architecture, variant: config.variant }),
+    layers: manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: diffIds[i]! })),
+    size: manifest.layers.reduce((n, l) => n + l.size, 0),
+    source: source.description,
+    created: config.created,
+    pulledAt: new Date().toISOString(),
+  };
+  images.put(record);
+  return {
+    name: record.name,
+    image: record,
+    bytesFetched,
+    bytesReused,
+    blobsFetched,
+    blobsReused,
+    seconds: (performance.now() - started) / 1000,
+  };
+}

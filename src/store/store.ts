@@ -1,0 +1,120 @@
+/**
+ * Store: the facade the CLI and container runtimes use. It owns a root
+ * directory (default `/var/lib/tsgraph`, or `$TSGRAPH_ROOT`):
+ *
+ *   content/   blobs and ingests (ContentStore)
+ *   meta/      image records (ImageStore)
+ *   locks/     flock files
+ *
+ * @example
+ * ```ts
+ * const store = await Store.open({ root: '/var/lib/tsgraph' });
+ * const { image } = await store.pull('busybox', { onProgress: console.log });
+ * store.close();
+ * ```
+ */
+import * as fs from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ContentStore } from '../content/store.js';
+import { UsageError } from '../errors.js';
+import { type Platform, parsePlatform } from '../platform.js';
+import { CredentialStore, type Credentials } from '../registry/credentials.js';
+import type { RetryPolicy } from '../registry/retry.js';
+import { openSource } from '../source/parse.js';
+import { type ImageRecord, ImageStore } from './image-store.js';
+import { type PullEvent, type PullResult, pullImage } from './pull.js';
+
+export const DEFAULT_ROOT = '/var/lib/tsgraph';
+
+export interface StoreOptions {
+  /** Store root; default `$TSGRAPH_ROOT` or /var/lib/tsgraph. */
+  root?: string | undefined;
+  /** Registries where http and unverified TLS are allowed (`host[:port]`). */
+  insecureRegistries?: string[] | undefined;
+  /** Credentials used for every registry (like `--creds`); otherwise docker's config.json. */
+  creds?: Credentials | undefined;
+  /** Path to docker's config.json (default `$DOCKER_CONFIG/config.json` or ~/.docker/config.json). */
+  dockerConfig?: string | undefined;
+  /** Directories holding `certs.d/<host>/` (default: tsgraph's config dir, then /etc/tsgraph). */
+  configDirs?: string[] | undefined;
+  retry?: Partial<RetryPolicy> | undefined;
+  /** Called when a request is retried (network error, 5xx, 429). */
+  onRetry?: ((info: { url: string; attempt: number; delayMs: number; reason: string }) => void) | undefined;
+}
+
+export interface StorePullOptions {
+  /** `os/arch[/variant]` or a Platform; default: this host. */
+  platform?: string | Platform | undefined;
+  /** Parallel layer downloads; default 3. */
+  jobs?: number | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((event: PullEvent) => void) | undefined;
+}
+
+/** tsgraph's config dir: `$TSGRAPH_CONFIG_DIR`, else `$XDG_CONFIG_HOME/tsgraph`, else ~/.config/tsgraph. */
+export function defaultConfigDirs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const user = env.TSGRAPH_CONFIG_DIR || join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'tsgraph');
+  return [user, '/etc/tsgraph'];
+}
+
+export class Store {
+  readonly root: string;
+  readonly content: ContentStore;
+  readonly images: ImageStore;
+  readonly #options: StoreOptions;
+
+  private constructor(root: string, options: StoreOptions) {
+    this.root = root;
+    this.#options = options;
+    this.content = new ContentStore(root);
+    this.images = new ImageStore(root);
+  }
+
+  /** Opens (creating when needed) the store at `options.root`. */
+  static async open(options: StoreOptions = {}): Promise<Store> {
+    const root = resolve(options.root ?? process.env.TSGRAPH_ROOT ?? DEFAULT_ROOT);
+    try {
+      fs.mkdirSync(root, { recursive: true, mode: 0o711 });
+      for (const d of ['meta', 'locks']) fs.mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new UsageError('TSG_USAGE', `cannot use ${root} as the store root: ${(err as Error).message}`, { cause: err });
+    }
+    return new Store(root, options);
+  }
+
+  /**
+   * Pulls `ref` (a registry reference like `busybox`, `host:5000/app:1`,
+   * `repo@sha256:…`, or `oci:DIR[:TAG]`) into the content store and registers
+   * it. Blobs already present are not fetched again; interrupted blobs resume.
+   */
+  async pull(ref: string, options: StorePullOptions = {}): Promise<PullResult> {
+    const o = this.#options;
+    const source = openSource(ref, {
+      insecureRegistries: o.insecureRegistries,
+      configDirs: o.configDirs ?? defaultConfigDirs(),
+      credentials: new CredentialStore({ creds: o.creds, dockerConfig: o.dockerConfig }),
+      retry: o.retry,
+      onRetry: o.onRetry,
+    });
+    try {
+      const platform = typeof options.platform === 'string' ? parsePlatform(options.platform) : options.platform;
+      return await pullImage(source, this.content, this.images, {
+        platform,
+        jobs: options.jobs,
+        signal: options.signal,
+        onProgress: options.onProgress,
+      });
+    } finally {
+      source.close();
+    }
+  }
+
+  /** Every registered image, sorted by name. */
+  listImages(): ImageRecord[] {
+    return this.images.list();
+  }
+
+  /** Releases resources (nothing persistent is held open today). */
+  close(): void {}
+}
