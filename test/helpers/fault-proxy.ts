@@ -1,0 +1,177 @@
+/**
+ * A fault-injecting HTTP proxy in front of the real registry, for what a
+ * registry cannot be made to do: redirect blob GETs to a second host, answer
+ * 429 with Retry-After, cut or corrupt bodies, drop connections mid-body,
+ * and throttle bodies (to interrupt a pull mid-blob).
+ *
+ * Every request is logged (method, path, Range and Authorization headers) so
+ * tests can assert on what the client sent.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export type Fault =
+  | { kind: 'status429'; retryAfter: string }
+  | { kind: 'redirect'; to: string }
+  | { kind: 'truncate'; keep: number }
+  | { kind: 'flip'; at: number }
+  | { kind: 'drop'; after: number }
+  | { kind: 'throttle'; chunk: number; delayMs: number };
+
+export interface Rule {
+  /** Which requests: method and a path test. */
+  method?: string;
+  path: RegExp;
+  fault: Fault;
+  /** How many matching requests get the fault (default: all). */
+  times?: number;
+}
+
+export interface LoggedRequest {
+  method: string;
+  path: string;
+  range: string | undefined;
+  authorization: string | undefined;
+  at: number;
+}
+
+export interface FaultProxy {
+  host: string;
+  port: number;
+  rules: Rule[];
+  log: LoggedRequest[];
+  stop(): Promise<void>;
+}
+
+export async function startFaultProxy(opts: {
+  upstream: string;
+  /** Bind address (a second loopback address makes a "different host"). */
+  bind?: string;
+  /** Authorization to add upstream (for a CDN-like host that holds its own credentials). */
+  upstreamAuth?: string;
+}): Promise<FaultProxy> {
+  const [upHost, upPort] = opts.upstream.split(':');
+  const rules: Rule[] = [];
+  const log: LoggedRequest[] = [];
+  const sockets = new Set<import('node:net').Socket>();
+
+  const take = (req: http.IncomingMessage): Fault | undefined => {
+    for (const r of rules) {
+      if (r.method && r.method !== req.method) continue;
+      if (!r.path.test(req.url ?? '')) continue;
+      if (r.times !== undefined) {
+        if (r.times <= 0) continue;
+        r.times--;
+      }
+      return r.fault;
+    }
+    return undefined;
+  };
+
+  const server = http.createServer((req, res) => {
+    log.push({
+      method: req.method ?? '',
+      path: req.url ?? '',
+      range: req.headers.range,
+      authorization: req.headers.authorization,
+      at: Date.now(),
+    });
+    const fault = take(req);
+    if (fault?.kind === 'status429') {
+      req.resume();
+      res.writeHead(429, { 'retry-after': fault.retryAfter, 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }));
+      return;
+    }
+    if (fault?.kind === 'redirect') {
+      req.resume();
+      res.writeHead(307, { location: `http://${fault.to}${req.url}` });
+      res.end();
+      return;
+    }
+    const headers = { ...req.headers, host: opts.upstream };
+    if (opts.upstreamAuth) headers.authorization = opts.upstreamAuth;
+    const up = http.request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers }, (upRes) => {
+      const outHeaders = { ...upRes.headers };
+      // Keep registry-issued absolute Locations pointing at us.
+      if (typeof outHeaders.location === 'string') outHeaders.location = outHeaders.location.replace(`//${opts.upstream}`, `//${req.headers.host}`);
+      void relay(fault, upRes, res, outHeaders);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+
+  async function relay(fault: Fault | undefined, upRes: http.IncomingMessage, res: http.ServerResponse, headers: http.OutgoingHttpHeaders) {
+    const status = upRes.statusCode ?? 502;
+    if (!fault || (status !== 200 && status !== 206)) {
+      res.writeHead(status, headers);
+      upRes.pipe(res);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    if (fault.kind !== 'throttle') {
+      for await (const c of upRes) chunks.push(c as Buffer);
+    }
+    const body = Buffer.concat(chunks);
+    switch (fault.kind) {
+      case 'truncate': {
+        // A clean but short answer: Content-Length says the short length.
+        const cut = body.subarray(0, Math.min(fault.keep, body.length));
+        res.writeHead(status, { ...headers, 'content-length': String(cut.length) });
+        res.end(cut);
+        return;
+      }
+      case 'flip': {
+        const copy = Buffer.from(body);
+        const i = Math.min(fault.at, copy.length - 1);
+        copy[i] = copy[i]! ^ 0xff;
+        res.writeHead(status, headers);
+        res.end(copy);
+        return;
+      }
+      case 'drop': {
+        // Full Content-Length promised, then the socket dies mid-body.
+        res.writeHead(status, headers);
+        res.write(body.subarray(0, Math.min(fault.after, body.length)), () => {
+          setTimeout(() => res.socket?.destroy(), 20);
+        });
+        return;
+      }
+      case 'throttle': {
+        res.writeHead(status, headers);
+        for await (const c of upRes) {
+          const buf = c as Buffer;
+          for (let off = 0; off < buf.length; off += fault.chunk) {
+            if (res.destroyed) return;
+            res.write(buf.subarray(off, off + fault.chunk));
+            await sleep(fault.delayMs);
+          }
+        }
+        res.end();
+        return;
+      }
+      default:
+        res.writeHead(status, headers);
+        res.end(body);
+    }
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, opts.bind ?? '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    host: `${opts.bind ?? '127.0.0.1'}:${port}`,
+    port,
+    rules,
+    log,
+    stop: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
