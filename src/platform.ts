@@ -50,8 +50,10 @@ export function hostPlatform(): Platform {
   return normalizePlatform({ os: process.platform, architecture: process.arch, variant });
 }
 
+/** `os/arch[/variant]`, normalised (so arm64/v8 prints as arm64). */
 export function formatPlatform(p: Platform): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+  const n = normalizePlatform(p);
+  return [n.os, n.architecture, n.variant].filter(Boolean).join('/');
 }
 
 /** True when `candidate` can run where `wanted` is asked for. */

@@ -4,7 +4,7 @@
  *   docker://REF or REF     a registry reference
  */
 import { parseReference } from '../reference.js';
-import { RegistryClient, type RegistryClientOptions } from '../registry/client.js';
+import type { RegistryClient } from '../registry/client.js';
 import { OciLayoutSource } from './oci-layout.js';
 import { RegistrySource } from './registry-source.js';
 import type { ImageSource } from './source.js';
@@ -19,11 +19,12 @@ export function parseOciSpec(spec: string): { dir: string; tag: string | undefin
   return { dir: body, tag: undefined };
 }
 
-export function openSource(spec: string, clientOptions: RegistryClientOptions = {}): ImageSource {
+/** `client` is called only for registry references (an OCI layout needs no network). */
+export function openSource(spec: string, client: () => RegistryClient): ImageSource {
   if (spec.startsWith('oci:')) {
     const { dir, tag } = parseOciSpec(spec);
     return new OciLayoutSource(dir, tag);
   }
   const ref = parseReference(spec.startsWith('docker://') ? spec.slice('docker://'.length) : spec);
-  return new RegistrySource(ref, new RegistryClient(clientOptions));
+  return new RegistrySource(ref, client());
 }

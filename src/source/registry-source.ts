@@ -30,6 +30,6 @@ export class RegistrySource implements ImageSource {
   }
 
   close(): void {
-    this.client.close();
+    // The client belongs to the Store (shared token cache and connections).
   }
 }

@@ -21,6 +21,7 @@ import { UsageError } from '../errors.js';
 import { type Platform, parsePlatform } from '../platform.js';
 import { CredentialStore, type Credentials } from '../registry/credentials.js';
 import type { RetryPolicy } from '../registry/retry.js';
+import { RegistryClient } from '../registry/client.js';
 import { openSource } from '../source/parse.js';
 import { type ImageRecord, ImageStore } from './image-store.js';
 import { type PullEvent, type PullResult, pullImage } from './pull.js';
@@ -63,6 +64,7 @@ export class Store {
   readonly content: ContentStore;
   readonly images: ImageStore;
   readonly #options: StoreOptions;
+  #client: RegistryClient | undefined;
 
   private constructor(root: string, options: StoreOptions) {
     this.root = root;
@@ -89,14 +91,7 @@ export class Store {
    * it. Blobs already present are not fetched again; interrupted blobs resume.
    */
   async pull(ref: string, options: StorePullOptions = {}): Promise<PullResult> {
-    const o = this.#options;
-    const source = openSource(ref, {
-      insecureRegistries: o.insecureRegistries,
-      configDirs: o.configDirs ?? defaultConfigDirs(),
-      credentials: new CredentialStore({ creds: o.creds, dockerConfig: o.dockerConfig }),
-      retry: o.retry,
-      onRetry: o.onRetry,
-    });
+    const source = openSource(ref, () => this.registry);
     try {
       const platform = typeof options.platform === 'string' ? parsePlatform(options.platform) : options.platform;
       return await pullImage(source, this.content, this.images, {
@@ -110,11 +105,29 @@ export class Store {
     }
   }
 
+  /** The registry client of this store (one token cache, one connection pool). */
+  get registry(): RegistryClient {
+    if (!this.#client) {
+      const o = this.#options;
+      this.#client = new RegistryClient({
+        insecureRegistries: o.insecureRegistries,
+        configDirs: o.configDirs ?? defaultConfigDirs(),
+        credentials: new CredentialStore({ creds: o.creds, dockerConfig: o.dockerConfig }),
+        retry: o.retry,
+        onRetry: o.onRetry,
+      });
+    }
+    return this.#client;
+  }
+
   /** Every registered image, sorted by name. */
   listImages(): ImageRecord[] {
     return this.images.list();
   }
 
-  /** Releases resources (nothing persistent is held open today). */
-  close(): void {}
+  /** Closes registry connections. */
+  close(): void {
+    this.#client?.close();
+    this.#client = undefined;
+  }
 }

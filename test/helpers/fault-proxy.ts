@@ -17,7 +17,8 @@ export type Fault =
   | { kind: 'truncate'; keep: number }
   | { kind: 'flip'; at: number }
   | { kind: 'drop'; after: number }
-  | { kind: 'throttle'; chunk: number; delayMs: number };
+  | { kind: 'throttle'; chunk: number; delayMs: number }
+  | { kind: 'respond'; status: number; headers: Record<string, string>; body: Buffer };
 
 export interface Rule {
   /** Which requests: method and a path test. */
@@ -82,6 +83,12 @@ export async function startFaultProxy(opts: {
       req.resume();
       res.writeHead(429, { 'retry-after': fault.retryAfter, 'content-type': 'application/json' });
       res.end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }));
+      return;
+    }
+    if (fault?.kind === 'respond') {
+      req.resume();
+      res.writeHead(fault.status, { ...fault.headers, 'content-length': String(fault.body.length) });
+      res.end(fault.body);
       return;
     }
     if (fault?.kind === 'redirect') {
