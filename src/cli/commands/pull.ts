@@ -1,7 +1,6 @@
 /** `tsgraph pull REF`: fetch an image into the store. */
 import { Command, Option } from 'commander';
 import { parseCreds } from '../../registry/credentials.js';
-import { familiarName, parseReference } from '../../reference.js';
 import { Store } from '../../store/store.js';
 import { UsageError } from '../../errors.js';
 import { type GlobalOptions, formatBytes, printJson } from '../output.js';
@@ -46,7 +45,6 @@ export function pullCommand(ctx: CommandContext): Command {
         onRetry: (r) => progress.line(`retrying in ${(r.delayMs / 1000).toFixed(1)}s (${r.reason})`),
       });
       try {
-        if (!ref.startsWith('oci:')) progress.line(`Pulling ${familiarName(parseReference(ref.replace(/^docker:\/\//, '')))}`);
         const result = await store.pull(ref, { platform: flags.platform, jobs, signal: ctx.signal, onProgress: progress.handle });
         progress.stop();
         const { image } = result;
