@@ -163,6 +163,17 @@ export class RegistryClient {
     return { bytes, mediaType, digest };
   }
 
+  /**
+   * Lists tags (`/tags/list`, first page only, up to `limit`). Throws
+   * TSG_REPO_NOT_FOUND when the repository does not exist.
+   */
+  async listTags(registry: string, repository: string, limit = 100, signal?: AbortSignal): Promise<string[]> {
+    const res = await this.request(registry, repository, `tags/list?n=${limit}`, ['pull'], { signal, headers: { accept: 'application/json' } });
+    if (!res.ok) throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'tags', target: undefined });
+    const body = JSON.parse((await readLimited(res, 4 << 20, 'tag list')).toString('utf8')) as { tags?: string[] | null };
+    return body.tags ?? [];
+  }
+
   /** GET a blob from `offset` (Range). The caller verifies what it reads. */
   async getBlob(registry: string, repository: string, digest: Digest, offset: number, signal?: AbortSignal): Promise<BlobResponse> {
     const headers: Record<string, string> = {};

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs the Debian packages the
+# tests use (a real registry, skopeo, umoci, ...), the npm dependencies and the
+# native addon, type-checks, then runs every test file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests drive for real. Installed only when missing.
+packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# zstd-napi's prebuilt download is unreachable here; build its bundled zstd.
+export npm_config_build_from_source=zstd-napi
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f build/Release/tsgraph_native.node ]; then
+  npm ci --no-audit --no-fund
+fi
+
+npm run --silent typecheck
+
+# An expanded file list: node --test given a bare directory finds no .ts files.
+mapfile -t files < <(find test -name '*.test.ts' | sort)
+exec node --import tsx --test --test-reporter=tap --test-concurrency=1 "${files[@]}"
