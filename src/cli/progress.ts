@@ -17,13 +17,14 @@ export function progressMode(opts: { quiet?: boolean; json?: boolean }): Progres
 export class PullProgress {
   #multi: cliProgress.MultiBar | undefined;
   #bars = new Map<string, cliProgress.SingleBar>();
+  #stopped = false;
 
   constructor(private readonly mode: ProgressMode) {
     if (mode === 'bars') {
       this.#multi = new cliProgress.MultiBar(
         {
           stream: process.stderr,
-          format: '{id} {kind} [{bar}] {pct}  {done} / {total}',
+          format: '{id} [{bar}] {pct}  {done} / {size}',
           barCompleteChar: '=',
           barIncompleteChar: ' ',
           barsize: 30,
@@ -39,7 +40,8 @@ export class PullProgress {
 
   line(text: string): void {
     if (this.mode === 'none') return;
-    if (this.#multi) this.#multi.log(`${text}\n`);
+    // MultiBar.log() only shows once bars are drawing; before that, write directly.
+    if (this.#multi && this.#bars.size > 0 && !this.#stopped) this.#multi.log(`${text}\n`);
     else process.stderr.write(`${text}\n`);
   }
 
@@ -53,19 +55,20 @@ export class PullProgress {
         if (e.kind === 'layer') this.line(`${shortDigest(e.digest)}: already exists`);
         break;
       case 'blob-start':
+        if (e.kind !== 'layer') break;
         if (this.#multi) {
-          const bar = this.#multi.create(e.size, e.offset, this.#payload(e.digest, e.kind, e.offset, e.size));
+          const bar = this.#multi.create(e.size, e.offset, this.#payload(e.digest, e.offset, e.size));
           this.#bars.set(e.digest, bar);
-        } else if (e.kind === 'layer') {
+        } else {
           this.line(`${shortDigest(e.digest)}: downloading ${formatBytes(e.size)}${e.offset ? ` (resuming at ${formatBytes(e.offset)})` : ''}`);
         }
         break;
       case 'blob-progress':
-        this.#bars.get(e.digest)?.update(e.current, this.#payload(e.digest, e.kind, e.current, e.size));
+        this.#bars.get(e.digest)?.update(e.current, this.#payload(e.digest, e.current, e.size));
         break;
       case 'blob-done': {
         const bar = this.#bars.get(e.digest);
-        if (bar) bar.update(e.size, this.#payload(e.digest, e.kind, e.size, e.size));
+        if (bar) bar.update(e.size, this.#payload(e.digest, e.size, e.size));
         else if (e.kind === 'layer') this.line(`${shortDigest(e.digest)}: pull complete`);
         break;
       }
@@ -74,17 +77,20 @@ export class PullProgress {
     }
   };
 
-  #payload(digest: string, kind: string, current: number, total: number): Record<string, string> {
+  #payload(digest: string, current: number, total: number): Record<string, string> {
     return {
       id: shortDigest(digest),
-      kind: kind.padEnd(6),
       pct: `${total ? Math.floor((current / total) * 100) : 100}%`.padStart(4),
       done: formatBytes(current),
-      total: formatBytes(total),
+      // not `total`: cli-progress reserves that name for the bar's own total.
+      size: formatBytes(total),
     };
   }
 
+  /** Draws the final state once; later calls do nothing. */
   stop(): void {
-    this.#multi?.stop();
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#bars.size > 0) this.#multi?.stop();
   }
 }

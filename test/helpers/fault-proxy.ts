@@ -42,6 +42,9 @@ export interface FaultProxy {
   port: number;
   rules: Rule[];
   log: LoggedRequest[];
+  /** Most blob GETs in flight at once since the last reset. */
+  maxBlobsInFlight: number;
+  resetCounters(): void;
   stop(): Promise<void>;
 }
 
@@ -70,7 +73,23 @@ export async function startFaultProxy(opts: {
     return undefined;
   };
 
+  let blobsInFlight = 0;
+  const counters = { max: 0 };
   const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '')) {
+      blobsInFlight++;
+      counters.max = Math.max(counters.max, blobsInFlight);
+      let done = false;
+      const finished = () => {
+        if (!done) blobsInFlight--;
+        done = true;
+      };
+      res.on('finish', finished);
+      res.on('close', finished);
+      // The throttled relay calls this before its last write: past it the
+      // client may finish and start another download, so this one is done.
+      (res as http.ServerResponse & { lastWrite?: () => void }).lastWrite = finished;
+    }
     log.push({
       method: req.method ?? '',
       path: req.url ?? '',
@@ -151,12 +170,17 @@ export async function startFaultProxy(opts: {
       }
       case 'throttle': {
         res.writeHead(status, headers);
+        const total = Number(upRes.headers['content-length'] ?? NaN);
+        let sent = 0;
         for await (const c of upRes) {
           const buf = c as Buffer;
           for (let off = 0; off < buf.length; off += fault.chunk) {
             if (res.destroyed) return;
-            res.write(buf.subarray(off, off + fault.chunk));
             await sleep(fault.delayMs);
+            const piece = buf.subarray(off, off + fault.chunk);
+            if (sent + piece.length >= total) (res as http.ServerResponse & { lastWrite?: () => void }).lastWrite?.();
+            res.write(piece);
+            sent += piece.length;
           }
         }
         res.end();
@@ -175,6 +199,13 @@ export async function startFaultProxy(opts: {
     port,
     rules,
     log,
+    get maxBlobsInFlight() {
+      return counters.max;
+    },
+    resetCounters() {
+      counters.max = 0;
+      log.length = 0;
+    },
     stop: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();

@@ -123,6 +123,23 @@ describe('registry faults', () => {
     });
   });
 
+  it('downloads layers in parallel, bounded by --jobs (default 3)', async () => {
+    const layers = [];
+    for (let i = 0; i < 6; i++) layers.push(layerFromTar(await makeTar([{ path: `l${i}`, content: randomBytes(256 << 10) }]), 'none'));
+    const wide = makeImage({ layers });
+    await pushImages(client, reg.host, 'faults/wide', 'v1', [wide]);
+    proxy.rules.length = 0;
+    // Slow bodies so that downloads overlap for sure.
+    proxy.rules.push({ method: 'GET', path: /\/blobs\/sha256:/, fault: { kind: 'throttle', chunk: 32 << 10, delayMs: 15 } });
+    for (const [args, bound] of [[['--jobs', '2'], 2], [[], 3]] as const) {
+      proxy.resetCounters();
+      const r = await runCli(['pull', `${proxy.host}/faults/wide:v1`, ...args], { ...sb.env, TSGRAPH_ROOT: sb.newRoot(`jobs-${bound}`) });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(proxy.maxBlobsInFlight, bound, `at most ${bound} blob downloads at once`);
+    }
+    proxy.rules.length = 0;
+  });
+
   it('429 with Retry-After: 2 is retried after at least 2 s and succeeds (acceptance 5)', async () => {
     proxy.rules.length = 0;
     proxy.log.length = 0;

@@ -16,6 +16,7 @@ import { type BuiltBlob, type BuiltImage, makeImage, makeIndex, makeLayer, pushI
 import { type RegistryVariant, type TestRegistry, TEST_PASSWORD, TEST_USER, startRegistry } from '../helpers/registry.js';
 import { type Sandbox, makeSandbox, storedImages } from '../helpers/sandbox.js';
 import { skopeo } from '../helpers/skopeo.js';
+import { Store } from '../../src/store/store.js';
 
 interface PullJson {
   name: string;
@@ -182,6 +183,20 @@ describe('pull from a real registry', () => {
           assert.equal(r.code, 0, r.stderr);
           const asked = reg.token!.requests.slice(before);
           assert.ok(asked.some((q) => q.user === TEST_USER && q.scopes.includes('repository:private/test:pull')), JSON.stringify(asked));
+        });
+
+        it('caches a token per scope across pulls of one Store (library API)', async () => {
+          const store = await Store.open({ root: sb.newRoot('token-cache'), configDirs: [sb.configDir] });
+          try {
+            const before = reg.token!.requests.length;
+            await store.pull(`${reg.host}/${repo}:oci`);
+            await store.pull(`${reg.host}/${repo}:docker`);
+            const asked = reg.token!.requests.slice(before).filter((q) => q.scopes.includes(`repository:${repo}:pull`));
+            assert.equal(asked.length, 1, 'one token served both pulls');
+            assert.equal(store.listImages().length, 2);
+          } finally {
+            store.close();
+          }
         });
 
         it('refuses a private repository anonymously with TSG_AUTH_REQUIRED', async () => {

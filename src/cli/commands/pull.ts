@@ -19,9 +19,9 @@ export function pullCommand(ctx: CommandContext): Command {
   return new Command('pull')
     .summary('pull an image from a registry or an OCI layout into the store')
     .description(
-      'Pull an image into the content store. REF is a registry reference (busybox, ghcr.io/org/app:1.2, repo@sha256:...)\n' +
-        'or oci:DIR[:TAG] for an OCI image layout on disk. Blobs already stored are not fetched again;\n' +
-        'an interrupted pull resumes where it stopped.',
+      'Pull an image into the content store. REF is a registry reference (busybox, ghcr.io/org/app:1.2, ' +
+        'repo@sha256:...) or oci:DIR[:TAG] for an OCI image layout on disk. Blobs already stored are not ' +
+        'fetched again; an interrupted pull resumes where it stopped.',
     )
     .argument('<ref>', 'image reference or oci:DIR[:TAG]')
     .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this host)')
