@@ -31,6 +31,9 @@ namespace tsgraph {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsgraph::InitLock(env, exports);
+  tsgraph::InitMountApi(env, exports);
+  tsgraph::InitMountClassic(env, exports);
+  tsgraph::InitFsOps(env, exports);
   return exports;
 }
 

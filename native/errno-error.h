@@ -14,7 +14,10 @@ namespace tsgraph {
                              const std::string& path = "",
                              const std::string& detail = "");
 
-// Registers the lock functions on exports.
+// Each file registers its functions on exports.
 void InitLock(Napi::Env env, Napi::Object exports);
+void InitMountApi(Napi::Env env, Napi::Object exports);
+void InitMountClassic(Napi::Env env, Napi::Object exports);
+void InitFsOps(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsgraph

@@ -34,3 +34,44 @@ export function native(): NativeBinding {
   cached = require(found) as NativeBinding;
   return cached;
 }
+
+/** The mount, xattr and mknod part of the addon (see native/*.cc). */
+export interface NativeFs {
+  fsMount(fstype: string, params: Array<[string, string | null]>, target: string, attrFlags: number): void;
+  hasNewMountApi(): boolean;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lgetxattr(path: string, name: string): Buffer | null;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
+  llistxattr(path: string): string[];
+  lremovexattr(path: string, name: string): void;
+  renameat2(from: string, to: string, flags: number): void;
+  mountApiConstants: { MOUNT_ATTR_RDONLY: number; MOUNT_ATTR_NOSUID: number; MOUNT_ATTR_NODEV: number; MOUNT_ATTR_NOEXEC: number };
+  mountConstants: {
+    MS_RDONLY: number;
+    MS_NOSUID: number;
+    MS_NODEV: number;
+    MS_REMOUNT: number;
+    MS_BIND: number;
+    MS_REC: number;
+    MS_PRIVATE: number;
+    MNT_DETACH: number;
+    MNT_FORCE: number;
+  };
+  fsConstants: {
+    S_IFCHR: number;
+    S_IFBLK: number;
+    S_IFIFO: number;
+    XATTR_CREATE: number;
+    XATTR_REPLACE: number;
+    RENAME_NOREPLACE: number;
+    RENAME_EXCHANGE: number;
+    RENAME_WHITEOUT: number;
+  };
+}
+
+/** Typed view of the addon's filesystem and mount functions. */
+export function nativeFs(): NativeFs {
+  return native() as unknown as NativeFs;
+}

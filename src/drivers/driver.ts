@@ -1,0 +1,73 @@
+/**
+ * GraphDriver: how a driver stores layers and makes them a root filesystem.
+ *
+ * Vocabulary (see docs/architecture.md):
+ *  - a *layer* is a read-only filesystem diff named by its chainId (hex);
+ *    `create(id, parent)` makes an empty one and `applyDiff` fills it once;
+ *  - a *container layer* is writable, created with `{ readWrite: true }` on
+ *    top of an image's top layer;
+ *  - `get` mounts a layer with its parents (refcounted, across processes) and
+ *    returns the root path; `put` releases one reference and unmounts at zero.
+ *
+ * Lifecycle: create → applyDiff (read-only layers) → get/put any number of
+ * times → remove (refused while children exist or while mounted).
+ * Diffs and change lists are not part of this interface: they are computed by
+ * src/layer's differ, which asks drivers for paths (containerd's split of
+ * snapshotter and differ).
+ */
+import type { Readable } from 'node:stream';
+import type { ApplyResult } from '../layer/apply.js';
+import type { MountSpec } from '../mount/mount-spec.js';
+
+export interface CreateOptions {
+  /** A container layer (upper) rather than an image layer. */
+  readWrite?: boolean;
+}
+
+export interface GetOptions {
+  /** Mount read-only (a container layer is otherwise writable). */
+  readOnly?: boolean;
+}
+
+export interface Probe {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface DriverStatus {
+  driver: string;
+  home: string;
+  /** Filesystem type under the driver's home (`ext4`, `tmpfs`, `btrfs`, …). */
+  backingFs: string;
+  probes: Probe[];
+}
+
+export interface DriverCapabilities {
+  /** Deepest layer chain the driver can mount; undefined = no limit. */
+  maxDepth?: number | undefined;
+  /** True when `get` needs a kernel mount (false: the layer dir itself is the root). */
+  mounts: boolean;
+}
+
+export interface GraphDriver {
+  readonly name: string;
+  readonly home: string;
+  readonly capabilities: DriverCapabilities;
+  /** Creates an empty layer `id` on `parent` (undefined: a base layer). */
+  create(id: string, parent: string | undefined, options?: CreateOptions): Promise<void>;
+  /** Writes an uncompressed layer tar into `id` (created on `parent`). */
+  applyDiff(id: string, parent: string | undefined, tar: Readable, signal?: AbortSignal): Promise<ApplyResult>;
+  /** Mounts `id` (one more reference) and returns its root path. */
+  get(id: string, options?: GetOptions): Promise<string>;
+  /** Drops one reference; unmounts at zero. */
+  put(id: string): Promise<void>;
+  /** Describes how `id` would be mounted, without mounting. */
+  mountSpec(id: string, options?: GetOptions): MountSpec;
+  exists(id: string): boolean;
+  /** Deletes `id`; TSG_IN_USE while it has children or is mounted. */
+  remove(id: string): Promise<void>;
+  status(): Promise<DriverStatus>;
+  /** Removes staging leftovers from crashes; unmounts nothing that is in use. */
+  cleanup(): Promise<void>;
+}

@@ -1,0 +1,163 @@
+/**
+ * overlay driver. Layout under `<root>/overlay/layers/<id>/`:
+ *   diff/    the layer's own files (whiteouts as char 0/0, opaque dirs by xattr)
+ *   work/    overlay's work dir (container layers only)
+ *   merged/  mount point
+ *   meta.json
+ * A container layer mounts as upper=diff, work=work, lowers = the parents'
+ * diffs (topmost first) through the new mount API, so the 4095-byte option
+ * limit of mount(2) never applies; the kernel's own limit is 500 lowers.
+ * Options: index=off (a layer may be mounted by many containers),
+ * redirect_dir=off and metacopy=off (uppers stay a plain diff that the
+ * native differ can read).
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { UnsupportedError } from '../../errors.js';
+import { type ApplyResult, applyTar } from '../../layer/apply.js';
+import { overlayFormat } from '../../layer/whiteout.js';
+import { hasNewMountApi, isMountPoint, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
+import type { CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
+import { LayerDirs } from '../layer-dirs.js';
+import { backingFs, kernelHas, probeDType, probeIn, probeWhiteoutMknod } from '../probe.js';
+
+export const OVERLAY_OPTIONS = ['index=off', 'redirect_dir=off', 'metacopy=off'];
+
+export class OverlayDriver implements GraphDriver {
+  readonly name = 'overlay';
+  readonly capabilities: DriverCapabilities = { maxDepth: MAX_OVERLAY_LOWERS, mounts: true };
+  readonly dirs: LayerDirs;
+
+  constructor(readonly home: string) {
+    this.dirs = new LayerDirs(home);
+    fs.mkdirSync(join(home, 'empty'), { recursive: true, mode: 0o700 });
+  }
+
+  diffDir(id: string): string {
+    return join(this.dirs.dir(id), 'diff');
+  }
+
+  async create(id: string, parent: string | undefined, options: CreateOptions = {}): Promise<void> {
+    const readWrite = options.readWrite ?? false;
+    const depth = parent === undefined ? 1 : this.dirs.meta(parent).depth + 1;
+    // A read-only layer mounts all of its chain as lowers; a container layer is the upper on top of them.
+    const lowers = readWrite ? depth - 1 : depth;
+    if (lowers > MAX_OVERLAY_LOWERS) {
+      throw new UnsupportedError(
+        'TSG_UNSUPPORTED',
+        `overlay supports at most ${MAX_OVERLAY_LOWERS} layers below a mount; layer ${id} would need ${lowers}`,
+        { data: { id, lowers, limit: MAX_OVERLAY_LOWERS } },
+      );
+    }
+    const lock = await this.dirs.lock();
+    try {
+      await this.dirs.create(id, parent, readWrite, (staging) => {
+        fs.mkdirSync(join(staging, 'diff'), { mode: 0o755 });
+        fs.mkdirSync(join(staging, 'merged'), { mode: 0o700 });
+        if (readWrite) fs.mkdirSync(join(staging, 'work'), { mode: 0o700 });
+      });
+    } finally {
+      lock.release();
+    }
+  }
+
+  async applyDiff(id: string, _parent: string | undefined, tar: Readable, signal?: AbortSignal): Promise<ApplyResult> {
+    return applyTar(this.diffDir(id), tar, { format: overlayFormat, signal });
+  }
+
+  mountSpec(id: string, _options: GetOptions = {}): MountSpec {
+    const chain = this.dirs.chain(id);
+    const top = chain[0]!;
+    if (top.readWrite) {
+      const lowers = chain.slice(1).map((m) => this.diffDir(m.id));
+      return {
+        type: 'overlay',
+        // Overlay needs a lower even for a container on scratch.
+        lowers: lowers.length ? lowers : [join(this.home, 'empty')],
+        upper: this.diffDir(id),
+        work: join(this.dirs.dir(id), 'work'),
+        options: OVERLAY_OPTIONS,
+      };
+    }
+    // The kernel wants two lowers for an overlay without upper; one is a bind mount.
+    if (chain.length === 1) return { type: 'bind', source: this.diffDir(id) };
+    return { type: 'overlay', lowers: chain.map((m) => this.diffDir(m.id)), options: OVERLAY_OPTIONS };
+  }
+
+  async get(id: string, options: GetOptions = {}): Promise<string> {
+    const lock = await this.dirs.lock();
+    try {
+      const meta = this.dirs.meta(id);
+      const target = join(this.dirs.dir(id), 'merged');
+      // A count left by a crashed process means nothing if the mount is gone.
+      if (meta.mounts > 0 && !isMountPoint(target)) meta.mounts = 0;
+      if (meta.mounts === 0) {
+        const spec = this.mountSpec(id, options);
+        mount(spec, target, { readOnly: options.readOnly || !meta.readWrite });
+      }
+      meta.mounts++;
+      this.dirs.writeMeta(meta);
+      return target;
+    } finally {
+      lock.release();
+    }
+  }
+
+  async put(id: string): Promise<void> {
+    const lock = await this.dirs.lock();
+    try {
+      const meta = this.dirs.meta(id);
+      const target = join(this.dirs.dir(id), 'merged');
+      meta.mounts = Math.max(0, meta.mounts - 1);
+      if (meta.mounts === 0) unmount(target);
+      this.dirs.writeMeta(meta);
+    } finally {
+      lock.release();
+    }
+  }
+
+  exists(id: string): boolean {
+    return this.dirs.exists(id);
+  }
+
+  async remove(id: string): Promise<void> {
+    const lock = await this.dirs.lock();
+    try {
+      const meta = this.dirs.meta(id);
+      const target = join(this.dirs.dir(id), 'merged');
+      if (meta.mounts > 0 && !isMountPoint(target)) {
+        meta.mounts = 0;
+        this.dirs.writeMeta(meta);
+      }
+      this.dirs.remove(id, (dir) => unmount(join(dir, 'merged'), { detach: true }));
+    } finally {
+      lock.release();
+    }
+  }
+
+  async status(): Promise<DriverStatus> {
+    const probes = [
+      { name: 'overlay in kernel', ok: kernelHas('overlay'), detail: kernelHas('overlay') ? 'listed in /proc/filesystems' : 'modprobe overlay' },
+      { name: 'new mount API', ok: hasNewMountApi(), detail: 'fsopen/fsconfig/fsmount/move_mount' },
+      probeDType(this.home),
+      probeWhiteoutMknod(this.home),
+      probeIn(this.home, 'overlay mount', (dir) => {
+        for (const d of ['l1', 'l2', 'u', 'w', 'm']) fs.mkdirSync(join(dir, d));
+        mount({ type: 'overlay', lowers: [join(dir, 'l1'), join(dir, 'l2')], upper: join(dir, 'u'), work: join(dir, 'w'), options: OVERLAY_OPTIONS }, join(dir, 'm'));
+        unmount(join(dir, 'm'));
+        return `mounts with ${OVERLAY_OPTIONS.join(',')}`;
+      }),
+    ];
+    return { driver: this.name, home: this.home, backingFs: backingFs(this.home), probes };
+  }
+
+  async cleanup(): Promise<void> {
+    const lock = await this.dirs.lock();
+    try {
+      this.dirs.cleanupLeftovers((dir) => unmount(join(dir, 'merged'), { detach: true }));
+    } finally {
+      lock.release();
+    }
+  }
+}

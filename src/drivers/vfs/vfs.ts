@@ -1,0 +1,118 @@
+/**
+ * vfs driver: every layer is a full copy of its parent with its own diff
+ * applied (whiteouts as real deletions). Slow and large, but it needs no
+ * kernel support, and it is the reference the other drivers are compared to.
+ * Copies use reflinks where the filesystem has them.
+ * Layout: `<root>/vfs/layers/<id>/{root/, merged/, meta.json}`.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { type ApplyResult, applyTar } from '../../layer/apply.js';
+import { naiveFormat } from '../../layer/whiteout.js';
+import { isMountPoint, type MountSpec, mount, unmount } from '../../mount/index.js';
+import { copyTree } from '../../util/copy-tree.js';
+import type { CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
+import { LayerDirs } from '../layer-dirs.js';
+import { backingFs, probeReflink } from '../probe.js';
+
+export class VfsDriver implements GraphDriver {
+  readonly name: string = 'vfs';
+  readonly capabilities: DriverCapabilities = { mounts: false };
+  readonly dirs: LayerDirs;
+
+  constructor(readonly home: string) {
+    this.dirs = new LayerDirs(home);
+  }
+
+  rootDir(id: string): string {
+    return join(this.dirs.dir(id), 'root');
+  }
+
+  async create(id: string, parent: string | undefined, options: CreateOptions = {}): Promise<void> {
+    const lock = await this.dirs.lock();
+    try {
+      await this.dirs.create(id, parent, options.readWrite ?? false, (staging) => {
+        fs.mkdirSync(join(staging, 'merged'), { mode: 0o700 });
+        if (parent === undefined) fs.mkdirSync(join(staging, 'root'), { mode: 0o755 });
+        else copyTree(this.rootDir(parent), join(staging, 'root'));
+      });
+    } finally {
+      lock.release();
+    }
+  }
+
+  async applyDiff(id: string, _parent: string | undefined, tar: Readable, signal?: AbortSignal): Promise<ApplyResult> {
+    return applyTar(this.rootDir(id), tar, { format: naiveFormat, signal });
+  }
+
+  mountSpec(id: string): MountSpec {
+    return { type: 'bind', source: this.rootDir(id) };
+  }
+
+  /**
+   * The layer's root is a plain directory; a read-only request (or a
+   * read-only image layer) gets a read-only bind mount on merged/.
+   */
+  async get(id: string, options: GetOptions = {}): Promise<string> {
+    const lock = await this.dirs.lock();
+    try {
+      const meta = this.dirs.meta(id);
+      const readOnly = options.readOnly || !meta.readWrite;
+      const target = join(this.dirs.dir(id), 'merged');
+      if (meta.mounts > 0 && readOnly && !isMountPoint(target)) meta.mounts = 0;
+      if (meta.mounts === 0 && readOnly) mount(this.mountSpec(id), target, { readOnly: true });
+      meta.mounts++;
+      this.dirs.writeMeta(meta);
+      return readOnly || isMountPoint(target) ? target : this.rootDir(id);
+    } finally {
+      lock.release();
+    }
+  }
+
+  async put(id: string): Promise<void> {
+    const lock = await this.dirs.lock();
+    try {
+      const meta = this.dirs.meta(id);
+      meta.mounts = Math.max(0, meta.mounts - 1);
+      const target = join(this.dirs.dir(id), 'merged');
+      if (meta.mounts === 0 && isMountPoint(target)) unmount(target);
+      this.dirs.writeMeta(meta);
+    } finally {
+      lock.release();
+    }
+  }
+
+  exists(id: string): boolean {
+    return this.dirs.exists(id);
+  }
+
+  async remove(id: string): Promise<void> {
+    const lock = await this.dirs.lock();
+    try {
+      const meta = this.dirs.meta(id);
+      const target = join(this.dirs.dir(id), 'merged');
+      // vfs counts references without a mount for writable roots; none left once nothing is mounted and no one holds it.
+      if (meta.mounts > 0 && !isMountPoint(target) && !meta.readWrite) {
+        meta.mounts = 0;
+        this.dirs.writeMeta(meta);
+      }
+      this.dirs.remove(id, (dir) => unmount(join(dir, 'merged'), { detach: true }));
+    } finally {
+      lock.release();
+    }
+  }
+
+  async status(): Promise<DriverStatus> {
+    return { driver: this.name, home: this.home, backingFs: backingFs(this.home), probes: [probeReflink(this.home)] };
+  }
+
+  async cleanup(): Promise<void> {
+    const lock = await this.dirs.lock();
+    try {
+      this.dirs.cleanupLeftovers((dir) => unmount(join(dir, 'merged'), { detach: true }));
+    } finally {
+      lock.release();
+    }
+  }
+}

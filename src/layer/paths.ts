@@ -1,0 +1,41 @@
+/**
+ * Entry names from image tars are hostile until proven otherwise. These
+ * helpers turn a tar name into a clean relative path or refuse it with
+ * TSG_UNSAFE_PATH: no absolute names, no `..`, no NUL, bounded length.
+ */
+import { UnsafeError } from '../errors.js';
+
+export const MAX_PATH_BYTES = 4096;
+const MAX_COMPONENT_BYTES = 255;
+
+/** `./a//b/` → `a/b`; `.` or `./` → `` (the layer root). Throws on anything that could escape. */
+export function cleanEntryPath(name: string, what = 'entry'): string {
+  if (name.includes('\0')) throw unsafe(name, `${what} name contains a NUL byte`);
+  if (Buffer.byteLength(name) > MAX_PATH_BYTES) throw unsafe(name, `${what} name is longer than ${MAX_PATH_BYTES} bytes`);
+  if (name.startsWith('/')) throw unsafe(name, `${what} name is absolute`);
+  const parts: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') throw unsafe(name, `${what} name contains ".."`);
+    if (Buffer.byteLength(part) > MAX_COMPONENT_BYTES) throw unsafe(name, `${what} name has a component over ${MAX_COMPONENT_BYTES} bytes`);
+    parts.push(part);
+  }
+  return parts.join('/');
+}
+
+export function unsafe(name: string, why: string): UnsafeError {
+  return new UnsafeError('TSG_UNSAFE_PATH', `unsafe layer entry ${JSON.stringify(name.slice(0, 200))}: ${why}`, { data: { name: name.slice(0, 4096) } });
+}
+
+export function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+
+export function baseOf(rel: string): string {
+  return rel.slice(rel.lastIndexOf('/') + 1);
+}
+
+export function joinRel(dir: string, name: string): string {
+  return dir ? `${dir}/${name}` : name;
+}

@@ -1,0 +1,38 @@
+/**
+ * Extended attributes through the native l*xattr calls: never following
+ * symlinks, so an image's symlink cannot redirect a metadata write.
+ */
+import { nativeFs } from '../native.js';
+
+export function listXattrs(path: string): string[] {
+  return nativeFs().llistxattr(path);
+}
+
+export function getXattr(path: string, name: string): Buffer | null {
+  return nativeFs().lgetxattr(path, name);
+}
+
+export function setXattr(path: string, name: string, value: Buffer | string): void {
+  nativeFs().lsetxattr(path, name, Buffer.isBuffer(value) ? value : Buffer.from(value), 0);
+}
+
+export function removeXattr(path: string, name: string): void {
+  nativeFs().lremovexattr(path, name);
+}
+
+/** All xattrs of a path as name → value. */
+export function readXattrs(path: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const name of listXattrs(path)) {
+    const v = getXattr(path, name);
+    if (v) out.set(name, v);
+  }
+  return out;
+}
+
+/** mknod for devices, fifos and overlay whiteouts (char 0/0). */
+export function mknod(path: string, kind: 'char' | 'block' | 'fifo', perm: number, major = 0, minor = 0): void {
+  const n = nativeFs();
+  const type = kind === 'char' ? n.fsConstants.S_IFCHR : kind === 'block' ? n.fsConstants.S_IFBLK : n.fsConstants.S_IFIFO;
+  n.mknod(path, type | (perm & 0o7777), major, minor);
+}
