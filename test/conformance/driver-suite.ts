@@ -1,0 +1,210 @@
+/**
+ * The conformance suite every GraphDriver runs (test/conformance/<driver>.test.ts).
+ * Layers are built from tars through the driver's own applyDiff and read back
+ * through get(): what a container would see. Runs on a fresh tmpfs.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import type { GraphDriver } from '../../src/drivers/driver.js';
+import { TsgraphError } from '../../src/errors.js';
+import { getXattr } from '../../src/layer/xattr.js';
+import { isMountPoint } from '../../src/mount/index.js';
+import { type TarEntry, makeTar } from '../helpers/image-builder.js';
+import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
+
+export interface ConformanceOptions {
+  /** Why mount cases cannot run here (e.g. aufs absent); they are skipped with this reason. */
+  skipMounts?: string | undefined;
+  /** Prepares a home for the driver (a tmpfs dir by default; btrfs passes a loop fs). */
+  home?: () => { dir: string; cleanup(): void };
+}
+
+const code = (c: string) => (e: unknown) => e instanceof TsgraphError && e.code === c;
+
+export function driverConformance(label: string, make: (home: string) => GraphDriver, options: ConformanceOptions = {}): void {
+  describe(`GraphDriver conformance: ${label}`, () => {
+    let fsys: { dir: string; cleanup(): void } | Tmpfs;
+    let driver: GraphDriver;
+    let n = 0;
+    const mountsBefore = mountPoints();
+    const mountIt = options.skipMounts ? { skip: options.skipMounts } : {};
+
+    before(() => {
+      fsys = options.home ? options.home() : mountTmpfs('4g');
+      driver = make(join(fsys.dir, 'home'));
+    });
+    after(() => {
+      fsys?.cleanup();
+      assert.deepEqual(mountPoints(), mountsBefore, 'every mount made by the suite is gone');
+    });
+
+    const id = (name: string) => `${name}-${++n}`;
+    async function layer(name: string, parent: string | undefined, entries: TarEntry[]): Promise<string> {
+      const lid = id(name);
+      await driver.create(lid, parent);
+      await driver.applyDiff(lid, parent, Readable.from([await makeTar(entries)]));
+      return lid;
+    }
+    /** Mounts a container layer on `top`, runs `fn` on its root, then unmounts and removes it. */
+    async function view<T>(top: string, fn: (root: string) => T | Promise<T>): Promise<T> {
+      const c = id('ctr');
+      await driver.create(c, top, { readWrite: true });
+      const root = await driver.get(c);
+      try {
+        return await fn(root);
+      } finally {
+        await driver.put(c);
+        await driver.remove(c);
+      }
+    }
+    const read = (root: string, p: string) => fs.readFileSync(join(root, p), 'utf8');
+    const has = (root: string, p: string) => fs.existsSync(join(root, p)) || !!fs.lstatSync(join(root, p), { throwIfNoEntry: false });
+
+    it('creates chains; exists() tells; unknown parents are refused', async () => {
+      const a = await layer('a', undefined, [{ path: 'a', content: 'A' }]);
+      const b = await layer('b', a, [{ path: 'b', content: 'B' }]);
+      assert.ok(driver.exists(a) && driver.exists(b));
+      assert.equal(driver.exists('nope'), false);
+      await assert.rejects(driver.create(id('x'), 'missing-parent'), code('TSG_NOT_FOUND'));
+      await assert.rejects(driver.create(a, undefined), code('TSG_EXISTS'));
+    });
+
+    it('refuses to remove a layer while children exist', async () => {
+      const a = await layer('base', undefined, [{ path: 'x', content: '1' }]);
+      const b = await layer('kid', a, [{ path: 'y', content: '2' }]);
+      await assert.rejects(driver.remove(a), code('TSG_IN_USE'));
+      await driver.remove(b);
+      await driver.remove(a);
+      assert.equal(driver.exists(a), false);
+    });
+
+    it('counts get/put references and unmounts at zero', mountIt, async () => {
+      const a = await layer('rc', undefined, [{ path: 'f', content: 'refcount' }]);
+      const c = id('rc-ctr');
+      await driver.create(c, a, { readWrite: true });
+      const p1 = await driver.get(c);
+      const p2 = await driver.get(c);
+      assert.equal(p1, p2);
+      await driver.put(c);
+      assert.equal(read(p1, 'f'), 'refcount', 'still mounted after one put');
+      await assert.rejects(driver.remove(c), code('TSG_IN_USE'));
+      await driver.put(c);
+      if (driver.capabilities.mounts) assert.equal(isMountPoint(p1), false, 'unmounted after the last put');
+      await driver.remove(c);
+    });
+
+    it('shows a file changed in an upper layer', mountIt, async () => {
+      const a = await layer('chg1', undefined, [{ path: 'f', content: 'one' }, { path: 'keep', content: 'k' }]);
+      const b = await layer('chg2', a, [{ path: 'f', content: 'two' }]);
+      await view(b, (r) => {
+        assert.equal(read(r, 'f'), 'two');
+        assert.equal(read(r, 'keep'), 'k');
+      });
+    });
+
+    it('hides a directory deleted in a later layer, and files deleted likewise', mountIt, async () => {
+      const a = await layer('del1', undefined, [{ path: 'd/', type: 'directory' }, { path: 'd/x', content: 'x' }, { path: 'gone', content: 'g' }]);
+      const b = await layer('del2', a, [{ path: '.wh.d', content: '' }, { path: '.wh.gone', content: '' }]);
+      await view(b, (r) => {
+        assert.equal(has(r, 'd'), false);
+        assert.equal(has(r, 'gone'), false);
+      });
+    });
+
+    it('makes an opaque directory hide lower content, whatever the tar order', mountIt, async () => {
+      const a = await layer('opq1', undefined, [{ path: 'o/', type: 'directory' }, { path: 'o/a', content: 'a' }, { path: 'o/b', content: 'b' }]);
+      const b = await layer('opq2', a, [{ path: 'o/c', content: 'c' }, { path: 'o/.wh..wh..opq', content: '' }]);
+      await view(b, (r) => assert.deepEqual(fs.readdirSync(join(r, 'o')).sort(), ['c']));
+    });
+
+    it('replaces a file with a directory and a directory with a file', mountIt, async () => {
+      const a = await layer('swap1', undefined, [{ path: 'x', content: 'file' }, { path: 'y/', type: 'directory' }, { path: 'y/z', content: 'z' }]);
+      const b = await layer('swap2', a, [{ path: 'x/', type: 'directory' }, { path: 'x/in', content: 'in' }, { path: '.wh.y', content: '' }, { path: 'y', content: 'now a file' }]);
+      await view(b, (r) => {
+        assert.equal(read(r, 'x/in'), 'in');
+        assert.equal(read(r, 'y'), 'now a file');
+      });
+    });
+
+    it('renames (whiteout + new name)', mountIt, async () => {
+      const a = await layer('mv1', undefined, [{ path: 'old', content: 'data' }]);
+      const b = await layer('mv2', a, [{ path: '.wh.old', content: '' }, { path: 'new', content: 'data' }]);
+      await view(b, (r) => assert.deepEqual(fs.readdirSync(r).filter((e) => e === 'old' || e === 'new'), ['new']));
+    });
+
+    it('applies chmod/chown with setuid after chown', mountIt, async () => {
+      const a = await layer('own1', undefined, [{ path: 'bin', content: 'x', mode: 0o755 }]);
+      const b = await layer('own2', a, [{ path: 'bin', content: 'x', mode: 0o4755, uid: 1000, gid: 1001 }, { path: 'sticky/', type: 'directory', mode: 0o1777 }]);
+      await view(b, (r) => {
+        const st = fs.statSync(join(r, 'bin'));
+        assert.equal(st.mode & 0o7777, 0o4755);
+        assert.deepEqual([st.uid, st.gid], [1000, 1001]);
+        assert.equal(fs.statSync(join(r, 'sticky')).mode & 0o7777, 0o1777);
+      });
+    });
+
+    it('keeps hardlinks as one inode', mountIt, async () => {
+      const a = await layer('hl', undefined, [{ path: 'h1', content: 'same' }, { path: 'h2', type: 'link', linkname: 'h1' }]);
+      await view(a, (r) => {
+        const s1 = fs.statSync(join(r, 'h1'));
+        const s2 = fs.statSync(join(r, 'h2'));
+        assert.equal(s1.ino, s2.ino);
+        assert.equal(s1.nlink, 2);
+      });
+    });
+
+    it('stores symlinks verbatim, relative and absolute', mountIt, async () => {
+      const a = await layer('sym', undefined, [{ path: 'rel', type: 'symlink', linkname: '../x/y' }, { path: 'abs', type: 'symlink', linkname: '/etc/passwd' }]);
+      await view(a, (r) => {
+        assert.equal(fs.readlinkSync(join(r, 'rel')), '../x/y');
+        assert.equal(fs.readlinkSync(join(r, 'abs')), '/etc/passwd');
+      });
+    });
+
+    it('applies xattrs, and image-supplied overlay xattrs do not act', mountIt, async () => {
+      const a = await layer('xa1', undefined, [{ path: 'd/', type: 'directory' }, { path: 'd/lower', content: 'l' }]);
+      const b = await layer('xa2', a, [
+        { path: 'f', content: 'x', pax: { 'SCHILY.xattr.user.test': 'hello' } },
+        { path: 'd/', type: 'directory', pax: { 'SCHILY.xattr.trusted.overlay.opaque': 'y' } },
+      ]);
+      await view(b, (r) => {
+        assert.equal(getXattr(join(r, 'f'), 'user.test')?.toString(), 'hello');
+        assert.equal(read(r, 'd/lower'), 'l', 'a forged opaque xattr must not hide lower files');
+      });
+    });
+
+    for (const depth of [128, 500]) {
+      it(`reads through a ${depth}-layer chain`, mountIt, async () => {
+        let parent: string | undefined;
+        for (let i = 0; i < depth; i++) {
+          parent = await layer(`deep${depth}-${i}`, parent, [{ path: `f${i}`, content: `${i}` }, ...(i === depth - 1 ? [{ path: 'f0', content: 'top' }] : [])]);
+        }
+        await view(parent!, (r) => {
+          assert.equal(read(r, 'f0'), 'top');
+          assert.equal(read(r, 'f1'), '1');
+          assert.equal(read(r, `f${depth - 1}`), `${depth - 1}`);
+          assert.equal(fs.readdirSync(r).length, depth);
+        });
+      });
+    }
+
+    it('refuses a 501st layer clearly where the driver has a depth limit', async (t) => {
+      const max = driver.capabilities.maxDepth;
+      if (max === undefined) return t.skip(`${label} has no depth limit`);
+      let parent: string | undefined;
+      for (let i = 0; i < max; i++) {
+        const lid = id(`lim${i}`);
+        await driver.create(lid, parent);
+        parent = lid;
+      }
+      await assert.rejects(driver.create(id('lim-over'), parent), (e: unknown) => {
+        assert.ok(e instanceof TsgraphError && e.code === 'TSG_UNSUPPORTED', String(e));
+        assert.match((e as Error).message, new RegExp(`at most ${max}`));
+        return true;
+      });
+    });
+  });
+}

@@ -1,0 +1,39 @@
+/**
+ * A fresh tmpfs for tests that churn trees (see DESIGN: repeated big deletes
+ * on the root ext4 slow it down), and a mountinfo check that every test file
+ * unmounts what it mounted.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { readMountInfo } from '../../src/mount/index.js';
+import { makeTempDir } from './tmp.js';
+
+export interface Tmpfs {
+  dir: string;
+  cleanup(): void;
+}
+
+export function mountTmpfs(size = '2g'): Tmpfs {
+  const dir = makeTempDir('tsgraph-tmpfs-');
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tsgraph-test', dir]);
+  return {
+    dir,
+    cleanup() {
+      // Anything a failed test left mounted below goes first (deepest first).
+      const below = readMountInfo()
+        .map((m) => m.mountPoint)
+        .filter((p) => p.startsWith(`${dir}/`))
+        .sort((a, b) => b.length - a.length);
+      for (const p of below) execFileSync('umount', ['-l', p]);
+      execFileSync('umount', [dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Mount points now, for a before/after comparison. */
+export function mountPoints(): string[] {
+  return readMountInfo()
+    .map((m) => `${m.mountPoint} ${m.fsType}`)
+    .sort();
+}
