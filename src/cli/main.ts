@@ -7,6 +7,9 @@
 import { Command, CommanderError } from 'commander';
 import { imagesCommand } from './commands/images.js';
 import { pullCommand } from './commands/pull.js';
+import { mountCommand } from './commands/mount.js';
+import { umountCommand } from './commands/umount.js';
+import { containersCommand } from './commands/containers.js';
 import type { CommandContext } from './context.js';
 import { type GlobalOptions, reportError } from './output.js';
 
@@ -15,12 +18,13 @@ export function buildProgram(ctx: CommandContext): Command {
     .description('OCI image store and union-filesystem graph driver')
     .version('0.1.0', '-v, --version')
     .option('--root <dir>', 'store root (default $TSGRAPH_ROOT or /var/lib/tsgraph)')
+    .option('--driver <name>', 'graph driver: overlay or vfs (default $TSGRAPH_DRIVER, the root\'s own, else overlay where it works)')
     .option('--json', 'machine-readable output (errors too)')
     .option('--debug', 'print stack traces on errors')
     .showHelpAfterError('(add --help for usage)')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: true })
     .exitOverride();
-  for (const cmd of [pullCommand(ctx), imagesCommand()]) {
+  for (const cmd of [pullCommand(ctx), imagesCommand(), mountCommand(ctx), umountCommand(), containersCommand()]) {
     cmd.exitOverride().configureHelp({ showGlobalOptions: true });
     program.addCommand(cmd);
   }

@@ -6,6 +6,7 @@ import { EXIT_CODES, type TsgraphError, toTsgraphError } from '../errors.js';
 
 export interface GlobalOptions {
   root?: string;
+  driver?: string;
   json?: boolean;
   debug?: boolean;
 }

@@ -72,6 +72,9 @@ export class PullProgress {
         else if (e.kind === 'layer') this.line(`${shortDigest(e.digest)}: pull complete`);
         break;
       }
+      case 'unpack-done':
+        this.line(`${shortDigest(e.digest)}: unpacked (${formatBytes(e.size)})`);
+        break;
       default:
         break;
     }

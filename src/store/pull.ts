@@ -24,6 +24,7 @@ import { type Platform, formatPlatform, hostPlatform, platformMatches } from '..
 import type { FetchedManifest, ImageSource } from '../source/source.js';
 import { downloadBlob } from './download.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
+import type { UnpackEvent } from './layer-store.js';
 
 export interface PullOptions {
   /** Platform to pick from an index; default: this host. */
@@ -32,6 +33,8 @@ export interface PullOptions {
   jobs?: number | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((event: PullEvent) => void) | undefined;
+  /** Runs after every blob is stored and before the name is registered (unpacking). */
+  beforeRegister?: ((image: ImageRecord) => Promise<void>) | undefined;
 }
 
 export type BlobKind = 'manifest' | 'config' | 'layer';
@@ -42,7 +45,8 @@ export type PullEvent =
   | { type: 'blob-exists'; kind: BlobKind; digest: Digest; size: number }
   | { type: 'blob-start'; kind: BlobKind; digest: Digest; size: number; offset: number }
   | { type: 'blob-progress'; kind: BlobKind; digest: Digest; size: number; current: number }
-  | { type: 'blob-done'; kind: BlobKind; digest: Digest; size: number; fetched: number };
+  | { type: 'blob-done'; kind: BlobKind; digest: Digest; size: number; fetched: number }
+  | UnpackEvent;
 
 export interface PullResult {
   /** Name the image is registered under. */
@@ -247,6 +251,7 @@ export async function pullImage(
     created: config.created,
     pulledAt: new Date().toISOString(),
   };
+  await options.beforeRegister?.(record);
   images.put(record);
   return {
     name: record.name,

@@ -17,13 +17,19 @@ import * as fs from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ContentStore } from '../content/store.js';
-import { UsageError } from '../errors.js';
+import { NotFoundError, UsageError } from '../errors.js';
 import { type Platform, parsePlatform } from '../platform.js';
 import { CredentialStore, type Credentials } from '../registry/credentials.js';
 import type { RetryPolicy } from '../registry/retry.js';
 import { RegistryClient } from '../registry/client.js';
 import { openSource } from '../source/parse.js';
 import { type ImageRecord, ImageStore } from './image-store.js';
+import { type GraphDriver } from '../drivers/driver.js';
+import { selectDriver } from '../drivers/registry.js';
+import { LayerStore } from './layer-store.js';
+import { ContainerStore, type ContainerRecord } from './containers.js';
+import { Mounter, type MountRequest, type MountResult } from './mounts.js';
+import { formatReference, parseReference } from '../reference.js';
 import { type PullEvent, type PullResult, pullImage } from './pull.js';
 
 export const DEFAULT_ROOT = '/var/lib/tsgraph';
@@ -37,6 +43,8 @@ export interface StoreOptions {
   creds?: Credentials | undefined;
   /** Path to docker's config.json (default `$DOCKER_CONFIG/config.json` or ~/.docker/config.json). */
   dockerConfig?: string | undefined;
+  /** Graph driver (`overlay`, `vfs`); default `$TSGRAPH_DRIVER`, the root's own, else overlay where it works. */
+  driver?: string | undefined;
   /** Directories holding `certs.d/<host>/` (default: tsgraph's config dir, then /etc/tsgraph). */
   configDirs?: string[] | undefined;
   retry?: Partial<RetryPolicy> | undefined;
@@ -45,6 +53,8 @@ export interface StoreOptions {
 }
 
 export interface StorePullOptions {
+  /** Unpack layers into the driver after downloading (default true). */
+  unpack?: boolean | undefined;
   /** `os/arch[/variant]` or a Platform; default: this host. */
   platform?: string | Platform | undefined;
   /** Parallel layer downloads; default 3. */
@@ -63,14 +73,22 @@ export class Store {
   readonly root: string;
   readonly content: ContentStore;
   readonly images: ImageStore;
+  readonly driver: GraphDriver;
+  readonly layers: LayerStore;
+  readonly containers: ContainerStore;
+  readonly #mounter: Mounter;
   readonly #options: StoreOptions;
   #client: RegistryClient | undefined;
 
-  private constructor(root: string, options: StoreOptions) {
+  private constructor(root: string, options: StoreOptions, driver: GraphDriver) {
     this.root = root;
     this.#options = options;
     this.content = new ContentStore(root);
     this.images = new ImageStore(root);
+    this.driver = driver;
+    this.layers = new LayerStore(root, driver);
+    this.containers = new ContainerStore(root);
+    this.#mounter = new Mounter(driver, this.layers, this.containers, this.content);
   }
 
   /** Opens (creating when needed) the store at `options.root`. */
@@ -82,7 +100,11 @@ export class Store {
     } catch (err) {
       throw new UsageError('TSG_USAGE', `cannot use ${root} as the store root: ${(err as Error).message}`, { cause: err });
     }
-    return new Store(root, options);
+    const driver = await selectDriver(root, options.driver ?? (process.env.TSGRAPH_DRIVER || undefined));
+    const store = new Store(root, options, driver);
+    // A crash mid-unpack leaves layers marked incomplete: remove them now.
+    await store.layers.repair();
+    return store;
   }
 
   /**
@@ -94,12 +116,18 @@ export class Store {
     const source = openSource(ref, () => this.registry);
     try {
       const platform = typeof options.platform === 'string' ? parsePlatform(options.platform) : options.platform;
-      return await pullImage(source, this.content, this.images, {
+      const result = await pullImage(source, this.content, this.images, {
         platform,
         jobs: options.jobs,
         signal: options.signal,
         onProgress: options.onProgress,
+        // Unpack before the name is registered: a layer that fails its diffId check registers nothing.
+        beforeRegister:
+          options.unpack === false
+            ? undefined
+            : (image) => this.layers.unpack(image, this.content, { signal: options.signal, onEvent: options.onProgress }).then(() => {}),
       });
+      return result;
     } finally {
       source.close();
     }
@@ -118,6 +146,56 @@ export class Store {
       });
     }
     return this.#client;
+  }
+
+  /**
+   * Finds an image by full name, short name (`busybox` → docker.io/library/busybox:latest),
+   * or digest prefix (at least 12 hex characters of its manifest or config digest).
+   */
+  findImage(ref: string): ImageRecord {
+    const direct = this.images.get(ref);
+    if (direct) return direct;
+    if (!ref.startsWith('oci:')) {
+      try {
+        const normal = parseReference(ref);
+        const byName = this.images.get(formatReference(normal));
+        if (byName) return byName;
+        // A short name also matches a local image with that last path component (like podman's localhost/ search).
+        if (!ref.includes('/')) {
+          const suffix = `/${ref.includes(':') || ref.includes('@') ? ref : `${ref}:latest`}`;
+          const hits = this.images.list().filter((i) => i.name.endsWith(suffix));
+          if (hits.length === 1) return hits[0]!;
+        }
+      } catch {
+        /* not a reference; maybe a digest prefix */
+      }
+    }
+    const hex = ref.replace(/^sha256:/, '');
+    if (/^[a-f0-9]{12,64}$/.test(hex)) {
+      const hits = this.images.list().filter((i) => [i.digest, i.manifestDigest, i.configDigest].some((d) => d.slice(7).startsWith(hex)));
+      if (hits.length === 1) return hits[0]!;
+      if (hits.length > 1) throw new UsageError('TSG_USAGE', `${ref} matches ${hits.length} images; give more of the digest`);
+    }
+    throw new NotFoundError('TSG_NOT_FOUND', `image ${ref} is not in the store (pull it first)`, { data: { ref } });
+  }
+
+  /**
+   * Mounts `target`: an existing container by name, or an image (a new
+   * container layer on it). Returns the root path and the container record.
+   */
+  async mount(target: string, options: MountRequest = {}): Promise<MountResult> {
+    if (this.containers.get(target)) return this.#mounter.mountContainer(target, options);
+    return this.#mounter.mountImage(this.findImage(target), options);
+  }
+
+  /** Releases one mount of container `name` (unmounted when none are left). */
+  async umount(name: string): Promise<ContainerRecord> {
+    return this.#mounter.unmount(name);
+  }
+
+  /** Container layers with their mount state. */
+  listContainers(): Array<ContainerRecord & { mounted: boolean }> {
+    return this.containers.list().map((c) => ({ ...c, mounted: this.#mounter.isMounted(c) }));
   }
 
   /** Every registered image, sorted by name. */

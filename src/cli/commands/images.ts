@@ -1,19 +1,18 @@
 /** `tsgraph images`: list images in the store. */
 import { Command } from 'commander';
 import { shortDigest } from '../../digest.js';
-import { Store } from '../../store/store.js';
+import { openStore } from '../context.js';
 import { type GlobalOptions, formatBytes, formatTable, printJson } from '../output.js';
 
 export function imagesCommand(): Command {
   return new Command('images')
-    .alias('ls')
     .summary('list images in the store')
     .description('List the images registered in the store, with their digest, platform and size.')
     .option('-q, --quiet', 'print only names')
     .option('--digests', 'show full digests')
     .action(async (flags: { quiet?: boolean; digests?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await Store.open({ root: g.root });
+      const store = await openStore(g);
       const images = store.listImages();
       if (g.json) return printJson(images);
       if (flags.quiet) return void process.stdout.write(images.map((i) => `${i.name}\n`).join(''));

@@ -1,11 +1,10 @@
 /** `tsgraph pull REF`: fetch an image into the store. */
 import { Command, Option } from 'commander';
 import { parseCreds } from '../../registry/credentials.js';
-import { Store } from '../../store/store.js';
 import { UsageError } from '../../errors.js';
 import { type GlobalOptions, formatBytes, printJson } from '../output.js';
 import { PullProgress, progressMode } from '../progress.js';
-import type { CommandContext } from '../context.js';
+import { type CommandContext, openStore } from '../context.js';
 
 interface PullFlags {
   platform?: string;
@@ -13,6 +12,7 @@ interface PullFlags {
   creds?: string;
   insecureRegistry: string[];
   quiet?: boolean;
+  unpack: boolean;
 }
 
 export function pullCommand(ctx: CommandContext): Command {
@@ -33,19 +33,19 @@ export function pullCommand(ctx: CommandContext): Command {
         .default([]),
     )
     .option('-q, --quiet', 'print only the image name when done')
+    .option('--no-unpack', 'only download; unpack into the driver later (on first mount)')
     .action(async (ref: string, flags: PullFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions & PullFlags>();
       const jobs = Number(flags.jobs);
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UsageError('TSG_USAGE', '--jobs must be a whole number from 1 to 64');
       const progress = new PullProgress(progressMode({ quiet: flags.quiet, json: g.json }));
-      const store = await Store.open({
-        root: g.root,
+      const store = await openStore(g, {
         creds: flags.creds ? parseCreds(flags.creds) : undefined,
         insecureRegistries: flags.insecureRegistry,
         onRetry: (r) => progress.line(`retrying in ${(r.delayMs / 1000).toFixed(1)}s (${r.reason})`),
       });
       try {
-        const result = await store.pull(ref, { platform: flags.platform, jobs, signal: ctx.signal, onProgress: progress.handle });
+        const result = await store.pull(ref, { platform: flags.platform, jobs, signal: ctx.signal, onProgress: progress.handle, unpack: flags.unpack });
         progress.stop();
         const { image } = result;
         if (g.json) {
@@ -55,6 +55,7 @@ export function pullCommand(ctx: CommandContext): Command {
             manifestDigest: image.manifestDigest,
             configDigest: image.configDigest,
             platform: image.platform,
+            driver: store.driver.name,
             layers: image.layers,
             bytesFetched: result.bytesFetched,
             bytesReused: result.bytesReused,

@@ -1,0 +1,52 @@
+/**
+ * Driver selection. Order: `--driver` / `$TSGRAPH_DRIVER`; else the driver a
+ * root already uses (recorded in `meta/driver`); else overlay where an
+ * overlay mount works, else vfs. A root made by one driver is never opened
+ * with another: layers would be invisible or misread.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { TsgraphError, UsageError } from '../errors.js';
+import type { GraphDriver } from './driver.js';
+import { OverlayDriver } from './overlay/overlay.js';
+import { VfsDriver } from './vfs/vfs.js';
+
+export const DRIVER_NAMES = ['overlay', 'vfs'] as const;
+export type DriverName = (typeof DRIVER_NAMES)[number];
+
+export function createDriver(name: string, root: string): GraphDriver {
+  switch (name) {
+    case 'overlay':
+      return new OverlayDriver(join(root, 'overlay'));
+    case 'vfs':
+      return new VfsDriver(join(root, 'vfs'));
+    default:
+      throw new UsageError('TSG_USAGE', `unknown driver ${JSON.stringify(name)} (known: ${DRIVER_NAMES.join(', ')})`);
+  }
+}
+
+async function overlayWorks(root: string): Promise<boolean> {
+  const status = await new OverlayDriver(join(root, 'overlay')).status();
+  return status.probes.every((p) => p.ok);
+}
+
+/** Picks and records the driver for `root`. */
+export async function selectDriver(root: string, requested?: string): Promise<GraphDriver> {
+  const recordPath = join(root, 'meta', 'driver');
+  const recorded = fs.existsSync(recordPath) ? fs.readFileSync(recordPath, 'utf8').trim() : undefined;
+  if (requested && recorded && requested !== recorded) {
+    throw new TsgraphError(
+      'TSG_DRIVER_MISMATCH',
+      `${root} holds ${recorded} layers; refusing to open it with ${requested} (use another --root, or --driver ${recorded})`,
+      { data: { root, recorded, requested } },
+    );
+  }
+  let name = requested ?? recorded;
+  if (!name) name = (await overlayWorks(root)) ? 'overlay' : 'vfs';
+  const driver = createDriver(name, root);
+  if (!recorded) {
+    fs.mkdirSync(join(root, 'meta'), { recursive: true });
+    fs.writeFileSync(recordPath, `${name}\n`);
+  }
+  return driver;
+}

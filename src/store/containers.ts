@@ -1,0 +1,86 @@
+/**
+ * Container layers: writable layers on top of an image, by name.
+ * `meta/containers/<name>.json` holds the record; the driver holds the layer.
+ */
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Digest } from '../digest.js';
+import { NotFoundError, TsgraphError, UsageError } from '../errors.js';
+import { readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
+
+export interface ContainerRecord {
+  name: string;
+  /** Driver layer id of the writable layer. */
+  id: string;
+  image: string;
+  imageDigest: Digest;
+  /** chainId of the image's top layer (the container's parent), if any. */
+  parent: Digest | undefined;
+  driver: string;
+  readOnly: boolean;
+  /** Where get() put the root, the last time it was mounted. */
+  path: string | undefined;
+  createdAt: string;
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+export class ContainerStore {
+  readonly dir: string;
+  constructor(root: string) {
+    this.dir = join(root, 'meta', 'containers');
+    fs.mkdirSync(this.dir, { recursive: true });
+  }
+
+  static checkName(name: string): void {
+    if (!NAME_RE.test(name)) {
+      throw new UsageError('TSG_USAGE', `invalid container name ${JSON.stringify(name)} (letters, digits, '_', '.', '-'; 128 at most)`);
+    }
+  }
+
+  static newId(): string {
+    return `c-${randomBytes(16).toString('hex')}`;
+  }
+
+  /** A readable default name: `<image basename>-<6 hex>`. */
+  static defaultName(image: string): string {
+    const base = image.replace(/[@:].*$/, '').split('/').pop()!.replace(/[^a-zA-Z0-9_.-]/g, '') || 'container';
+    return `${base}-${randomBytes(3).toString('hex')}`;
+  }
+
+  get(name: string): ContainerRecord | undefined {
+    if (!NAME_RE.test(name)) return undefined;
+    return readJsonIfExists<ContainerRecord>(join(this.dir, `${name}.json`));
+  }
+
+  require(name: string): ContainerRecord {
+    const rec = this.get(name);
+    if (!rec) throw new NotFoundError('TSG_NOT_FOUND', `no container named ${name}`, { data: { name } });
+    return rec;
+  }
+
+  put(rec: ContainerRecord): void {
+    writeJsonAtomic(join(this.dir, `${rec.name}.json`), rec);
+  }
+
+  claim(rec: ContainerRecord): void {
+    ContainerStore.checkName(rec.name);
+    const path = join(this.dir, `${rec.name}.json`);
+    if (fs.existsSync(path)) throw new TsgraphError('TSG_EXISTS', `a container named ${rec.name} already exists`, { data: { name: rec.name } });
+    this.put(rec);
+  }
+
+  remove(name: string): void {
+    fs.rmSync(join(this.dir, `${name}.json`), { force: true });
+  }
+
+  list(): ContainerRecord[] {
+    return fs
+      .readdirSync(this.dir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => readJsonIfExists<ContainerRecord>(join(this.dir, f)))
+      .filter((r): r is ContainerRecord => !!r)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+}
