@@ -17,6 +17,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { ApplyResult } from '../layer/apply.js';
+import type { PaxRecords } from '../layer/pax.js';
 import type { MountSpec } from '../mount/mount-spec.js';
 
 export interface CreateOptions {
@@ -27,6 +28,12 @@ export interface CreateOptions {
 export interface GetOptions {
   /** Mount read-only (a container layer is otherwise writable). */
   readOnly?: boolean;
+}
+
+export interface ApplyDiffOptions {
+  signal?: AbortSignal | undefined;
+  /** Byte-exact PAX records from the TarTap the tar went through (binary xattrs). */
+  pax?: PaxRecords | undefined;
 }
 
 export interface Probe {
@@ -57,7 +64,7 @@ export interface GraphDriver {
   /** Creates an empty layer `id` on `parent` (undefined: a base layer). */
   create(id: string, parent: string | undefined, options?: CreateOptions): Promise<void>;
   /** Writes an uncompressed layer tar into `id` (created on `parent`). */
-  applyDiff(id: string, parent: string | undefined, tar: Readable, signal?: AbortSignal): Promise<ApplyResult>;
+  applyDiff(id: string, parent: string | undefined, tar: Readable, options?: ApplyDiffOptions): Promise<ApplyResult>;
   /** Mounts `id` (one more reference) and returns its root path. */
   get(id: string, options?: GetOptions): Promise<string>;
   /** Drops one reference; unmounts at zero. */

@@ -91,6 +91,10 @@ export const naiveFormat: WhiteoutFormat = {
   whiteout(ctx, dir, name) {
     const rel = joinRel(dir, name);
     if (ctx.ownsPath(rel)) return;
+    // Parents first: a deletion must never travel through a symlink (rmSync
+    // would follow one in a parent position). A lower symlink there becomes a
+    // directory, as an overlay mount would show it.
+    ctx.ensureDir(dir);
     ctx.removePath(rel);
   },
   opaque(ctx, dir) {

@@ -165,7 +165,7 @@ export class LayerStore {
     done.catch(() => {}); // observed below; avoid an unhandled rejection meanwhile
     try {
       await this.driver.create(id, parentId);
-      const result = await this.driver.applyDiff(id, parentId, tar, signal);
+      const result = await this.driver.applyDiff(id, parentId, tar, { signal, pax: tap.pax });
       tar.resume(); // whatever follows the end-of-archive still counts for the diffId
       await done;
       checkDiffId(tap, layer.diffId, layer.digest);

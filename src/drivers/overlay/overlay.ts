@@ -18,7 +18,7 @@ import { UnsupportedError } from '../../errors.js';
 import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { overlayFormat } from '../../layer/whiteout.js';
 import { hasNewMountApi, isMountPoint, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
-import type { CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
+import type { ApplyDiffOptions, CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
 import { backingFs, kernelHas, probeDType, probeIn, probeWhiteoutMknod } from '../probe.js';
 
@@ -62,8 +62,8 @@ export class OverlayDriver implements GraphDriver {
     }
   }
 
-  async applyDiff(id: string, _parent: string | undefined, tar: Readable, signal?: AbortSignal): Promise<ApplyResult> {
-    return applyTar(this.diffDir(id), tar, { format: overlayFormat, signal });
+  async applyDiff(id: string, _parent: string | undefined, tar: Readable, options: ApplyDiffOptions = {}): Promise<ApplyResult> {
+    return applyTar(this.diffDir(id), tar, { format: overlayFormat, signal: options.signal, pax: options.pax });
   }
 
   mountSpec(id: string, _options: GetOptions = {}): MountSpec {

@@ -12,7 +12,7 @@ import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { naiveFormat } from '../../layer/whiteout.js';
 import { isMountPoint, type MountSpec, mount, unmount } from '../../mount/index.js';
 import { copyTree } from '../../util/copy-tree.js';
-import type { CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
+import type { ApplyDiffOptions, CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
 import { backingFs, probeReflink } from '../probe.js';
 
@@ -42,8 +42,8 @@ export class VfsDriver implements GraphDriver {
     }
   }
 
-  async applyDiff(id: string, _parent: string | undefined, tar: Readable, signal?: AbortSignal): Promise<ApplyResult> {
-    return applyTar(this.rootDir(id), tar, { format: naiveFormat, signal });
+  async applyDiff(id: string, _parent: string | undefined, tar: Readable, options: ApplyDiffOptions = {}): Promise<ApplyResult> {
+    return applyTar(this.rootDir(id), tar, { format: naiveFormat, signal: options.signal, pax: options.pax });
   }
 
   mountSpec(id: string): MountSpec {
