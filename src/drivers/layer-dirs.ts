@@ -97,7 +97,7 @@ export class LayerDirs {
     fill: (staging: string, parentMeta: LayerMeta | undefined) => void | Promise<void>,
   ): Promise<LayerMeta> {
     LayerDirs.checkId(id);
-    if (this.exists(id)) throw new TsgraphError('TSG_EXISTS', `layer ${id} already exists`, { data: { id } });
+    if (this.exists(id)) throw new BusyError('TSG_EXISTS', `layer ${id} already exists`, { data: { id } });
     const parentMeta = parent === undefined ? undefined : this.meta(parent);
     const staging = join(this.layersDir, `${STAGING}${id}-${randomBytes(4).toString('hex')}`);
     fs.mkdirSync(staging, { mode: 0o700 });

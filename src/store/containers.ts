@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Digest } from '../digest.js';
-import { NotFoundError, TsgraphError, UsageError } from '../errors.js';
+import { BusyError, NotFoundError, UsageError } from '../errors.js';
 import { readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
 
 export interface ContainerRecord {
@@ -67,7 +67,7 @@ export class ContainerStore {
   claim(rec: ContainerRecord): void {
     ContainerStore.checkName(rec.name);
     const path = join(this.dir, `${rec.name}.json`);
-    if (fs.existsSync(path)) throw new TsgraphError('TSG_EXISTS', `a container named ${rec.name} already exists`, { data: { name: rec.name } });
+    if (fs.existsSync(path)) throw new BusyError('TSG_EXISTS', `a container named ${rec.name} already exists`, { data: { name: rec.name } });
     this.put(rec);
   }
 

@@ -34,7 +34,7 @@ export interface PullOptions {
   signal?: AbortSignal | undefined;
   onProgress?: ((event: PullEvent) => void) | undefined;
   /** Runs after every blob is stored and before the name is registered (unpacking). */
-  beforeRegister?: ((image: ImageRecord) => Promise<void>) | undefined;
+  beforeRegister?: ((image: ImageRecord) => Promise<{ unpacked: number; reused: number } | void>) | undefined;
 }
 
 export type BlobKind = 'manifest' | 'config' | 'layer';
@@ -58,6 +58,9 @@ export interface PullResult {
   bytesReused: number;
   blobsFetched: number;
   blobsReused: number;
+  /** Layers unpacked into the driver by this pull, and layers it found already there. */
+  layersUnpacked: number;
+  layersReused: number;
   seconds: number;
 }
 
@@ -251,7 +254,7 @@ export async function pullImage(
     created: config.created,
     pulledAt: new Date().toISOString(),
   };
-  await options.beforeRegister?.(record);
+  const unpack = (await options.beforeRegister?.(record)) ?? { unpacked: 0, reused: 0 };
   images.put(record);
   return {
     name: record.name,
@@ -260,6 +263,8 @@ export async function pullImage(
     bytesReused,
     blobsFetched,
     blobsReused,
+    layersUnpacked: unpack.unpacked,
+    layersReused: unpack.reused,
     seconds: (performance.now() - started) / 1000,
   };
 }

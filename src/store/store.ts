@@ -125,7 +125,7 @@ export class Store {
         beforeRegister:
           options.unpack === false
             ? undefined
-            : (image) => this.layers.unpack(image, this.content, { signal: options.signal, onEvent: options.onProgress }).then(() => {}),
+            : (image) => this.layers.unpack(image, this.content, { signal: options.signal, onEvent: options.onProgress }),
       });
       return result;
     } finally {

@@ -61,6 +61,8 @@ export function pullCommand(ctx: CommandContext): Command {
             bytesReused: result.bytesReused,
             blobsFetched: result.blobsFetched,
             blobsReused: result.blobsReused,
+            layersUnpacked: result.layersUnpacked,
+            layersReused: result.layersReused,
             seconds: Number(result.seconds.toFixed(3)),
           });
         } else if (flags.quiet) {
