@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive for real. Installed only when missing.
-packages=(docker-registry skopeo umoci busybox-static apache2-utils openssl util-linux)
+packages=(docker-registry skopeo umoci busybox-static runc apache2-utils openssl util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -29,4 +29,16 @@ npm run --silent typecheck
 
 # An expanded file list: node --test given a bare directory finds no .ts files.
 mapfile -t files < <(find test -name '*.test.ts' | sort)
-exec node --import tsx --test --test-reporter=tap --test-concurrency=1 "${files[@]}"
+
+# Every test unmounts what it mounted: compare mount points before and after.
+mounts() { awk '{print $5}' /proc/self/mountinfo | sort; }
+before=$(mounts)
+status=0
+node --import tsx --test --test-reporter=tap --test-concurrency=1 "${files[@]}" || status=$?
+leaked=$(comm -13 <(echo "$before") <(mounts))
+if [ -n "$leaked" ]; then
+  echo "mounts left behind by the tests:" >&2
+  echo "$leaked" >&2
+  status=1
+fi
+exit $status
