@@ -86,6 +86,24 @@ export class LayerDirs {
     return acquireLock(this.lockDir, 'layers');
   }
 
+  /** Runs `fn` holding the driver-wide lock. */
+  async locked<T>(fn: () => T | Promise<T>): Promise<T> {
+    const lock = await this.lock();
+    try {
+      return await fn();
+    } finally {
+      lock.release();
+    }
+  }
+
+  /**
+   * Deletes staging / half-removed dirs, first detaching any mount left on
+   * their `merged/` (a crash between mount and record).
+   */
+  async cleanup(unmountMerged: (mergedDir: string) => void): Promise<void> {
+    await this.locked(() => this.cleanupLeftovers((dir) => unmountMerged(join(dir, 'merged'))));
+  }
+
   /**
    * Makes layer `id`: `fill(stagingDir)` populates a temp dir, which is then
    * renamed into place with its meta. Throws TSG_EXISTS when `id` exists.

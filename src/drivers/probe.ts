@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Probe } from './driver.js';
-import { mknod } from '../layer/xattr.js';
+import { mknod, setXattr } from '../layer/xattr.js';
 
 const FS_MAGIC: Record<number, string> = {
   0xef53: 'ext4',
@@ -56,6 +56,19 @@ export function probeWhiteoutMknod(home: string): Probe {
     mknod(join(dir, 'wh'), 'char', 0, 0, 0);
     return 'char 0/0 can be created';
   });
+}
+
+/**
+ * overlay records whiteouts/opaque dirs in trusted.* xattrs, which need
+ * CAP_SYS_ADMIN; without it (rootless) the mount needs `userxattr` and
+ * user.overlay.* instead. Reports whether trusted.* works here.
+ */
+export function probeUserxattrNeeded(home: string): Probe {
+  const p = probeIn(home, 'userxattr needed', (dir) => {
+    setXattr(dir, 'trusted.tsgraph-probe', 'y');
+    return 'no: trusted.overlay.* xattrs can be written';
+  });
+  return p.ok ? p : { name: p.name, ok: false, detail: `yes: trusted.* xattrs are refused here (${p.detail}); rootless overlay is not supported yet` };
 }
 
 export function probeReflink(home: string): Probe {

@@ -20,7 +20,7 @@ import { overlayFormat } from '../../layer/whiteout.js';
 import { hasNewMountApi, isMountPoint, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
 import type { ApplyDiffOptions, CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
-import { backingFs, kernelHas, probeDType, probeIn, probeWhiteoutMknod } from '../probe.js';
+import { backingFs, kernelHas, probeDType, probeIn, probeUserxattrNeeded, probeWhiteoutMknod } from '../probe.js';
 
 export const OVERLAY_OPTIONS = ['index=off', 'redirect_dir=off', 'metacopy=off'];
 
@@ -50,16 +50,13 @@ export class OverlayDriver implements GraphDriver {
         { data: { id, lowers, limit: MAX_OVERLAY_LOWERS } },
       );
     }
-    const lock = await this.dirs.lock();
-    try {
+    return this.dirs.locked(async () => {
       await this.dirs.create(id, parent, readWrite, (staging) => {
         fs.mkdirSync(join(staging, 'diff'), { mode: 0o755 });
         fs.mkdirSync(join(staging, 'merged'), { mode: 0o700 });
         if (readWrite) fs.mkdirSync(join(staging, 'work'), { mode: 0o700 });
       });
-    } finally {
-      lock.release();
-    }
+    });
   }
 
   async applyDiff(id: string, _parent: string | undefined, tar: Readable, options: ApplyDiffOptions = {}): Promise<ApplyResult> {
@@ -86,8 +83,7 @@ export class OverlayDriver implements GraphDriver {
   }
 
   async get(id: string, options: GetOptions = {}): Promise<string> {
-    const lock = await this.dirs.lock();
-    try {
+    return this.dirs.locked(async () => {
       const meta = this.dirs.meta(id);
       const target = join(this.dirs.dir(id), 'merged');
       // A count left by a crashed process means nothing if the mount is gone.
@@ -99,22 +95,17 @@ export class OverlayDriver implements GraphDriver {
       meta.mounts++;
       this.dirs.writeMeta(meta);
       return target;
-    } finally {
-      lock.release();
-    }
+    });
   }
 
   async put(id: string): Promise<void> {
-    const lock = await this.dirs.lock();
-    try {
+    return this.dirs.locked(async () => {
       const meta = this.dirs.meta(id);
       const target = join(this.dirs.dir(id), 'merged');
       meta.mounts = Math.max(0, meta.mounts - 1);
       if (meta.mounts === 0) unmount(target);
       this.dirs.writeMeta(meta);
-    } finally {
-      lock.release();
-    }
+    });
   }
 
   exists(id: string): boolean {
@@ -122,8 +113,7 @@ export class OverlayDriver implements GraphDriver {
   }
 
   async remove(id: string): Promise<void> {
-    const lock = await this.dirs.lock();
-    try {
+    return this.dirs.locked(async () => {
       const meta = this.dirs.meta(id);
       const target = join(this.dirs.dir(id), 'merged');
       if (meta.mounts > 0 && !isMountPoint(target)) {
@@ -131,9 +121,7 @@ export class OverlayDriver implements GraphDriver {
         this.dirs.writeMeta(meta);
       }
       this.dirs.remove(id, (dir) => unmount(join(dir, 'merged'), { detach: true }));
-    } finally {
-      lock.release();
-    }
+    });
   }
 
   async status(): Promise<DriverStatus> {
@@ -142,6 +130,7 @@ export class OverlayDriver implements GraphDriver {
       { name: 'new mount API', ok: hasNewMountApi(), detail: 'fsopen/fsconfig/fsmount/move_mount' },
       probeDType(this.home),
       probeWhiteoutMknod(this.home),
+      probeUserxattrNeeded(this.home),
       probeIn(this.home, 'overlay mount', (dir) => {
         for (const d of ['l1', 'l2', 'u', 'w', 'm']) fs.mkdirSync(join(dir, d));
         mount({ type: 'overlay', lowers: [join(dir, 'l1'), join(dir, 'l2')], upper: join(dir, 'u'), work: join(dir, 'w'), options: OVERLAY_OPTIONS }, join(dir, 'm'));
@@ -153,11 +142,6 @@ export class OverlayDriver implements GraphDriver {
   }
 
   async cleanup(): Promise<void> {
-    const lock = await this.dirs.lock();
-    try {
-      this.dirs.cleanupLeftovers((dir) => unmount(join(dir, 'merged'), { detach: true }));
-    } finally {
-      lock.release();
-    }
+    await this.dirs.cleanup((merged) => unmount(merged, { detach: true }));
   }
 }

@@ -30,16 +30,13 @@ export class VfsDriver implements GraphDriver {
   }
 
   async create(id: string, parent: string | undefined, options: CreateOptions = {}): Promise<void> {
-    const lock = await this.dirs.lock();
-    try {
+    return this.dirs.locked(async () => {
       await this.dirs.create(id, parent, options.readWrite ?? false, (staging) => {
         fs.mkdirSync(join(staging, 'merged'), { mode: 0o700 });
         if (parent === undefined) fs.mkdirSync(join(staging, 'root'), { mode: 0o755 });
         else copyTree(this.rootDir(parent), join(staging, 'root'));
       });
-    } finally {
-      lock.release();
-    }
+    });
   }
 
   async applyDiff(id: string, _parent: string | undefined, tar: Readable, options: ApplyDiffOptions = {}): Promise<ApplyResult> {
@@ -55,8 +52,7 @@ export class VfsDriver implements GraphDriver {
    * read-only image layer) gets a read-only bind mount on merged/.
    */
   async get(id: string, options: GetOptions = {}): Promise<string> {
-    const lock = await this.dirs.lock();
-    try {
+    return this.dirs.locked(async () => {
       const meta = this.dirs.meta(id);
       const readOnly = options.readOnly || !meta.readWrite;
       const target = join(this.dirs.dir(id), 'merged');
@@ -65,22 +61,17 @@ export class VfsDriver implements GraphDriver {
       meta.mounts++;
       this.dirs.writeMeta(meta);
       return readOnly || isMountPoint(target) ? target : this.rootDir(id);
-    } finally {
-      lock.release();
-    }
+    });
   }
 
   async put(id: string): Promise<void> {
-    const lock = await this.dirs.lock();
-    try {
+    return this.dirs.locked(async () => {
       const meta = this.dirs.meta(id);
       meta.mounts = Math.max(0, meta.mounts - 1);
       const target = join(this.dirs.dir(id), 'merged');
       if (meta.mounts === 0 && isMountPoint(target)) unmount(target);
       this.dirs.writeMeta(meta);
-    } finally {
-      lock.release();
-    }
+    });
   }
 
   exists(id: string): boolean {
@@ -88,8 +79,7 @@ export class VfsDriver implements GraphDriver {
   }
 
   async remove(id: string): Promise<void> {
-    const lock = await this.dirs.lock();
-    try {
+    return this.dirs.locked(async () => {
       const meta = this.dirs.meta(id);
       const target = join(this.dirs.dir(id), 'merged');
       // vfs counts references without a mount for writable roots; none left once nothing is mounted and no one holds it.
@@ -98,9 +88,7 @@ export class VfsDriver implements GraphDriver {
         this.dirs.writeMeta(meta);
       }
       this.dirs.remove(id, (dir) => unmount(join(dir, 'merged'), { detach: true }));
-    } finally {
-      lock.release();
-    }
+    });
   }
 
   async status(): Promise<DriverStatus> {
@@ -108,11 +96,6 @@ export class VfsDriver implements GraphDriver {
   }
 
   async cleanup(): Promise<void> {
-    const lock = await this.dirs.lock();
-    try {
-      this.dirs.cleanupLeftovers((dir) => unmount(join(dir, 'merged'), { detach: true }));
-    } finally {
-      lock.release();
-    }
+    await this.dirs.cleanup((merged) => unmount(merged, { detach: true }));
   }
 }
