@@ -10,6 +10,11 @@ import { pullCommand } from './commands/pull.js';
 import { mountCommand } from './commands/mount.js';
 import { umountCommand } from './commands/umount.js';
 import { containersCommand } from './commands/containers.js';
+import { diffCommand } from './commands/diff.js';
+import { commitCommand } from './commands/commit.js';
+import { pushCommand } from './commands/push.js';
+import { bundleCommand } from './commands/bundle.js';
+import { gcCommand, rmCommand, rmiCommand } from './commands/housekeeping.js';
 import type { CommandContext } from './context.js';
 import { type GlobalOptions, reportError } from './output.js';
 
@@ -24,7 +29,21 @@ export function buildProgram(ctx: CommandContext): Command {
     .showHelpAfterError('(add --help for usage)')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: true })
     .exitOverride();
-  for (const cmd of [pullCommand(ctx), imagesCommand(), mountCommand(ctx), umountCommand(), containersCommand()]) {
+  const verbs = [
+    pullCommand(ctx),
+    pushCommand(ctx),
+    imagesCommand(),
+    mountCommand(ctx),
+    umountCommand(),
+    containersCommand(),
+    diffCommand(),
+    commitCommand(),
+    bundleCommand(),
+    rmCommand(),
+    rmiCommand(),
+    gcCommand(),
+  ];
+  for (const cmd of verbs) {
     cmd.exitOverride().configureHelp({ showGlobalOptions: true });
     program.addCommand(cmd);
   }

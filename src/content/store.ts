@@ -13,6 +13,10 @@ import { join } from 'node:path';
 import { type Digest, hexOf, isDigest, sha256, sha256Hex } from '../digest.js';
 import { NotFoundError } from '../errors.js';
 import { acquireLock } from '../store/lock.js';
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { digestOfHasher, newHasher } from '../digest.js';
+import { fsyncDir } from '../util/fs-atomic.js';
 import { type BlobInfo, type ExpectedBlob, IngestWriter } from './ingest.js';
 
 export type { BlobInfo, ExpectedBlob } from './ingest.js';
@@ -104,6 +108,17 @@ export class ContentStore {
     return w.commit();
   }
 
+  /**
+   * A writer for content whose digest is known only at the end (a layer
+   * being generated): bytes go to a fresh ingest dir and commit() names the
+   * blob by what was written.
+   */
+  tempWriter(): TempBlobWriter {
+    const dir = join(this.ingestDir, `tmp-${randomBytes(8).toString('hex')}`);
+    fs.mkdirSync(dir, { recursive: true });
+    return new TempBlobWriter(dir, this.blobsDir);
+  }
+
   /** Removes a committed blob. Returns false if it was not there. */
   delete(digest: Digest): boolean {
     try {
@@ -157,5 +172,54 @@ export class ContentStore {
 
   #missing(digest: Digest): NotFoundError {
     return new NotFoundError('TSG_BLOB_NOT_FOUND', `blob ${digest} is not in the content store`, { data: { digest } });
+  }
+}
+
+/** Writable side of a blob whose digest comes out of its bytes. */
+export class TempBlobWriter extends Writable {
+  #fd: number;
+  #hash = newHasher();
+  size = 0;
+  constructor(
+    private readonly dir: string,
+    private readonly blobsDir: string,
+  ) {
+    super();
+    fs.writeFileSync(join(dir, 'ref'), 'generated');
+    this.#fd = fs.openSync(join(dir, 'data'), 'w', 0o600);
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    try {
+      let off = 0;
+      while (off < chunk.length) off += fs.writeSync(this.#fd, chunk, off, chunk.length - off);
+      this.#hash.update(chunk);
+      this.size += chunk.length;
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+  /** After the stream finished: fsync, name by digest, move into blobs/. */
+  commit(): BlobInfo {
+    fs.fsyncSync(this.#fd);
+    fs.fchmodSync(this.#fd, 0o444);
+    fs.closeSync(this.#fd);
+    const digest = digestOfHasher(this.#hash);
+    const target = join(this.blobsDir, digest.slice(7));
+    if (!fs.existsSync(target)) {
+      fs.renameSync(join(this.dir, 'data'), target);
+      fsyncDir(this.blobsDir);
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+    return { digest, size: this.size };
+  }
+  /** Drops everything written. */
+  discard(): void {
+    try {
+      fs.closeSync(this.#fd);
+    } catch {
+      /* already closed */
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

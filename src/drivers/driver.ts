@@ -50,7 +50,17 @@ export interface DriverStatus {
   probes: Probe[];
 }
 
+/** Where a layer's files are, for the differ. */
+export interface LayerPaths {
+  /** overlay: the layer's own diff dir; vfs/btrfs: the layer's full tree. */
+  own: string;
+  /** overlay: the parents' diff dirs, topmost first; full-tree drivers: [the parent's tree] or []. */
+  parents: string[];
+}
+
 export interface DriverCapabilities {
+  /** `diff`: a layer dir holds only its changes (overlay, aufs); `full`: the whole tree (vfs, btrfs). */
+  layout: 'diff' | 'full';
   /** Deepest layer chain the driver can mount; undefined = no limit. */
   maxDepth?: number | undefined;
   /** True when `get` needs a kernel mount (false: the layer dir itself is the root). */
@@ -72,6 +82,8 @@ export interface GraphDriver {
   /** Describes how `id` would be mounted, without mounting. */
   mountSpec(id: string, options?: GetOptions): MountSpec;
   exists(id: string): boolean;
+  /** Paths the differ reads (no mount needed). */
+  layerPaths(id: string): LayerPaths;
   /** Deletes `id`; TSG_IN_USE while it has children or is mounted. */
   remove(id: string): Promise<void>;
   status(): Promise<DriverStatus>;

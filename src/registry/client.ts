@@ -106,14 +106,14 @@ export class RegistryClient {
     repository: string,
     path: string,
     actions: Action[],
-    options: SendOptions = {},
+    options: SendOptions & { extraScopes?: string[] } = {},
   ): Promise<Response> {
     const state = await this.ping(registry, options.signal);
-    const scope = `repository:${repository}:${actions.join(',')}`;
+    const scopes = [`repository:${repository}:${actions.join(',')}`, ...(options.extraScopes ?? [])];
     const creds = this.credentials.get(registry);
     const url = path.startsWith('http') ? path : `${state.base}/v2/${repository}/${path}`;
     let challenge = state.challenge;
-    let authorization = challenge ? await this.#auth.header(challenge, [scope], creds, options.signal) : undefined;
+    let authorization = challenge ? await this.#auth.header(challenge, scopes, creds, options.signal) : undefined;
     const send = (auth: string | undefined) =>
       this.transport.send(url, { ...options, headers: { ...options.headers, ...(auth ? { authorization: auth } : {}) } });
     let res = await send(authorization);
@@ -126,7 +126,7 @@ export class RegistryClient {
     if (!challenge) throw new AuthError('TSG_AUTH_REQUIRED', `${host} refused the request (401) without saying how to authenticate`);
     if (challenge.scheme === 'basic' && authorization?.startsWith('Basic ')) throw wrongCredentials(host, creds?.username);
     this.#auth.forget();
-    const retryAuth = await this.#auth.header(challenge, [scope], creds, options.signal);
+    const retryAuth = await this.#auth.header(challenge, scopes, creds, options.signal);
     if (!retryAuth) throw authRequired(host, repository);
     res = await send(retryAuth);
     if (res.status !== 401) return res;
@@ -225,6 +225,66 @@ export class RegistryClient {
     });
     put.body?.resume();
     if (put.status !== 201) throw await registryHttpError(put, ctx);
+  }
+
+  /**
+   * Starts an upload, trying a cross-repository mount from `from` first.
+   * Returns `mounted` (the registry linked the blob, nothing to send) or the upload URL.
+   */
+  async startUpload(
+    registry: string,
+    repository: string,
+    digest: Digest,
+    from?: string,
+    signal?: AbortSignal,
+  ): Promise<{ mounted: true } | { mounted: false; location: string }> {
+    const ctx = { host: apiHost(registry), repository, kind: 'upload', target: digest };
+    const query = from ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}` : '';
+    const res = await this.request(registry, repository, `blobs/uploads/${query}`, ['pull', 'push'], {
+      method: 'POST',
+      signal,
+      extraScopes: from ? [`repository:${from}:pull`] : [],
+    });
+    res.body?.resume();
+    if (res.status === 201 && from) return { mounted: true };
+    if (res.status !== 202) throw await registryHttpError(res, ctx);
+    const location = res.headers.get('location');
+    if (!location) throw new RegistryError('TSG_REGISTRY', `${ctx.host} started an upload without a Location`);
+    const state = await this.ping(registry, signal);
+    return { mounted: false, location: new URL(location, state.base).href };
+  }
+
+  /** PATCHes one chunk; returns the next upload URL. */
+  async uploadChunk(registry: string, repository: string, location: string, chunk: Buffer, start: number, signal?: AbortSignal): Promise<string> {
+    const res = await this.request(registry, repository, location, ['pull', 'push'], {
+      method: 'PATCH',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(chunk.length),
+        'content-range': `${start}-${start + chunk.length - 1}`,
+      },
+      body: chunk,
+      signal,
+    });
+    res.body?.resume();
+    if (res.status !== 202) throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'upload chunk', target: undefined });
+    const next = res.headers.get('location');
+    const state = await this.ping(registry, signal);
+    return next ? new URL(next, state.base).href : location;
+  }
+
+  /** Closes an upload with PUT ?digest= (and the last bytes, if any). */
+  async finishUpload(registry: string, repository: string, location: string, digest: Digest, last: Buffer, signal?: AbortSignal): Promise<void> {
+    const url = new URL(location);
+    url.searchParams.set('digest', digest);
+    const res = await this.request(registry, repository, url.href, ['pull', 'push'], {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(last.length) },
+      body: last,
+      signal,
+    });
+    res.body?.resume();
+    if (res.status !== 201) throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'upload', target: digest });
   }
 
   /** PUTs a manifest under a tag or digest. Returns the digest of the bytes. */

@@ -75,6 +75,18 @@ export class Mounter {
     return record;
   }
 
+  /** Unmounts (every reference) and deletes container `name`. */
+  async remove(name: string): Promise<ContainerRecord> {
+    const record = this.containers.require(name);
+    if (this.driver.exists(record.id)) {
+      // Bounded: a reference count can never exceed what get() handed out.
+      for (let i = 0; i < 10_000 && this.#references(record) > 0; i++) await this.driver.put(record.id);
+      await this.driver.remove(record.id);
+    }
+    this.containers.remove(name);
+    return record;
+  }
+
   isMounted(record: ContainerRecord): boolean {
     if (!record.path) return false;
     if (isMountPoint(record.path)) return true;

@@ -17,7 +17,13 @@ import * as fs from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ContentStore } from '../content/store.js';
-import { NotFoundError, UsageError } from '../errors.js';
+import { BusyError, NotFoundError, UsageError } from '../errors.js';
+import { hexOf } from '../digest.js';
+import { acquireLock } from './lock.js';
+import { collectGarbage, type GcReport } from './gc.js';
+import { commitContainer, type CommitOptions, type CommitResult } from './commit.js';
+import { diffLayer, type LayerDiff } from './differ.js';
+import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { type Platform, parsePlatform } from '../platform.js';
 import { CredentialStore, type Credentials } from '../registry/credentials.js';
 import type { RetryPolicy } from '../registry/retry.js';
@@ -114,6 +120,7 @@ export class Store {
    */
   async pull(ref: string, options: StorePullOptions = {}): Promise<PullResult> {
     const source = openSource(ref, () => this.registry);
+    const gcLock = await acquireLock(join(this.root, 'locks'), 'gc', { shared: true, timeoutMs: 10 * 60_000 });
     try {
       const platform = typeof options.platform === 'string' ? parsePlatform(options.platform) : options.platform;
       const result = await pullImage(source, this.content, this.images, {
@@ -129,6 +136,7 @@ export class Store {
       });
       return result;
     } finally {
+      gcLock.release();
       source.close();
     }
   }
@@ -184,13 +192,74 @@ export class Store {
    * container layer on it). Returns the root path and the container record.
    */
   async mount(target: string, options: MountRequest = {}): Promise<MountResult> {
-    if (this.containers.get(target)) return this.#mounter.mountContainer(target, options);
-    return this.#mounter.mountImage(this.findImage(target), options);
+    return this.#shared(async () => {
+      if (this.containers.get(target)) return this.#mounter.mountContainer(target, options);
+      return this.#mounter.mountImage(this.findImage(target), options);
+    });
   }
 
   /** Releases one mount of container `name` (unmounted when none are left). */
   async umount(name: string): Promise<ContainerRecord> {
     return this.#mounter.unmount(name);
+  }
+
+  /** Unmounts and deletes container `name` (its layer and record). */
+  async removeContainer(name: string): Promise<ContainerRecord> {
+    return this.#shared(() => this.#mounter.remove(name));
+  }
+
+  /**
+   * Removes the name `ref` from the store (docker rmi). Refused with
+   * TSG_IN_USE while a container was made from it, unless `force`. Layers
+   * and blobs stay until `gc`.
+   */
+  async removeImage(ref: string, options: { force?: boolean } = {}): Promise<ImageRecord> {
+    const image = this.findImage(ref);
+    const users = this.containers.list().filter((c) => c.image === image.name || c.imageDigest === image.manifestDigest);
+    if (users.length && !options.force) {
+      throw new BusyError('TSG_IN_USE', `image ${image.name} is used by container(s) ${users.map((u) => u.name).join(', ')} (rm them, or --force)`, {
+        data: { image: image.name, containers: users.map((u) => u.name) },
+      });
+    }
+    this.images.remove(image.name);
+    return image;
+  }
+
+  /** Removes layers and blobs that no image or container references. */
+  async gc(options: { dryRun?: boolean } = {}): Promise<GcReport> {
+    const lock = await acquireLock(join(this.root, 'locks'), 'gc', { timeoutMs: 10 * 60_000 });
+    try {
+      return await collectGarbage({ content: this.content, images: this.images, layers: this.layers, containers: this.containers }, options);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Pushes image `ref` to `destination` (default: its own name). */
+  async push(ref: string, destination?: string, options: PushOptions = {}): Promise<PushResult> {
+    const image = this.findImage(ref);
+    return this.#shared(() => pushImage({ content: this.content, images: this.images, client: this.registry }, image, destination ?? image.name, options));
+  }
+
+  /** Commits container `name` as image `ref`. */
+  async commit(name: string, ref: string, options: CommitOptions = {}): Promise<CommitResult> {
+    return this.#shared(() => commitContainer({ content: this.content, images: this.images, layers: this.layers }, this.containers.require(name), ref, options));
+  }
+
+  /** Changes of container `name` against its image (and how they were found). */
+  async diff(name: string): Promise<LayerDiff> {
+    const c = this.containers.require(name);
+    return diffLayer(this.driver, c.id, c.parent ? hexOf(c.parent) : undefined);
+  }
+
+  /** Runs `fn` holding the gc lock shared: gc waits until it is done. */
+  async #shared<T>(fn: () => Promise<T>): Promise<T> {
+    const lock = await acquireLock(join(this.root, 'locks'), 'gc', { shared: true, timeoutMs: 10 * 60_000 });
+    try {
+      return await fn();
+    } finally {
+      lock.release();
+    }
   }
 
   /** Container layers with their mount state. */

@@ -18,7 +18,7 @@ import { UnsupportedError } from '../../errors.js';
 import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { overlayFormat } from '../../layer/whiteout.js';
 import { hasNewMountApi, isMountPoint, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
-import type { ApplyDiffOptions, CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
+import type { ApplyDiffOptions, CreateOptions, LayerPaths, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
 import { backingFs, kernelHas, probeDType, probeIn, probeUserxattrNeeded, probeWhiteoutMknod } from '../probe.js';
 
@@ -26,7 +26,7 @@ export const OVERLAY_OPTIONS = ['index=off', 'redirect_dir=off', 'metacopy=off']
 
 export class OverlayDriver implements GraphDriver {
   readonly name = 'overlay';
-  readonly capabilities: DriverCapabilities = { maxDepth: MAX_OVERLAY_LOWERS, mounts: true };
+  readonly capabilities: DriverCapabilities = { layout: 'diff', maxDepth: MAX_OVERLAY_LOWERS, mounts: true };
   readonly dirs: LayerDirs;
 
   constructor(readonly home: string) {
@@ -110,6 +110,11 @@ export class OverlayDriver implements GraphDriver {
 
   exists(id: string): boolean {
     return this.dirs.exists(id);
+  }
+
+  layerPaths(id: string): LayerPaths {
+    const chain = this.dirs.chain(id);
+    return { own: this.diffDir(id), parents: chain.slice(1).map((m) => this.diffDir(m.id)) };
   }
 
   async remove(id: string): Promise<void> {

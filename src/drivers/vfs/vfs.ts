@@ -12,13 +12,13 @@ import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { naiveFormat } from '../../layer/whiteout.js';
 import { isMountPoint, type MountSpec, mount, unmount } from '../../mount/index.js';
 import { copyTree } from '../../util/copy-tree.js';
-import type { ApplyDiffOptions, CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
+import type { ApplyDiffOptions, CreateOptions, LayerPaths, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
 import { backingFs, probeReflink } from '../probe.js';
 
 export class VfsDriver implements GraphDriver {
   readonly name: string = 'vfs';
-  readonly capabilities: DriverCapabilities = { mounts: false };
+  readonly capabilities: DriverCapabilities = { layout: 'full', mounts: false };
   readonly dirs: LayerDirs;
 
   constructor(readonly home: string) {
@@ -76,6 +76,11 @@ export class VfsDriver implements GraphDriver {
 
   exists(id: string): boolean {
     return this.dirs.exists(id);
+  }
+
+  layerPaths(id: string): LayerPaths {
+    const parent = this.dirs.meta(id).parent;
+    return { own: this.rootDir(id), parents: parent === undefined ? [] : [this.rootDir(parent)] };
   }
 
   async remove(id: string): Promise<void> {

@@ -1,0 +1,92 @@
+/**
+ * Changes → an OCI layer tar. Deletions become `.wh.<name>`, opaque
+ * directories a `.wh..wh..opq` entry inside them, hardlinks within the layer
+ * stay hardlinks, xattrs travel as PAX `SCHILY.xattr.*`. Overlay's own
+ * xattrs never leave: from an overlay upper, `trusted.overlay.*` is dropped
+ * and image xattrs stored escaped (`trusted.overlay.overlay.X`) are exported
+ * under their real name again.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import type { OverlayChange } from './changes.js';
+import { unescapeOverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
+import { readXattrs } from './xattr.js';
+
+export interface GenerateOptions {
+  /** Where A/C entries are read from: the overlay upper, or a full tree. */
+  root: string;
+  /** `overlay-upper` strips overlay-internal xattrs and unescapes image ones. */
+  source: 'overlay-upper' | 'tree';
+}
+
+function exportXattrs(path: string, source: GenerateOptions['source']): Record<string, string> {
+  const pax: Record<string, string> = {};
+  for (const [name, value] of readXattrs(path)) {
+    let out = name;
+    if (source === 'overlay-upper' && name.startsWith('trusted.overlay.')) {
+      if (!name.startsWith('trusted.overlay.overlay.')) continue; // overlay's own bookkeeping
+      out = unescapeOverlayXattr(name);
+    }
+    pax[`SCHILY.xattr.${out}`] = value.toString('utf8');
+  }
+  return pax;
+}
+
+function devParts(rdev: number): { devmajor: number; devminor: number } {
+  return { devmajor: Math.floor(rdev / 256) & 0xfff, devminor: (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00) };
+}
+
+/** Streams the layer tar for `changes` (sorted, parents before children). */
+export function generateLayerTar(changes: OverlayChange[], options: GenerateOptions): Readable {
+  const pack = tar.pack();
+  const write = (header: Partial<tar.Header> & { name: string }, body?: Readable): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (!body) {
+        // A file entry without a buffer waits for a body stream: give regular files an empty one.
+        if ((header.type ?? 'file') === 'file') pack.entry(header as tar.Header, Buffer.alloc(0), cb);
+        else pack.entry(header as tar.Header, cb);
+        return;
+      }
+      const entry = pack.entry(header as tar.Header, cb);
+      body.on('error', reject);
+      body.pipe(entry);
+    });
+
+  const run = async () => {
+    const inodes = new Map<string, string>();
+    for (const change of changes) {
+      const rel = change.path.replace(/^\/+/, '');
+      if (change.kind === 'D') {
+        const i = rel.lastIndexOf('/');
+        const name = i < 0 ? `${WHITEOUT_PREFIX}${rel}` : `${rel.slice(0, i)}/${WHITEOUT_PREFIX}${rel.slice(i + 1)}`;
+        await write({ name, type: 'file', size: 0, mode: 0o644, mtime: new Date(0) });
+        continue;
+      }
+      const abs = join(options.root, rel);
+      const st = fs.lstatSync(abs);
+      const base = { name: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime, pax: exportXattrs(abs, options.source) };
+      if (st.isDirectory()) {
+        await write({ ...base, type: 'directory' });
+        if (change.opaque) await write({ name: `${rel}/${WHITEOUT_OPAQUE}`, type: 'file', size: 0, mode: 0o644, mtime: new Date(0) });
+      } else if (st.isSymbolicLink()) {
+        await write({ ...base, type: 'symlink', linkname: fs.readlinkSync(abs) });
+      } else if (st.nlink > 1 && inodes.has(`${st.dev}:${st.ino}`)) {
+        await write({ ...base, type: 'link', linkname: inodes.get(`${st.dev}:${st.ino}`)! });
+      } else if (st.isFile()) {
+        if (st.nlink > 1) inodes.set(`${st.dev}:${st.ino}`, rel);
+        await write({ ...base, type: 'file', size: st.size }, fs.createReadStream(abs));
+      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        await write({ ...base, type: st.isCharacterDevice() ? 'character-device' : 'block-device', ...devParts(st.rdev) });
+      } else if (st.isFIFO()) {
+        await write({ ...base, type: 'fifo' });
+      }
+      // Sockets are not layer content.
+    }
+    pack.finalize();
+  };
+  run().catch((err: unknown) => pack.destroy(err as Error));
+  return pack as unknown as Readable;
+}

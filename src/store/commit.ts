@@ -1,0 +1,158 @@
+/**
+ * commit: a container layer becomes an image.
+ *   changes → layer tar → (sha256 = diffId) → gzip|zstd|none → content store
+ *   base config + diff_id + history + --change → new config
+ *   base layers + the new one → an OCI manifest → content store → image record
+ * Where the driver keeps layers as diffs (overlay), the container's upper is
+ * copied in as the new image layer instead of unpacking the blob again.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { CompressStream } from 'zstd-napi';
+import type { ContentStore } from '../content/store.js';
+import { type Digest, digestOfHasher, hexOf, newHasher, sha256 } from '../digest.js';
+import { UsageError } from '../errors.js';
+import { chainIds } from '../layer/chain.js';
+import { applyChange, type RunConfig } from '../oci/config-changes.js';
+import { type Compression, MediaType } from '../oci/media-types.js';
+import { imageConfigSchema, manifestSchema, parseJson } from '../oci/schemas.js';
+import { formatPlatform } from '../platform.js';
+import { formatReference, parseReference } from '../reference.js';
+import { copyTree } from '../util/copy-tree.js';
+import type { ContainerRecord } from './containers.js';
+import { diffLayer, diffTar } from './differ.js';
+import type { ImageRecord, ImageStore } from './image-store.js';
+import { LayerStore } from './layer-store.js';
+
+export interface CommitOptions {
+  compress?: Compression | undefined;
+  /** Dockerfile-style instructions (`CMD ["sh"]`, `ENV A=b`, …). */
+  changes?: string[] | undefined;
+  message?: string | undefined;
+  author?: string | undefined;
+}
+
+export interface CommitResult {
+  image: ImageRecord;
+  layer: { digest: Digest; diffId: Digest; size: number; mediaType: string };
+  /** How the changes were found (native overlay upper, or tree comparison). */
+  diffMethod: 'native' | 'naive';
+  /** True when the upper was copied in as the image layer (no re-unpack). */
+  reusedUpper: boolean;
+}
+
+const LAYER_TYPES: Record<Compression, string> = {
+  gzip: MediaType.OciLayerGzip,
+  zstd: MediaType.OciLayerZstd,
+  none: MediaType.OciLayer,
+};
+
+/** Docker media types inside an OCI manifest: same bytes, OCI names. */
+function ociLayerType(t: string): string {
+  if (t === MediaType.DockerLayerGzip) return MediaType.OciLayerGzip;
+  if (t === MediaType.DockerLayerForeignGzip) return MediaType.OciLayerNondistributableGzip;
+  return t;
+}
+
+class Hashing extends Transform {
+  readonly hash = newHasher();
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+}
+
+export async function commitContainer(
+  ctx: { content: ContentStore; images: ImageStore; layers: LayerStore },
+  container: ContainerRecord,
+  ref: string,
+  options: CommitOptions = {},
+): Promise<CommitResult> {
+  const compression = options.compress ?? 'gzip';
+  if (!(compression in LAYER_TYPES)) throw new UsageError('TSG_USAGE', `--compress must be gzip, zstd or none`);
+  const name = formatReference(parseReference(ref));
+  const { content, images, layers } = ctx;
+  const driver = layers.driver;
+
+  // The base image, from the content store (it outlives an `rmi --force`).
+  const baseManifest = parseJson(manifestSchema, content.readBlob(container.imageDigest), `manifest ${container.imageDigest}`);
+  const baseConfigBytes = content.readBlob(baseManifest.config.digest);
+  const config = parseJson(imageConfigSchema, baseConfigBytes, `config ${baseManifest.config.digest}`);
+  const runConfig: RunConfig = { ...(config.config ?? {}) } as RunConfig;
+  for (const c of options.changes ?? []) applyChange(runConfig, c);
+
+  // 1. The layer blob.
+  const parentId = container.parent ? hexOf(container.parent) : undefined;
+  const diff = await diffLayer(driver, container.id, parentId);
+  const tar = diffTar(diff);
+  const tap = new Hashing();
+  const writer = content.tempWriter();
+  const stages: NodeJS.ReadWriteStream[] = [tap];
+  if (compression === 'gzip') stages.push(createGzip());
+  if (compression === 'zstd') stages.push(new CompressStream() as unknown as NodeJS.ReadWriteStream);
+  try {
+    await pipeline([tar, ...stages, writer] as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream]);
+  } catch (err) {
+    writer.discard();
+    throw err;
+  }
+  const blob = writer.commit();
+  const diffId = digestOfHasher(tap.hash);
+  const mediaType = LAYER_TYPES[compression];
+
+  // 2. Config and manifest.
+  const now = new Date().toISOString();
+  const newConfig = {
+    ...config,
+    created: now,
+    ...(options.author ? { author: options.author } : {}),
+    config: runConfig,
+    rootfs: { type: 'layers', diff_ids: [...config.rootfs.diff_ids, diffId] },
+    history: [
+      ...(config.history ?? []),
+      { created: now, created_by: 'tsgraph commit', ...(options.author ? { author: options.author } : {}), ...(options.message ? { comment: options.message } : {}) },
+    ],
+  };
+  const configBytes = Buffer.from(JSON.stringify(newConfig));
+  const configInfo = await content.writeBlob(configBytes, { digest: sha256(configBytes), size: configBytes.length });
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: configInfo.digest, size: configInfo.size },
+    layers: [
+      ...baseManifest.layers.map((l) => ({ mediaType: ociLayerType(l.mediaType), digest: l.digest, size: l.size })),
+      { mediaType, digest: blob.digest, size: blob.size },
+    ],
+  };
+  const manifestBytes = Buffer.from(JSON.stringify(manifest));
+  const manifestInfo = await content.writeBlob(manifestBytes, { digest: sha256(manifestBytes), size: manifestBytes.length });
+
+  const record: ImageRecord = {
+    name,
+    digest: manifestInfo.digest,
+    manifestDigest: manifestInfo.digest,
+    manifestMediaType: MediaType.OciManifest,
+    configDigest: configInfo.digest,
+    platform: formatPlatform({ os: config.os, architecture: config.architecture, variant: config.variant }),
+    layers: manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: newConfig.rootfs.diff_ids[i]! })),
+    size: manifest.layers.reduce((n, l) => n + l.size, 0),
+    source: `commit of ${container.name}`,
+    created: now,
+    pulledAt: now,
+  };
+
+  // 3. The image layer in the driver: copy the upper where layers are diffs, else unpack the blob.
+  let reusedUpper = false;
+  const chain = chainIds(record.layers.map((l) => l.diffId));
+  const chainId = chain.at(-1)!;
+  if (diff.method === 'native' && driver.capabilities.layout === 'diff' && !layers.isComplete(chainId)) {
+    await layers.importLayer(chainId, chain.at(-2), { diffId, blob: blob.digest, size: blob.size }, (dir) =>
+      copyTree(driver.layerPaths(container.id).own, dir),
+    );
+    reusedUpper = true;
+  }
+  await layers.unpack(record, content);
+  images.put(record);
+  return { image: record, layer: { digest: blob.digest, diffId, size: blob.size, mediaType }, diffMethod: diff.method, reusedUpper };
+}
