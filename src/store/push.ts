@@ -41,7 +41,7 @@ export interface PushResult {
 /** A repository on `dest`'s registry, other than dest's, that the store got `digest` from. */
 function mountSource(images: ImageStore, dest: Reference, digest: Digest): string | undefined {
   for (const img of images.list()) {
-    if (!img.layers.some((l) => l.digest === digest)) continue;
+    if (img.configDigest !== digest && !img.layers.some((l) => l.digest === digest)) continue;
     try {
       const src = parseReference(img.source.startsWith('oci:') || img.source.startsWith('commit') ? '' : img.source);
       if (src.registry === dest.registry && src.repository !== dest.repository) return src.repository;

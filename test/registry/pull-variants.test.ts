@@ -199,6 +199,23 @@ describe('pull from a real registry', () => {
           }
         });
 
+        it('pushes with the push scope of the token flow', async () => {
+          const root = sb.newRoot('push-token');
+          const store = await Store.open({ root, configDirs: [sb.configDir], creds: { username: TEST_USER, password: TEST_PASSWORD } });
+          try {
+            await store.pull(`${reg.host}/${repo}:oci`);
+            const before = reg.token!.requests.length;
+            const r = await store.push(`${reg.host}/${repo}:oci`, `${reg.host}/private/pushed:v1`);
+            assert.equal(r.digest, catalog.ociGzip.manifest.digest);
+            const asked = reg.token!.requests.slice(before);
+            assert.ok(asked.some((q) => q.user === TEST_USER && q.scopes.includes('repository:private/pushed:pull,push')), JSON.stringify(asked));
+          } finally {
+            store.close();
+          }
+          const anon = await runCli(['push', `${reg.host}/${repo}:oci`, `${reg.host}/private/nope:v1`], { ...sb.env, TSGRAPH_ROOT: root });
+          assert.equal(anon.code, 4, 'pushing anonymously is refused');
+        });
+
         it('refuses a private repository anonymously with TSG_AUTH_REQUIRED', async () => {
           const root = sb.newRoot('private-anon');
           const r = await runCli(['pull', `${reg.host}/private/test:oci`], { ...sb.env, TSGRAPH_ROOT: root });
