@@ -1,22 +1,18 @@
 /** `tsgraph pull REF`: fetch an image into the store. */
-import { Command, Option } from 'commander';
-import { parseCreds } from '../../registry/credentials.js';
-import { UsageError } from '../../errors.js';
+import { Command } from 'commander';
+import { type RegistryFlags, addRegistryFlags, parseJobs, registryStoreOptions } from '../registry-flags.js';
 import { type GlobalOptions, formatBytes, printJson } from '../output.js';
 import { PullProgress, progressMode } from '../progress.js';
 import { type CommandContext, openStore } from '../context.js';
 
-interface PullFlags {
+interface PullFlags extends RegistryFlags {
   platform?: string;
-  jobs: string;
-  creds?: string;
-  insecureRegistry: string[];
   quiet?: boolean;
   unpack: boolean;
 }
 
 export function pullCommand(ctx: CommandContext): Command {
-  return new Command('pull')
+  const cmd = new Command('pull')
     .summary('pull an image from a registry or an OCI layout into the store')
     .description(
       'Pull an image into the content store. REF is a registry reference (busybox, ghcr.io/org/app:1.2, ' +
@@ -24,24 +20,16 @@ export function pullCommand(ctx: CommandContext): Command {
         'fetched again; an interrupted pull resumes where it stopped.',
     )
     .argument('<ref>', 'image reference or oci:DIR[:TAG]')
-    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this host)')
-    .option('-j, --jobs <n>', 'layers downloaded in parallel', '3')
-    .option('--creds <user:password>', 'registry credentials (default: docker config.json)')
-    .addOption(
-      new Option('--insecure-registry <host[:port]>', 'allow plain http / unverified TLS for this registry (repeatable)')
-        .argParser((v: string, prev: string[]) => [...prev, v])
-        .default([]),
-    )
+    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this host)');
+  return addRegistryFlags(cmd, 'layers downloaded')
     .option('-q, --quiet', 'print only the image name when done')
     .option('--no-unpack', 'only download; unpack into the driver later (on first mount)')
     .action(async (ref: string, flags: PullFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions & PullFlags>();
-      const jobs = Number(flags.jobs);
-      if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw new UsageError('TSG_USAGE', '--jobs must be a whole number from 1 to 64');
+      const jobs = parseJobs(flags);
       const progress = new PullProgress(progressMode({ quiet: flags.quiet, json: g.json }));
       const store = await openStore(g, {
-        creds: flags.creds ? parseCreds(flags.creds) : undefined,
-        insecureRegistries: flags.insecureRegistry,
+        ...registryStoreOptions(flags),
         onRetry: (r) => progress.line(`retrying in ${(r.delayMs / 1000).toFixed(1)}s (${r.reason})`),
       });
       try {

@@ -1,39 +1,32 @@
 /** `tsgraph push REF [DEST]`: upload an image to a registry. */
-import { Command, Option } from 'commander';
-import { parseCreds } from '../../registry/credentials.js';
+import { Command } from 'commander';
+import { type RegistryFlags, addRegistryFlags, parseJobs, registryStoreOptions } from '../registry-flags.js';
 import { type CommandContext, openStore } from '../context.js';
 import { type GlobalOptions, formatBytes, printJson } from '../output.js';
 import { PullProgress, progressMode } from '../progress.js';
 
 export function pushCommand(ctx: CommandContext): Command {
-  return new Command('push')
+  const cmd = new Command('push')
     .summary('push an image to a registry')
     .description(
       'Upload image REF to DEST (default: its own name). Blobs the registry has are skipped (HEAD), blobs another ' +
         'repository of the same registry holds are cross-mounted, large blobs go in chunks; the manifest goes last.',
     )
     .argument('<ref>', 'image in the store')
-    .argument('[dest]', 'destination reference (registry/repo:tag)')
-    .option('-j, --jobs <n>', 'blobs uploaded in parallel', '3')
-    .option('--creds <user:password>', 'registry credentials (default: docker config.json)')
-    .addOption(
-      new Option('--insecure-registry <host[:port]>', 'allow plain http / unverified TLS for this registry (repeatable)')
-        .argParser((v: string, prev: string[]) => [...prev, v])
-        .default([]),
-    )
+    .argument('[dest]', 'destination reference (registry/repo:tag)');
+  return addRegistryFlags(cmd, 'blobs uploaded')
     .option('--chunk-size <bytes>', 'PATCH chunk size for large blobs', String(16 << 20))
     .option('-q, --quiet', 'print only the digest')
-    .action(async (ref: string, dest: string | undefined, flags: { jobs: string; creds?: string; insecureRegistry: string[]; chunkSize: string; quiet?: boolean }, cmd: Command) => {
+    .action(async (ref: string, dest: string | undefined, flags: RegistryFlags & { chunkSize: string; quiet?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const progress = new PullProgress(progressMode({ quiet: flags.quiet, json: g.json }));
       const store = await openStore(g, {
-        creds: flags.creds ? parseCreds(flags.creds) : undefined,
-        insecureRegistries: flags.insecureRegistry,
+        ...registryStoreOptions(flags),
         onRetry: (r) => progress.line(`retrying in ${(r.delayMs / 1000).toFixed(1)}s (${r.reason})`),
       });
       try {
         const r = await store.push(ref, dest, {
-          jobs: Number(flags.jobs),
+          jobs: parseJobs(flags),
           chunkSize: Number(flags.chunkSize),
           signal: ctx.signal,
           onProgress: (e) => {
