@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { applyTar } from '../../src/layer/apply.js';
 import { openLayerTar } from '../../src/layer/unpack.js';
 import { naiveFormat } from '../../src/layer/whiteout.js';
+import { setXattr } from '../../src/layer/xattr.js';
 import { REPO_ROOT, parseJsonOutput, runCli } from '../helpers/cli.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { type TestRegistry, startRegistry } from '../helpers/registry.js';
@@ -74,6 +75,22 @@ describe('container lifecycle: diff, commit, push, bundle', () => {
     assert.deepEqual(r.stdout.trim().split('\n'), EXPECTED_DIFF);
     const j = parseJsonOutput<{ method: string }>(await runCli(['diff', 'work', '--json'], env));
     assert.equal(j.method, 'native');
+  });
+
+  it('falls back to the naive diff (and says why) when an upper holds overlay redirect metadata', async () => {
+    const m = parseJsonOutput<{ path: string; id: string }>(await runCli(['mount', 'busybox', '--name', 'redir', '--json'], env));
+    try {
+      fs.mkdirSync(join(m.path, 'moved'));
+      fs.writeFileSync(join(m.path, 'moved/x'), 'x');
+      const upper = join(env.TSGRAPH_ROOT!, 'overlay/layers', m.id, 'diff');
+      setXattr(join(upper, 'moved'), 'trusted.overlay.redirect', '/somewhere');
+      const j = parseJsonOutput<{ method: string; reason: string; changes: Array<{ kind: string; path: string }> }>(await runCli(['diff', 'redir', '--json'], env));
+      assert.equal(j.method, 'naive');
+      assert.match(j.reason, /trusted\.overlay\.redirect/);
+      assert.deepEqual(j.changes.map((c) => `${c.kind} ${c.path}`), ['A /moved', 'A /moved/x']);
+    } finally {
+      assert.equal((await runCli(['rm', 'redir'], env)).code, 0);
+    }
   });
 
   it('the exported layer tar applied on the image reproduces the merged view', async () => {

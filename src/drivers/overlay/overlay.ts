@@ -136,6 +136,11 @@ export class OverlayDriver implements GraphDriver {
       probeDType(this.home),
       probeWhiteoutMknod(this.home),
       probeUserxattrNeeded(this.home),
+      {
+        name: 'native diff',
+        ok: true,
+        detail: 'on: mounts use redirect_dir=off,metacopy=off so uppers are plain diffs; an upper carrying redirect/metacopy xattrs falls back to the naive diff',
+      },
       probeIn(this.home, 'overlay mount', (dir) => {
         for (const d of ['l1', 'l2', 'u', 'w', 'm']) fs.mkdirSync(join(dir, d));
         mount({ type: 'overlay', lowers: [join(dir, 'l1'), join(dir, 'l2')], upper: join(dir, 'u'), work: join(dir, 'w'), options: OVERLAY_OPTIONS }, join(dir, 'm'));
