@@ -34,6 +34,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsgraph::InitMountApi(env, exports);
   tsgraph::InitMountClassic(env, exports);
   tsgraph::InitFsOps(env, exports);
+  tsgraph::InitBtrfs(env, exports);
   return exports;
 }
 

@@ -19,5 +19,6 @@ void InitLock(Napi::Env env, Napi::Object exports);
 void InitMountApi(Napi::Env env, Napi::Object exports);
 void InitMountClassic(Napi::Env env, Napi::Object exports);
 void InitFsOps(Napi::Env env, Napi::Object exports);
+void InitBtrfs(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsgraph

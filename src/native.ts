@@ -47,6 +47,11 @@ export interface NativeFs {
   llistxattr(path: string): string[];
   lremovexattr(path: string, name: string): void;
   renameat2(from: string, to: string, flags: number): void;
+  btrfsSubvolCreate(parentDir: string, name: string): void;
+  btrfsSnapshot(source: string, destParentDir: string, name: string, readOnly: boolean): void;
+  btrfsSetReadOnly(subvol: string, readOnly: boolean): void;
+  btrfsIsReadOnly(subvol: string): boolean;
+  btrfsSubvolDestroy(parentDir: string, name: string): void;
   mountApiConstants: { MOUNT_ATTR_RDONLY: number; MOUNT_ATTR_NOSUID: number; MOUNT_ATTR_NODEV: number; MOUNT_ATTR_NOEXEC: number };
   mountConstants: {
     MS_RDONLY: number;

@@ -61,6 +61,8 @@ export interface LayerPaths {
 export interface DriverCapabilities {
   /** `diff`: a layer dir holds only its changes (overlay, aufs); `full`: the whole tree (vfs, btrfs). */
   layout: 'diff' | 'full';
+  /** How a `diff` layout marks deletions: overlay (char 0/0 + xattr) or aufs (`.wh.` files). */
+  whiteouts?: 'overlay' | 'aufs';
   /** Deepest layer chain the driver can mount; undefined = no limit. */
   maxDepth?: number | undefined;
   /** True when `get` needs a kernel mount (false: the layer dir itself is the root). */

@@ -31,8 +31,12 @@ export class LayerDirs {
   readonly layersDir: string;
   readonly lockDir: string;
 
-  constructor(readonly home: string) {
-    this.layersDir = join(home, 'layers');
+  /** `subdir`: where per-layer dirs live (aufs keeps docker's `layers/` name for its parent lists). */
+  constructor(
+    readonly home: string,
+    subdir = 'layers',
+  ) {
+    this.layersDir = join(home, subdir);
     this.lockDir = join(home, 'locks');
     fs.mkdirSync(this.layersDir, { recursive: true, mode: 0o700 });
   }

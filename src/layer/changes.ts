@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { UnsupportedError } from '../errors.js';
 import { getXattr, readXattrs } from './xattr.js';
+import { WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';
 
@@ -41,32 +42,71 @@ function isWhiteout(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
 }
 
+/** How a diff-layout driver marks deletions and opaque dirs in its layer dirs. */
+export type WhiteoutStyle = 'overlay' | 'aufs';
+
+function whitedOut(style: WhiteoutStyle, dir: string, name: string, st: fs.Stats | null): boolean {
+  if (style === 'overlay') return st !== null && isWhiteout(st);
+  return lstatOrNull(join(dir, `${WHITEOUT_PREFIX}${name}`)) !== null;
+}
+
+function isOpaqueDir(style: WhiteoutStyle, dir: string): boolean {
+  if (style === 'overlay') return getXattr(dir, 'trusted.overlay.opaque')?.toString() === 'y';
+  return lstatOrNull(join(dir, WHITEOUT_OPAQUE)) !== null;
+}
+
 /** Does any lower (topmost first) show `rel`, honouring whiteouts and opaque dirs? */
-function inLowers(lowers: string[], rel: string): boolean {
+function inLowers(lowers: string[], rel: string, style: WhiteoutStyle = 'overlay'): boolean {
   const parts = rel.split('/');
   for (const lower of lowers) {
-    // Walk down: an opaque parent or whiteout in this lower hides everything below in deeper lowers.
-    let hidden = false;
-    let prefix = lower;
+    // Walk down; a whiteout or an opaque dir in this lower hides the deeper lowers.
+    let dir = lower;
     for (let i = 0; i < parts.length; i++) {
-      prefix = join(prefix, parts[i]!);
-      const st = lstatOrNull(prefix);
+      const name = parts[i]!;
+      const path = join(dir, name);
+      const st = lstatOrNull(path);
+      if (whitedOut(style, dir, name, st)) return false;
       if (!st) break;
-      if (isWhiteout(st)) {
-        hidden = true;
-        break;
-      }
       if (i === parts.length - 1) return true;
       if (!st.isDirectory()) break;
-      if (getXattr(prefix, 'trusted.overlay.opaque')?.toString() === 'y') {
-        // Only entries of this very lower exist below an opaque dir.
-        const rest = join(prefix, ...parts.slice(i + 1));
-        return lstatOrNull(rest) !== null && !isWhiteout(lstatOrNull(rest)!);
+      if (isOpaqueDir(style, path)) {
+        // Below an opaque dir only this very lower's entries exist.
+        const rest = join(path, ...parts.slice(i + 1));
+        const rst = lstatOrNull(rest);
+        return rst !== null && !(style === 'overlay' && isWhiteout(rst));
       }
+      dir = path;
     }
-    if (hidden) return false;
   }
   return false;
+}
+
+/**
+ * Native changes of an aufs layer dir: `.wh.<name>` files are deletions,
+ * `.wh..wh..opq` makes its dir opaque, other `.wh..wh.*` entries are aufs's
+ * own bookkeeping (plnk, aufs) and are skipped.
+ */
+export function aufsChanges(diffDir: string, lowers: string[]): OverlayChange[] {
+  const out: OverlayChange[] = [];
+  const walk = (rel: string) => {
+    const abs = rel ? join(diffDir, rel) : diffDir;
+    for (const name of fs.readdirSync(abs).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      if (name.startsWith(WHITEOUT_META_PREFIX)) continue;
+      if (name.startsWith(WHITEOUT_PREFIX)) {
+        const target = rel ? `${rel}/${name.slice(WHITEOUT_PREFIX.length)}` : name.slice(WHITEOUT_PREFIX.length);
+        if (inLowers(lowers, target, 'aufs')) out.push({ kind: 'D', path: `/${target}` });
+        continue;
+      }
+      const st = fs.lstatSync(join(diffDir, r));
+      const opaque = st.isDirectory() && lstatOrNull(join(diffDir, r, WHITEOUT_OPAQUE)) !== null;
+      out.push({ kind: inLowers(lowers, r, 'aufs') ? 'C' : 'A', path: `/${r}`, ...(opaque ? { opaque: true } : {}) });
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  // Deletions sort with their names, like the overlay walk.
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 /** Native overlay changes. Throws TSG_UNSUPPORTED when redirect/metacopy xattrs appear. */

@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import type { GraphDriver } from '../drivers/driver.js';
 import { TsgraphError } from '../errors.js';
-import { type OverlayChange, naiveChanges, overlayChanges } from '../layer/changes.js';
+import { type OverlayChange, aufsChanges, naiveChanges, overlayChanges } from '../layer/changes.js';
 import { type GenerateOptions, generateLayerTar } from '../layer/generate.js';
 
 export interface LayerDiff {
@@ -28,6 +28,14 @@ export async function diffLayer(driver: GraphDriver, id: string, parent: string 
       changes: naiveChanges(paths.parents[0], paths.own),
       method: 'naive',
       reason: `${driver.name} layers are full trees`,
+      tarSource: { root: paths.own, source: 'tree' },
+      release: async () => {},
+    };
+  }
+  if (driver.capabilities.whiteouts === 'aufs') {
+    return {
+      changes: aufsChanges(paths.own, paths.parents),
+      method: 'native',
       tarSource: { root: paths.own, source: 'tree' },
       release: async () => {},
     };

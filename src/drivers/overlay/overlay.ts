@@ -26,7 +26,7 @@ export const OVERLAY_OPTIONS = ['index=off', 'redirect_dir=off', 'metacopy=off']
 
 export class OverlayDriver implements GraphDriver {
   readonly name = 'overlay';
-  readonly capabilities: DriverCapabilities = { layout: 'diff', maxDepth: MAX_OVERLAY_LOWERS, mounts: true };
+  readonly capabilities: DriverCapabilities = { layout: 'diff', whiteouts: 'overlay', maxDepth: MAX_OVERLAY_LOWERS, mounts: true };
   readonly dirs: LayerDirs;
 
   constructor(readonly home: string) {

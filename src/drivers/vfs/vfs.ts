@@ -33,15 +33,28 @@ export class VfsDriver implements GraphDriver {
     return this.dirs.locked(async () => {
       await this.dirs.create(id, parent, options.readWrite ?? false, (staging) => {
         fs.mkdirSync(join(staging, 'merged'), { mode: 0o700 });
-        if (parent === undefined) fs.mkdirSync(join(staging, 'root'), { mode: 0o755 });
-        else copyTree(this.rootDir(parent), join(staging, 'root'));
+        this.makeRoot(staging, parent, options.readWrite ?? false);
       });
     });
   }
 
   async applyDiff(id: string, _parent: string | undefined, tar: Readable, options: ApplyDiffOptions = {}): Promise<ApplyResult> {
-    return applyTar(this.rootDir(id), tar, { format: naiveFormat, signal: options.signal, pax: options.pax });
+    const result = await applyTar(this.rootDir(id), tar, { format: naiveFormat, signal: options.signal, pax: options.pax });
+    this.sealLayer(id);
+    return result;
   }
+
+  /** Makes `<staging>/root`: empty for a base layer, else a copy of the parent's tree. */
+  protected makeRoot(staging: string, parent: string | undefined, _readWrite: boolean): void {
+    if (parent === undefined) fs.mkdirSync(join(staging, 'root'), { mode: 0o755 });
+    else copyTree(this.rootDir(parent), join(staging, 'root'));
+  }
+
+  /** Called once a read-only layer is filled (btrfs makes it a read-only subvolume). */
+  protected sealLayer(_id: string): void {}
+
+  /** Called on a layer dir that is about to be deleted (btrfs deletes its subvolumes). */
+  protected destroyRoot(_layerDir: string): void {}
 
   mountSpec(id: string): MountSpec {
     return { type: 'bind', source: this.rootDir(id) };
@@ -92,7 +105,10 @@ export class VfsDriver implements GraphDriver {
         meta.mounts = 0;
         this.dirs.writeMeta(meta);
       }
-      this.dirs.remove(id, (dir) => unmount(join(dir, 'merged'), { detach: true }));
+      this.dirs.remove(id, (dir) => {
+        unmount(join(dir, 'merged'), { detach: true });
+        this.destroyRoot(dir);
+      });
     });
   }
 
@@ -101,6 +117,9 @@ export class VfsDriver implements GraphDriver {
   }
 
   async cleanup(): Promise<void> {
-    await this.dirs.cleanup((merged) => unmount(merged, { detach: true }));
+    await this.dirs.cleanup((merged) => {
+      unmount(merged, { detach: true });
+      this.destroyRoot(join(merged, '..'));
+    });
   }
 }
