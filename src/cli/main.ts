@@ -15,6 +15,7 @@ import { commitCommand } from './commands/commit.js';
 import { pushCommand } from './commands/push.js';
 import { bundleCommand } from './commands/bundle.js';
 import { gcCommand, rmCommand, rmiCommand } from './commands/housekeeping.js';
+import { doctorCommand } from './commands/doctor.js';
 import type { CommandContext } from './context.js';
 import { type GlobalOptions, reportError } from './output.js';
 
@@ -23,7 +24,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .description('OCI image store and union-filesystem graph driver')
     .version('0.1.0', '-v, --version')
     .option('--root <dir>', 'store root (default $TSGRAPH_ROOT or /var/lib/tsgraph)')
-    .option('--driver <name>', 'graph driver: overlay or vfs (default $TSGRAPH_DRIVER, the root\'s own, else overlay where it works)')
+    .option('--driver <name>', 'graph driver: overlay, btrfs, aufs or vfs (default $TSGRAPH_DRIVER, the root\'s own, else overlay where it works, btrfs on btrfs, vfs)')
     .option('--json', 'machine-readable output (errors too)')
     .option('--debug', 'print stack traces on errors')
     .showHelpAfterError('(add --help for usage)')
@@ -42,6 +43,7 @@ export function buildProgram(ctx: CommandContext): Command {
     rmCommand(),
     rmiCommand(),
     gcCommand(),
+    doctorCommand(),
   ];
   for (const cmd of verbs) {
     cmd.exitOverride().configureHelp({ showGlobalOptions: true });

@@ -1,8 +1,9 @@
 /**
  * Driver selection. Order: `--driver` / `$TSGRAPH_DRIVER`; else the driver a
- * root already uses (recorded in `meta/driver`); else overlay where an
- * overlay mount works, else vfs. A root made by one driver is never opened
- * with another: layers would be invisible or misread.
+ * root already uses (recorded in `meta/driver`, or found by its data dir);
+ * else overlay where an overlay mount works, then btrfs if the root is on
+ * btrfs, then vfs. A root made by one driver is never opened with another:
+ * layers would be invisible or misread.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -10,8 +11,11 @@ import { TsgraphError, UsageError } from '../errors.js';
 import type { GraphDriver } from './driver.js';
 import { OverlayDriver } from './overlay/overlay.js';
 import { VfsDriver } from './vfs/vfs.js';
+import { BtrfsDriver } from './btrfs/btrfs.js';
+import { AufsDriver } from './aufs/aufs.js';
+import { backingFs } from './probe.js';
 
-export const DRIVER_NAMES = ['overlay', 'vfs'] as const;
+export const DRIVER_NAMES = ['overlay', 'btrfs', 'aufs', 'vfs'] as const;
 export type DriverName = (typeof DRIVER_NAMES)[number];
 
 export function createDriver(name: string, root: string): GraphDriver {
@@ -20,6 +24,10 @@ export function createDriver(name: string, root: string): GraphDriver {
       return new OverlayDriver(join(root, 'overlay'));
     case 'vfs':
       return new VfsDriver(join(root, 'vfs'));
+    case 'btrfs':
+      return new BtrfsDriver(join(root, 'btrfs'));
+    case 'aufs':
+      return new AufsDriver(join(root, 'aufs'));
     default:
       throw new UsageError('TSG_USAGE', `unknown driver ${JSON.stringify(name)} (known: ${DRIVER_NAMES.join(', ')})`);
   }
@@ -33,16 +41,22 @@ async function overlayWorks(root: string): Promise<boolean> {
 /** Picks and records the driver for `root`. */
 export async function selectDriver(root: string, requested?: string): Promise<GraphDriver> {
   const recordPath = join(root, 'meta', 'driver');
-  const recorded = fs.existsSync(recordPath) ? fs.readFileSync(recordPath, 'utf8').trim() : undefined;
+  // A root from before meta/driver existed still tells by its data dir.
+  const recorded = fs.existsSync(recordPath)
+    ? fs.readFileSync(recordPath, 'utf8').trim()
+    : DRIVER_NAMES.find((d) => fs.existsSync(join(root, d, d === 'aufs' ? 'meta' : 'layers')) && fs.readdirSync(join(root, d, d === 'aufs' ? 'meta' : 'layers')).length > 0);
   if (requested && recorded && requested !== recorded) {
     throw new TsgraphError(
       'TSG_DRIVER_MISMATCH',
-      `${root} holds ${recorded} layers; refusing to open it with ${requested} (use another --root, or --driver ${recorded})`,
+      `${root} holds ${recorded} layers; refusing to open it with the ${requested} driver (use another --root, or --driver ${recorded})`,
       { data: { root, recorded, requested } },
     );
   }
   let name = requested ?? recorded;
-  if (!name) name = (await overlayWorks(root)) ? 'overlay' : 'vfs';
+  if (!name) {
+    fs.mkdirSync(root, { recursive: true });
+    name = (await overlayWorks(root)) ? 'overlay' : backingFs(root) === 'btrfs' ? 'btrfs' : 'vfs';
+  }
   const driver = createDriver(name, root);
   if (!recorded) {
     fs.mkdirSync(join(root, 'meta'), { recursive: true });

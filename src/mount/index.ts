@@ -155,3 +155,20 @@ export function unmount(target: string, options: { detach?: boolean } = {}): voi
 export function hasNewMountApi(): boolean {
   return nativeFs().hasNewMountApi();
 }
+
+/**
+ * For `doctor`: mounts all `lowers` read-only at `target`, bypassing
+ * tsgraph's own 500 cap, to learn what the kernel allows. Returns the
+ * kernel's refusal message, or undefined when it mounted (then unmounts).
+ */
+export function tryKernelOverlayLowers(lowers: string[], target: string): string | undefined {
+  const n = nativeFs();
+  try {
+    n.fsMount('overlay', lowers.map((l) => ['lowerdir+', l] as [string, string]), target, n.mountApiConstants.MOUNT_ATTR_RDONLY);
+  } catch (err) {
+    const e = err as { detail?: string; message: string };
+    return (e.detail ?? e.message).replace(/^e overlay: /, '').trim();
+  }
+  unmount(target);
+  return undefined;
+}

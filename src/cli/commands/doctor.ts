@@ -1,0 +1,27 @@
+/** `tsgraph doctor`: what this machine offers, with a remedy for each failure. */
+import { resolve } from 'node:path';
+import { Command } from 'commander';
+import { runDoctor } from '../../drivers/doctor.js';
+import { DEFAULT_ROOT } from '../../store/store.js';
+import { type GlobalOptions, printJson } from '../output.js';
+
+export function doctorCommand(): Command {
+  return new Command('doctor')
+    .summary('check the kernel, filesystem and tools the drivers need')
+    .description(
+      'Probe the kernel (version, overlay, new mount API, max lowers, metacopy/redirect_dir/index), the root\'s ' +
+        'filesystem (type, d_type, whiteout mknod, userxattr, reflink), btrfs, aufs and runc. Prints PASS/FAIL with a ' +
+        'remedy for each failure; exits 0 (a failed probe is information, not an error).',
+    )
+    .action(async (_f: unknown, cmd: Command) => {
+      const g = cmd.optsWithGlobals<GlobalOptions>();
+      const root = resolve(g.root ?? process.env.TSGRAPH_ROOT ?? DEFAULT_ROOT);
+      const probes = runDoctor(root);
+      if (g.json) return printJson({ root, probes });
+      const width = Math.max(...probes.map((p) => p.name.length));
+      for (const p of probes) {
+        process.stdout.write(`${p.ok ? 'PASS' : 'FAIL'}  ${p.name.padEnd(width)}  ${p.detail}\n`);
+        if (p.remedy) process.stdout.write(`      ${' '.repeat(width)}  remedy: ${p.remedy}\n`);
+      }
+    });
+}
