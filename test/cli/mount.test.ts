@@ -16,23 +16,29 @@ import { sha256 } from '../../src/digest.js';
 import { REPO_ROOT, parseJsonOutput, runCli, spawnCli } from '../helpers/cli.js';
 import { layerFromTar, makeImage, makeLayer, makeTar, writeOciLayout } from '../helpers/image-builder.js';
 import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
+import { type LoopFs, makeBtrfs } from '../helpers/btrfs.js';
 
 const run = promisify(execFile);
 const FIXTURE = join(REPO_ROOT, 'fixtures', 'busybox');
 
 describe('tsgraph mount', () => {
-  let tmp: Tmpfs;
+  let tmpfs: Tmpfs;
+  let btrfs: LoopFs;
   const mountsBefore = mountPoints();
   before(() => {
-    tmp = mountTmpfs('2g');
+    tmpfs = mountTmpfs('2g');
+    btrfs = makeBtrfs('2g');
   });
   after(() => {
-    tmp?.cleanup();
+    btrfs?.cleanup();
+    tmpfs?.cleanup();
     assert.deepEqual(mountPoints(), mountsBefore, 'no mount left behind');
   });
 
-  for (const driver of ['overlay', 'vfs']) {
+  for (const driver of ['overlay', 'vfs', 'btrfs']) {
     describe(`${driver} driver`, () => {
+      // btrfs needs its root on btrfs; the others get a tmpfs.
+      const tmp = { get dir() { return driver === 'btrfs' ? btrfs.dir : tmpfs.dir; } };
       const env = () => ({ TSGRAPH_ROOT: join(tmp.dir, `root-${driver}`), TSGRAPH_DRIVER: driver });
 
       it('runc runs `sh -c "echo hello"` on the mount; a file written in the container lands in the container layer', async () => {
@@ -60,6 +66,7 @@ describe('tsgraph mount', () => {
         const layers = join(env().TSGRAPH_ROOT, driver, 'layers');
         const holders = fs.readdirSync(layers).filter((l) => {
           const own = driver === 'overlay' ? join(layers, l, 'diff') : join(layers, l, 'root');
+          // On btrfs/vfs every layer is a full tree: only the container's own tree may hold the write.
           return fs.existsSync(join(own, 'written-by-runc'));
         });
         assert.equal(holders.length, 1);
@@ -67,6 +74,21 @@ describe('tsgraph mount', () => {
         assert.equal(fs.readFileSync(join(path, 'written-by-runc'), 'utf8'), 'from-container\n');
         const u = await runCli(['umount', 'runc-ctr'], env());
         assert.equal(u.code, 0, u.stderr);
+      });
+
+      it('pull + mount + change + commit, and the committed image mounts with the change', async () => {
+        assert.equal((await runCli(['pull', '-q', `oci:${FIXTURE}`], env())).code, 0);
+        const m = parseJsonOutput<{ path: string }>(await runCli(['mount', 'busybox', '--name', 'to-commit', '--json'], env()));
+        fs.writeFileSync(join(m.path, 'etc/motd'), `committed on ${driver}\n`);
+        fs.rmSync(join(m.path, 'bin/wc'));
+        const d = await runCli(['diff', 'to-commit'], env());
+        assert.deepEqual(d.stdout.trim().split('\n'), ['C /bin', 'D /bin/wc', 'C /etc', 'A /etc/motd']);
+        const c = await runCli(['commit', 'to-commit', `localhost/committed-${driver}:v1`, '--json'], env());
+        assert.equal(c.code, 0, c.stderr);
+        const again = parseJsonOutput<{ path: string }>(await runCli(['mount', `localhost/committed-${driver}:v1`, '--name', 'from-commit', '--json'], env()));
+        assert.equal(fs.readFileSync(join(again.path, 'etc/motd'), 'utf8'), `committed on ${driver}\n`);
+        assert.equal(fs.existsSync(join(again.path, 'bin/wc')), false);
+        for (const n of ['to-commit', 'from-commit']) assert.equal((await runCli(['rm', n], env())).code, 0);
       });
 
       it('mount --read-only refuses writes; references count; ps shows the state', async () => {

@@ -2,8 +2,10 @@
  * Acceptance 2: a crafted three-layer image (whiteouts, an opaque dir,
  * file↔dir swaps, hardlinks, symlinks, xattrs, setuid/setgid/sticky, a fifo,
  * a char device, names with spaces and unicode, a deep path, an empty dir)
- * is pulled from an OCI layout and mounted through overlay and through vfs.
- * Both mounted trees must equal the listing stated below, line for line.
+ * is pulled from an OCI layout and mounted through overlay, btrfs (on a loop
+ * filesystem) and vfs. Every mounted tree must equal the listing stated
+ * below, line for line: names, types, modes, owners, sizes + hashes, link
+ * targets, xattrs (the image's own, none of overlay's) and hardlink groups.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -12,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { parseJsonOutput, runCli } from '../helpers/cli.js';
 import { type TarEntry, makeImage, makeLayer, writeOciLayout } from '../helpers/image-builder.js';
 import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
+import { type LoopFs, makeBtrfs } from '../helpers/btrfs.js';
 import { listTree } from '../helpers/tree.js';
 
 const DEEP = 'a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t';
@@ -115,26 +118,30 @@ const EXPECTED = [
   `ünïcødé/日本語.txt file 0644 0:0 ${h('unicode')}`,
 ];
 
-describe('a crafted union image mounts to the stated tree through overlay and vfs', () => {
+describe('a crafted union image mounts to the stated tree through overlay, btrfs and vfs', () => {
   let tmp: Tmpfs;
+  let btrfs: LoopFs;
   let layout: string;
   const mountsBefore = mountPoints();
   const listings = new Map<string, string[]>();
 
   before(async () => {
     tmp = mountTmpfs('1g');
+    btrfs = makeBtrfs('1g');
     layout = join(tmp.dir, 'layout');
     const image = makeImage({ layers: [await makeLayer(layer1, 'gzip'), await makeLayer(layer2, 'zstd'), await makeLayer(layer3, 'none')] });
     writeOciLayout(layout, [{ tag: 'crafted', image }]);
   });
   after(() => {
+    btrfs?.cleanup();
     tmp?.cleanup();
     assert.deepEqual(mountPoints(), mountsBefore);
   });
 
-  for (const driver of ['overlay', 'vfs']) {
+  const DRIVERS = ['overlay', 'btrfs', 'vfs'];
+  for (const driver of DRIVERS) {
     it(`${driver}: the mounted tree is exactly the stated one`, async () => {
-      const env = { TSGRAPH_ROOT: join(tmp.dir, `root-${driver}`), TSGRAPH_DRIVER: driver };
+      const env = { TSGRAPH_ROOT: join(driver === 'btrfs' ? btrfs.dir : tmp.dir, `root-${driver}`), TSGRAPH_DRIVER: driver };
       const pull = await runCli(['pull', `oci:${layout}:crafted`, '--quiet'], env);
       assert.equal(pull.code, 0, pull.stderr);
       const m = await runCli(['mount', 'localhost/layout:crafted', '--name', 'c1', '--json'], env);
@@ -151,9 +158,10 @@ describe('a crafted union image mounts to the stated tree through overlay and vf
     });
   }
 
-  it('overlay and vfs listings are identical', () => {
-    assert.equal(listings.size, 2, 'both drivers ran');
-    assert.deepEqual(listings.get('overlay'), listings.get('vfs'));
+  it('differential: overlay, btrfs and vfs listings are byte-identical', () => {
+    assert.equal(listings.size, DRIVERS.length, 'every driver ran');
+    const [first, ...rest] = DRIVERS.map((d) => listings.get(d)!.join('\n'));
+    for (const other of rest) assert.equal(other, first);
   });
 });
 
