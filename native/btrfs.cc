@@ -33,8 +33,8 @@ static void CheckName(const Napi::Env& env, const std::string& name, size_t max)
   }
 }
 
-// btrfsSubvolCreate(parentDir, name)
-static Napi::Value SubvolCreate(const Napi::CallbackInfo& info) {
+// The ioctls that take a parent dir fd and struct btrfs_ioctl_vol_args{name}.
+static Napi::Value VolArgsIoctl(const Napi::CallbackInfo& info, unsigned long request, const char* what) {
   Napi::Env env = info.Env();
   std::string dir = info[0].As<Napi::String>(), name = info[1].As<Napi::String>();
   struct btrfs_ioctl_vol_args args;
@@ -43,8 +43,13 @@ static Napi::Value SubvolCreate(const Napi::CallbackInfo& info) {
   d.fd = OpenDir(env, dir);
   std::memset(&args, 0, sizeof(args));
   std::strncpy(args.name, name.c_str(), sizeof(args.name) - 1);
-  if (ioctl(d.fd, BTRFS_IOC_SUBVOL_CREATE, &args) != 0) ThrowErrno(env, errno, "BTRFS_IOC_SUBVOL_CREATE", dir + "/" + name);
+  if (ioctl(d.fd, request, &args) != 0) ThrowErrno(env, errno, what, dir + "/" + name);
   return env.Undefined();
+}
+
+// btrfsSubvolCreate(parentDir, name)
+static Napi::Value SubvolCreate(const Napi::CallbackInfo& info) {
+  return VolArgsIoctl(info, BTRFS_IOC_SUBVOL_CREATE, "BTRFS_IOC_SUBVOL_CREATE");
 }
 
 // btrfsSnapshot(source, destParentDir, name, readOnly)
@@ -92,16 +97,7 @@ static Napi::Value IsReadOnly(const Napi::CallbackInfo& info) {
 
 // btrfsSubvolDestroy(parentDir, name)
 static Napi::Value SubvolDestroy(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string dir = info[0].As<Napi::String>(), name = info[1].As<Napi::String>();
-  struct btrfs_ioctl_vol_args args;
-  CheckName(env, name, sizeof(args.name));
-  Fd d;
-  d.fd = OpenDir(env, dir);
-  std::memset(&args, 0, sizeof(args));
-  std::strncpy(args.name, name.c_str(), sizeof(args.name) - 1);
-  if (ioctl(d.fd, BTRFS_IOC_SNAP_DESTROY, &args) != 0) ThrowErrno(env, errno, "BTRFS_IOC_SNAP_DESTROY", dir + "/" + name);
-  return env.Undefined();
+  return VolArgsIoctl(info, BTRFS_IOC_SNAP_DESTROY, "BTRFS_IOC_SNAP_DESTROY");
 }
 
 void InitBtrfs(Napi::Env env, Napi::Object exports) {

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { readMountInfo } from '../../src/mount/index.js';
+import { unmountBelow } from './tmpfs.js';
 import { makeTempDir } from './tmp.js';
 
 export interface LoopFs {
@@ -25,11 +25,7 @@ export function makeBtrfs(size = '2g'): LoopFs {
   return {
     dir,
     cleanup() {
-      const below = readMountInfo()
-        .map((m) => m.mountPoint)
-        .filter((p) => p.startsWith(`${dir}/`))
-        .sort((a, b) => b.length - a.length);
-      for (const p of below) execFileSync('umount', ['-l', p]);
+      unmountBelow(dir);
       execFileSync('umount', [dir]);
       // mount -o loop sets autoclear; make sure the device is really gone.
       const loops = execFileSync('losetup', ['-j', image]).toString().trim();

@@ -19,16 +19,20 @@ export function mountTmpfs(size = '2g'): Tmpfs {
   return {
     dir,
     cleanup() {
-      // Anything a failed test left mounted below goes first (deepest first).
-      const below = readMountInfo()
-        .map((m) => m.mountPoint)
-        .filter((p) => p.startsWith(`${dir}/`))
-        .sort((a, b) => b.length - a.length);
-      for (const p of below) execFileSync('umount', ['-l', p]);
+      unmountBelow(dir);
       execFileSync('umount', [dir]);
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Lazily unmounts whatever a failed test left mounted below `dir`, deepest first. */
+export function unmountBelow(dir: string): void {
+  const below = readMountInfo()
+    .map((m) => m.mountPoint)
+    .filter((p) => p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const p of below) execFileSync('umount', ['-l', p]);
 }
 
 /** Mount points now, for a before/after comparison. */
