@@ -8,11 +8,13 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { OverlayChange } from './changes.js';
 import { unescapeOverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 import { readXattrs } from './xattr.js';
+import { paxHeaderBlocks } from './tar-header.js';
 
 export interface GenerateOptions {
   /** Where A/C entries are read from: the overlay upper, or a full tree. */
@@ -21,17 +23,49 @@ export interface GenerateOptions {
   source: 'overlay-upper' | 'tree';
 }
 
-function exportXattrs(path: string, source: GenerateOptions['source']): Record<string, string> {
-  const pax: Record<string, string> = {};
+function exportXattrs(path: string, source: GenerateOptions['source']): Array<[string, Buffer]> {
+  const out: Array<[string, Buffer]> = [];
   for (const [name, value] of readXattrs(path)) {
-    let out = name;
+    let key = name;
     if (source === 'overlay-upper' && name.startsWith('trusted.overlay.')) {
       if (!name.startsWith('trusted.overlay.overlay.')) continue; // overlay's own bookkeeping
-      out = unescapeOverlayXattr(name);
+      key = unescapeOverlayXattr(name);
     }
-    pax[`SCHILY.xattr.${out}`] = value.toString('utf8');
+    out.push([`SCHILY.xattr.${key}`, value]);
   }
-  return pax;
+  return out;
+}
+
+const utf8Safe = (b: Buffer) => Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+
+/** One PAX record: "<len> <key>=<value>\n", where len counts itself. */
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+
+/**
+ * Header fields for an entry with these xattrs. tar-stream writes PAX values
+ * as UTF-8 strings; a binary value (security.capability) would be mangled,
+ * so then we write the PAX header ourselves, byte-exact, with the path in it,
+ * and hand tar-stream a ustar-sized placeholder name it needs no PAX for.
+ */
+function withXattrs(
+  header: { name: string; linkname?: string },
+  xattrs: Array<[string, Buffer]>,
+): { pre?: Buffer; header: Record<string, unknown> } {
+  if (xattrs.every(([, v]) => utf8Safe(v))) {
+    return { header: { ...header, pax: Object.fromEntries(xattrs.map(([k, v]) => [k, v.toString('utf8')])) } };
+  }
+  const records = [paxRecord('path', Buffer.from(header.name)), ...xattrs.map(([k, v]) => paxRecord(k, v))];
+  if (header.linkname) records.push(paxRecord('linkpath', Buffer.from(header.linkname)));
+  const short = (s: string) => (Buffer.byteLength(s) <= 100 ? s : `PaxHeaders/${createHash('sha256').update(s).digest('hex').slice(0, 40)}`);
+  return {
+    pre: Buffer.concat(records),
+    header: { ...header, name: short(header.name), ...(header.linkname ? { linkname: short(header.linkname) } : {}) },
+  };
 }
 
 function devParts(rdev: number): { devmajor: number; devminor: number } {
@@ -67,14 +101,20 @@ export function generateLayerTar(changes: OverlayChange[], options: GenerateOpti
       }
       const abs = join(options.root, rel);
       const st = fs.lstatSync(abs);
-      const base = { name: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime, pax: exportXattrs(abs, options.source) };
+      const xattrs = exportXattrs(abs, options.source);
+      const linkname = st.isSymbolicLink() ? fs.readlinkSync(abs) : st.nlink > 1 ? inodes.get(`${st.dev}:${st.ino}`) : undefined;
+      const { pre, header: named } = withXattrs({ name: rel, ...(linkname ? { linkname } : {}) }, xattrs);
+      // tar-stream gives bodies to regular files only: the byte-exact PAX header goes in raw,
+      // between entries (write() awaited the previous one, so the pack is idle here).
+      if (pre) pack.push(paxHeaderBlocks(`PaxHeaders/${createHash('sha256').update(rel).digest('hex').slice(0, 40)}`, pre));
+      const base = { ...named, name: named.name as string, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
       if (st.isDirectory()) {
         await write({ ...base, type: 'directory' });
         if (change.opaque) await write({ name: `${rel}/${WHITEOUT_OPAQUE}`, type: 'file', size: 0, mode: 0o644, mtime: new Date(0) });
       } else if (st.isSymbolicLink()) {
-        await write({ ...base, type: 'symlink', linkname: fs.readlinkSync(abs) });
+        await write({ ...base, type: 'symlink' });
       } else if (st.nlink > 1 && inodes.has(`${st.dev}:${st.ino}`)) {
-        await write({ ...base, type: 'link', linkname: inodes.get(`${st.dev}:${st.ino}`)! });
+        await write({ ...base, type: 'link' });
       } else if (st.isFile()) {
         if (st.nlink > 1) inodes.set(`${st.dev}:${st.ino}`, rel);
         await write({ ...base, type: 'file', size: st.size }, fs.createReadStream(abs));

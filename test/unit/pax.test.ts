@@ -12,7 +12,9 @@ import { applyTar } from '../../src/layer/apply.js';
 import { parsePaxRecords } from '../../src/layer/pax.js';
 import { openLayerTar } from '../../src/layer/unpack.js';
 import { naiveFormat } from '../../src/layer/whiteout.js';
-import { getXattr } from '../../src/layer/xattr.js';
+import { getXattr, setXattr } from '../../src/layer/xattr.js';
+import { generateLayerTar } from '../../src/layer/generate.js';
+import { spawnSync } from 'node:child_process';
 import { sha256 } from '../../src/digest.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 
@@ -51,6 +53,33 @@ describe('byte-exact PAX xattrs', () => {
   after(() => removeDir(dir));
 
   const binary = Buffer.from([0x01, 0x00, 0x00, 0x02, 0xff, 0xfe, 0x80, 0x00, 0xc3]);
+
+  it('generated layers keep binary xattrs byte-exact (and long names), through a real apply', async () => {
+    const src = join(dir, 'src');
+    const long = `${'deep-directory-name/'.repeat(6)}file-with-a-long-name`;
+    fs.mkdirSync(join(src, long, '..'), { recursive: true });
+    fs.writeFileSync(join(src, 'cap'), 'ping');
+    fs.writeFileSync(join(src, long), 'long');
+    setXattr(join(src, 'cap'), 'user.cap', binary);
+    setXattr(join(src, long), 'user.cap', binary);
+    setXattr(join(src, long), 'user.text', 'plain');
+    const changes = ['cap', ...long.split('/').map((_, i, a) => a.slice(0, i + 1).join('/'))].map((p) => ({ kind: 'A' as const, path: `/${p}` }));
+    const tarStream = generateLayerTar(changes, { root: src, source: 'tree' });
+    const chunks: Buffer[] = [];
+    for await (const c of tarStream as AsyncIterable<Buffer>) chunks.push(c);
+    const out = join(dir, 'out');
+    fs.mkdirSync(out);
+    const { tar, tap, done } = openLayerTar(Readable.from([Buffer.concat(chunks)]), 'none');
+    await applyTar(out, tar, { format: naiveFormat, pax: tap.pax });
+    tar.resume();
+    await done;
+    assert.deepEqual(getXattr(join(out, 'cap'), 'user.cap'), binary);
+    assert.equal(fs.readFileSync(join(out, long), 'utf8'), 'long');
+    assert.deepEqual(getXattr(join(out, long), 'user.cap'), binary);
+    assert.equal(getXattr(join(out, long), 'user.text')?.toString(), 'plain');
+    const gnu = spawnSync('tar', ['-tf', '-'], { input: Buffer.concat(chunks), encoding: 'utf8' });
+    assert.ok(gnu.stdout.split('\n').includes(long), 'GNU tar reads the long name from our PAX header');
+  });
 
   it('parses records with binary values', () => {
     const recs = parsePaxRecords(paxRecord('SCHILY.xattr.user.bin', binary));
