@@ -54,6 +54,13 @@ function kindOf(st: fs.Stats): string {
 export class LayerApplier implements ApplyContext {
   readonly #owned = new Set<string>();
   readonly #dirs = new Set<string>(['']);
+  /**
+   * Dirs whose every entry this apply made (created by us, or the root when it
+   * started empty, as an overlay diff dir does). In them a path exists iff it
+   * is in #present, which saves an lstat per entry.
+   */
+  readonly #fresh = new Set<string>();
+  readonly #present = new Set<string>();
   readonly #dirTimes: Array<[string, Date]> = [];
   #size = 0;
   #entries = 0;
@@ -61,7 +68,19 @@ export class LayerApplier implements ApplyContext {
   constructor(
     readonly root: string,
     private readonly options: ApplyOptions,
-  ) {}
+  ) {
+    if (fs.readdirSync(root).length === 0) this.#fresh.add('');
+  }
+
+  /** lstat, or what we know without asking the kernel. */
+  #lstat(rel: string): fs.Stats | null {
+    if (this.#fresh.has(parentOf(rel)) && !this.#present.has(rel)) return null;
+    return lstatOrNull(this.abs(rel));
+  }
+
+  notePresent(rel: string): void {
+    this.#present.add(rel);
+  }
 
   abs(rel: string): string {
     return rel ? `${this.root}/${rel}` : this.root;
@@ -77,7 +96,7 @@ export class LayerApplier implements ApplyContext {
     for (const part of rel.split('/')) {
       prefix = joinRel(prefix, part);
       if (this.#dirs.has(prefix)) continue;
-      const st = lstatOrNull(this.abs(prefix));
+      const st = this.#lstat(prefix);
       if (st && !st.isDirectory()) {
         if (this.#owned.has(prefix)) throw unsafe(rel, `a parent is a ${kindOf(st)} this layer created (${prefix})`);
         this.removePath(prefix);
@@ -85,6 +104,8 @@ export class LayerApplier implements ApplyContext {
       if (!st || !st.isDirectory()) {
         fs.mkdirSync(this.abs(prefix), { mode: 0o755 });
         this.#owned.add(prefix);
+        this.#present.add(prefix);
+        this.#fresh.add(prefix);
       }
       this.#dirs.add(prefix);
     }
@@ -94,7 +115,7 @@ export class LayerApplier implements ApplyContext {
     if (rel === '') throw unsafe(rel, 'refusing to remove the layer root');
     fs.rmSync(this.abs(rel), { recursive: true, force: true });
     const under = `${rel}/`;
-    for (const set of [this.#dirs, this.#owned]) {
+    for (const set of [this.#dirs, this.#owned, this.#present, this.#fresh]) {
       for (const p of set) if (p === rel || p.startsWith(under)) set.delete(p);
     }
   }
@@ -134,7 +155,7 @@ export class LayerApplier implements ApplyContext {
     }
     this.ensureDir(parentOf(rel));
     const path = this.abs(rel);
-    const existing = lstatOrNull(path);
+    const existing = this.#lstat(rel);
     // A directory over a directory merges; anything else replaces.
     if (existing && !(header.type === 'directory' && existing.isDirectory())) this.removePath(rel);
 
@@ -145,7 +166,10 @@ export class LayerApplier implements ApplyContext {
         break;
       case 'directory':
         body.resume();
-        if (!existing?.isDirectory()) fs.mkdirSync(path, { mode: 0o700 });
+        if (!existing?.isDirectory()) {
+          fs.mkdirSync(path, { mode: 0o700 });
+          this.#fresh.add(rel);
+        }
         this.#dirs.add(rel);
         this.#metadata(path, header, 'directory');
         break;
@@ -181,6 +205,7 @@ export class LayerApplier implements ApplyContext {
         throw new UnsupportedError('TSG_UNSUPPORTED', `layer entry ${JSON.stringify(header.name)} has unsupported tar type ${header.type}`);
     }
     this.#owned.add(rel);
+    this.#present.add(rel);
   }
 
   async #file(path: string, header: tar.Header, body: Readable): Promise<void> {

@@ -43,6 +43,8 @@ export interface ApplyContext {
   ensureDir(rel: string): void;
   /** Deletes `rel` (recursively) if present. */
   removePath(rel: string): void;
+  /** Records that the format created `rel` (a whiteout device or marker file). */
+  notePresent(rel: string): void;
 }
 
 export interface WhiteoutFormat {
@@ -77,6 +79,7 @@ export const overlayFormat: WhiteoutFormat = {
     ctx.ensureDir(dir);
     ctx.removePath(rel);
     mknod(ctx.abs(rel), 'char', 0, 0, 0);
+    ctx.notePresent(rel);
   },
   opaque(ctx, dir) {
     ctx.ensureDir(dir);
@@ -126,12 +129,14 @@ export const aufsFormat: WhiteoutFormat = {
     const marker = joinRel(dir, `${WHITEOUT_PREFIX}${name}`);
     ctx.removePath(marker);
     fs.writeFileSync(ctx.abs(marker), '', { flag: 'wx', mode: 0o444 });
+    ctx.notePresent(marker);
   },
   opaque(ctx, dir) {
     ctx.ensureDir(dir);
     const marker = joinRel(dir, WHITEOUT_OPAQUE);
     ctx.removePath(marker);
     fs.writeFileSync(ctx.abs(marker), '', { flag: 'wx', mode: 0o444 });
+    ctx.notePresent(marker);
   },
   xattrName: (name) => name,
 };
