@@ -170,6 +170,29 @@ describe('registry faults', () => {
     assertBlobsStored(root, [layerOf(big).digest]);
   });
 
+  it('Ctrl-C during a pull exits 130 with TSG_ABORTED, keeps the partial blob, and the next pull resumes', async () => {
+    proxy.rules.length = 0;
+    proxy.log.length = 0;
+    const layer = layerOf(big);
+    const path = blobPath(layer.digest);
+    proxy.rules.push({ method: 'GET', path, fault: { kind: 'throttle', chunk: 64 << 10, delayMs: 25 } });
+    const root = sb.newRoot('sigint');
+    const child = spawnCli(['pull', `${proxy.host}/faults/big:v1`], { ...sb.env, TSGRAPH_ROOT: root });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for (let i = 0; i < 300 && storedIngests(root).length === 0; i++) await sleep(50);
+    await sleep(500);
+    child.kill('SIGINT');
+    assert.equal(await exited, 130);
+    assert.match(stderr, /\(TSG_ABORTED\)/);
+    assert.equal(storedIngests(root).length, 1, 'the partial blob is kept for a resume');
+    proxy.rules.length = 0;
+    const again = await runCli(['pull', `${proxy.host}/faults/big:v1`], { ...sb.env, TSGRAPH_ROOT: root });
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(proxy.log.some((l) => path.test(l.path) && l.range), 'resumed with Range');
+  });
+
   it('kill -9 during a large blob, then pull again: resumes with Range (acceptance 6)', async () => {
     proxy.rules.length = 0;
     proxy.log.length = 0;
