@@ -16,6 +16,7 @@ import { pushCommand } from './commands/push.js';
 import { bundleCommand } from './commands/bundle.js';
 import { gcCommand, rmCommand, rmiCommand } from './commands/housekeeping.js';
 import { doctorCommand } from './commands/doctor.js';
+import { benchCommand } from './commands/bench.js';
 import type { CommandContext } from './context.js';
 import { type GlobalOptions, reportError } from './output.js';
 
@@ -44,6 +45,7 @@ export function buildProgram(ctx: CommandContext): Command {
     rmiCommand(),
     gcCommand(),
     doctorCommand(),
+    benchCommand(),
   ];
   for (const cmd of verbs) {
     cmd.exitOverride().configureHelp({ showGlobalOptions: true });

@@ -52,8 +52,33 @@ describe('concurrent tsgraph processes on one root', () => {
   });
 });
 
+describe('tsgraph bench copy-up', () => {
+  let tmp: Tmpfs;
+  before(() => {
+    tmp = mountTmpfs('512m');
+  });
+  after(() => tmp?.cleanup());
+
+  it('times first and second writes for every driver asked, and cleans up its containers', async () => {
+    const dir = join(tmp.dir, 'bench');
+    const r = await runCli(['bench', 'copy-up', '--drivers', 'overlay,vfs', '--files', '40', '--size', '4096', '--dir', dir, '--json'], {});
+    assert.equal(r.code, 0, r.stderr);
+    const out = parseJsonOutput<{ results: Array<{ driver: string; first: { count: number; medianUs: number }; second: { count: number } }> }>(r);
+    assert.deepEqual(out.results.map((x) => x.driver), ['overlay', 'vfs']);
+    for (const x of out.results) {
+      assert.equal(x.first.count, 40);
+      assert.equal(x.second.count, 40);
+      assert.ok(x.first.medianUs > 0);
+    }
+    for (const d of ['overlay', 'vfs']) {
+      assert.deepEqual(fs.readdirSync(join(dir, d, 'meta/containers')), [], `${d}: the bench container is gone`);
+    }
+    assert.deepEqual(mountPoints().filter((m) => m.includes(dir)), []);
+  });
+});
+
 describe('--help on every verb', () => {
-  const verbs = ['pull', 'push', 'images', 'mount', 'umount', 'containers', 'diff', 'commit', 'bundle', 'rm', 'rmi', 'gc', 'doctor'];
+  const verbs = ['pull', 'push', 'images', 'mount', 'umount', 'containers', 'diff', 'commit', 'bundle', 'rm', 'rmi', 'gc', 'doctor', 'bench'];
   it('prints usage and exits 0 for each', async () => {
     const top = await runCli(['--help'], {});
     assert.equal(top.code, 0);
