@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, no network needed once installed:
 # pull the bundled busybox OCI layout, mount it as a container layer, run a
-# command inside it (chroot), show where the write landed, then clean up.
+# command inside it (chroot), show where the write landed, then remove the container.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ ! -f build/Release/tsgraph_native.node ] || [ ! -f dist/cli/main.js ]; then
@@ -14,7 +14,7 @@ tsgraph pull oci:fixtures/busybox
 tsgraph images
 name="demo-$$"
 root=$(tsgraph mount busybox --name "$name")
-trap 'tsgraph umount "$name" >/dev/null' EXIT
+trap 'tsgraph rm "$name" >/dev/null' EXIT
 echo "mounted at $root"
 ls "$root"
 chroot "$root" /bin/sh -c 'echo "hello from busybox $(uname -m) on a tsgraph mount"; echo changed > /etc/motd'

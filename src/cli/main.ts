@@ -17,6 +17,7 @@ import { bundleCommand } from './commands/bundle.js';
 import { gcCommand, rmCommand, rmiCommand } from './commands/housekeeping.js';
 import { doctorCommand } from './commands/doctor.js';
 import { benchCommand } from './commands/bench.js';
+import { inspectCommand, tagCommand } from './commands/inspect.js';
 import type { CommandContext } from './context.js';
 import { type GlobalOptions, reportError } from './output.js';
 
@@ -35,6 +36,8 @@ export function buildProgram(ctx: CommandContext): Command {
     pullCommand(ctx),
     pushCommand(ctx),
     imagesCommand(),
+    inspectCommand(),
+    tagCommand(),
     mountCommand(ctx),
     umountCommand(),
     containersCommand(),

@@ -23,7 +23,11 @@ export type { BlobInfo, ExpectedBlob } from './ingest.js';
 export { IngestWriter } from './ingest.js';
 
 export interface IngestStatus {
+  /** Directory name under ingest/. */
+  key: string;
   ref: string;
+  /** Last time its data was written (ms since epoch). */
+  touchedMs: number;
   expected: string | undefined;
   offset: number;
   total: number | undefined;
@@ -119,6 +123,25 @@ export class ContentStore {
     return new TempBlobWriter(dir, this.blobsDir);
   }
 
+  /**
+   * Deletes ingest `key` unless a writer holds it (a pull in progress).
+   * Returns false when it was held.
+   */
+  async removeIngest(key: string): Promise<boolean> {
+    if (key.startsWith('tmp-')) {
+      fs.rmSync(join(this.ingestDir, key), { recursive: true, force: true });
+      return true;
+    }
+    const lock = await acquireLock(this.lockDir, `ingest-${key}`, { timeoutMs: 0 }).catch(() => undefined);
+    if (!lock) return false;
+    try {
+      fs.rmSync(join(this.ingestDir, key), { recursive: true, force: true });
+      return true;
+    } finally {
+      lock.release();
+    }
+  }
+
   /** Removes a committed blob. Returns false if it was not there. */
   delete(digest: Digest): boolean {
     try {
@@ -153,13 +176,18 @@ export class ContentStore {
         }
       };
       let offset = 0;
+      let touchedMs = 0;
       try {
-        offset = fs.statSync(join(dir, 'data')).size;
+        const st = fs.statSync(join(dir, 'data'));
+        offset = st.size;
+        touchedMs = st.mtimeMs;
       } catch {
-        /* no data yet */
+        touchedMs = fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0;
       }
       const total = read('total');
       out.push({
+        key,
+        touchedMs,
         ref: read('ref') ?? key,
         expected: read('expected'),
         offset,

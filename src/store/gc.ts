@@ -18,6 +18,8 @@ import { LayerStore, type LayerMetaRecord } from './layer-store.js';
 
 export interface GcReport {
   dryRun: boolean;
+  /** Partial downloads nobody touched for `ingestMaxAgeMs` (and nobody holds). */
+  ingests: Array<{ ref: string; size: number }>;
   layers: Array<{ chainId: Digest; size: number }>;
   blobs: Array<{ digest: Digest; size: number }>;
   /** Blob bytes + unpacked layer bytes reclaimed (or that would be). */
@@ -28,7 +30,7 @@ export interface GcReport {
 
 export async function collectGarbage(
   parts: { content: ContentStore; images: ImageStore; layers: LayerStore; containers: ContainerStore },
-  options: { dryRun?: boolean } = {},
+  options: { dryRun?: boolean; ingestMaxAgeMs?: number } = {},
 ): Promise<GcReport> {
   const { content, images, layers, containers } = parts;
   const keepBlobs = new Set<string>();
@@ -59,7 +61,7 @@ export async function collectGarbage(
   }
 
   const dryRun = options.dryRun ?? false;
-  const report: GcReport = { dryRun, layers: [], blobs: [], bytes: 0, errors: [] };
+  const report: GcReport = { dryRun, ingests: [], layers: [], blobs: [], bytes: 0, errors: [] };
   const depth = (m: LayerMetaRecord) => {
     let d = 0;
     for (let cur: Digest | undefined = m.parent; cur && d <= metas.size; d++) cur = metas.get(cur)?.parent;
@@ -79,6 +81,15 @@ export async function collectGarbage(
     }
     report.layers.push({ chainId: m.chainId, size: m.size });
     report.bytes += m.size;
+  }
+  // Partial downloads are kept for resuming, but not forever.
+  const maxAge = options.ingestMaxAgeMs ?? 24 * 3600_000;
+  for (const ing of content.ingests()) {
+    const age = Date.now() - ing.touchedMs;
+    if (age < maxAge) continue;
+    if (!dryRun && !(await content.removeIngest(ing.key))) continue; // held by a running pull
+    report.ingests.push({ ref: ing.ref, size: ing.offset });
+    report.bytes += ing.offset;
   }
   for (const b of [...content.walk()]) {
     if (keepBlobs.has(b.digest) || !isDigest(b.digest)) continue;

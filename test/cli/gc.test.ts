@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT, parseJsonOutput, runCli } from '../helpers/cli.js';
+import { ContentStore } from '../../src/content/store.js';
+import { sha256, sha256Hex } from '../../src/digest.js';
 import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
 
 const FIXTURE = join(REPO_ROOT, 'fixtures', 'busybox');
@@ -101,6 +103,46 @@ describe('rm, rmi and gc keep what is needed and remove the rest', () => {
     await ok('rmi', 'localhost/b:v1', 'localhost/c:v1');
     await ok('gc');
     assert.deepEqual(state(), { blobs: [], layers: [], driverLayers: [], images: [] });
+  });
+
+  it('tag adds a name for the same content; inspect shows record, manifest and config; rmi of one name keeps the other', async () => {
+    const { ok, state } = await setup();
+    await ok('rm', 'ca');
+    const t = await ok('tag', 'busybox', 'localhost/other:v1');
+    assert.equal(t.stdout, 'localhost/other:v1\n');
+    const blobs = state().blobs;
+    const info = parseJsonOutput<{ kind: string; name: string; manifestDigest: string; config: { rootfs: { diff_ids: string[] } }; manifest: { layers: unknown[] } }>(
+      await ok('inspect', 'localhost/other:v1', '--json'),
+    );
+    assert.equal(info.kind, 'image');
+    assert.equal(info.config.rootfs.diff_ids.length, 1);
+    assert.equal(info.manifest.layers.length, 1);
+    const digest = await ok('inspect', 'busybox', '--format', 'manifestDigest');
+    assert.equal(digest.stdout.trim(), info.manifestDigest, 'both names point at one manifest');
+    await ok('rmi', 'busybox');
+    await ok('gc');
+    assert.deepEqual(state().blobs, blobs, 'the other name still needs every blob');
+    const m = parseJsonOutput<{ name: string }>(await ok('mount', 'localhost/other:v1', '--json'));
+    const c = parseJsonOutput<{ kind: string; name: string }>(await ok('inspect', m.name, '--json'));
+    assert.equal(c.kind, 'container');
+    await ok('rm', m.name);
+  });
+
+  it('gc removes partial downloads abandoned for a day, keeps recent ones', async () => {
+    const { ok } = await setup();
+    const root = join(tmp.dir, `root-${n}`);
+    const content = new ContentStore(root);
+    for (const [ref, daysOld] of [['old', 2], ['recent', 0]] as const) {
+      const w = await content.writer(ref, { digest: sha256(ref), size: 1000 });
+      w.write(Buffer.alloc(100));
+      w.close();
+      const when = new Date(Date.now() - daysOld * 86_400_000);
+      const data = join(root, 'content/ingest', sha256Hex(ref), 'data');
+      fs.utimesSync(data, when, when);
+    }
+    const r = parseJsonOutput<{ ingests: Array<{ ref: string }> }>(await ok('gc', '--json'));
+    assert.deepEqual(r.ingests.map((i) => i.ref), ['old']);
+    assert.deepEqual(content.ingests().map((i) => i.ref), ['recent']);
   });
 
   it('gc --dry-run reports but changes nothing', async () => {

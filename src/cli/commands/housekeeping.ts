@@ -37,7 +37,10 @@ export function rmiCommand(): Command {
 export function gcCommand(): Command {
   return new Command('gc')
     .summary('remove layers and blobs no image or container references')
-    .description('Mark everything images and containers need, delete the rest, and print what was reclaimed.')
+    .description(
+      'Mark everything images and containers need, delete the rest, and print what was reclaimed. Partial downloads ' +
+        'untouched for a day (and not being written) go too.',
+    )
     .option('-n, --dry-run', 'only report what would be removed')
     .action(async (flags: { dryRun?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
@@ -45,7 +48,8 @@ export function gcCommand(): Command {
       const r = await store.gc({ dryRun: flags.dryRun });
       if (g.json) return printJson(r);
       const verb = r.dryRun ? 'would remove' : 'removed';
-      process.stdout.write(`${verb} ${r.layers.length} layer(s) and ${r.blobs.length} blob(s), ${formatBytes(r.bytes)} reclaimed${r.dryRun ? ' (dry run)' : ''}\n`);
+      const ingests = r.ingests.length ? `, ${r.ingests.length} abandoned download(s)` : '';
+      process.stdout.write(`${verb} ${r.layers.length} layer(s) and ${r.blobs.length} blob(s)${ingests}, ${formatBytes(r.bytes)} reclaimed${r.dryRun ? ' (dry run)' : ''}\n`);
       for (const e of r.errors) process.stderr.write(`tsgraph: gc: ${e}\n`);
     });
 }
