@@ -9,6 +9,7 @@ import { LRUCache } from 'lru-cache';
 import { AuthError, RegistryError } from '../errors.js';
 import { basicAuthHeader, type Credentials } from './credentials.js';
 import type { Transport } from './transport.js';
+import { readCapped } from './http-errors.js';
 
 export interface Challenge {
   scheme: string;
@@ -120,7 +121,7 @@ export class Authenticator {
     }
     let body: TokenResponse;
     try {
-      body = (await res.json()) as TokenResponse;
+      body = JSON.parse((await readCapped(res, 1 << 20)).toString('utf8')) as TokenResponse;
     } catch (err) {
       throw new RegistryError('TSG_REGISTRY', `token service ${url.host} sent a body that is not JSON`, { cause: err });
     }

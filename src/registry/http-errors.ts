@@ -20,10 +20,33 @@ export interface RequestContext {
   target?: string | undefined;
 }
 
+/** Reads at most `limit` bytes of a body and drops the rest (a hostile server may send gigabytes). */
+export async function readCapped(res: Response, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let capped = false;
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      const room = limit - total;
+      chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+      total += Math.min(chunk.length, room);
+      if (total >= limit) {
+        capped = true;
+        break;
+      }
+    }
+  } catch {
+    /* a broken error body is no worse than an empty one */
+  }
+  // Past the cap, drop the connection rather than read the rest.
+  if (capped) (res.body as unknown as { destroy?: () => void })?.destroy?.();
+  return Buffer.concat(chunks);
+}
+
 async function readErrorBody(res: Response): Promise<RegistryErrorBody> {
   try {
-    const text = await res.text();
-    return text ? (JSON.parse(text.slice(0, 64 * 1024)) as RegistryErrorBody) : {};
+    const text = (await readCapped(res, 64 * 1024)).toString('utf8');
+    return text ? (JSON.parse(text) as RegistryErrorBody) : {};
   } catch {
     return {};
   }

@@ -14,9 +14,14 @@ const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 
 function readTable(rootfs: string, file: string): string[][] {
   try {
-    // Read as plain files; rootfs is a mounted image, never follow its symlinks outside.
-    const path = join(rootfs, file);
-    if (fs.lstatSync(path).isSymbolicLink()) return [];
+    // The rootfs is an image's: a symlinked `etc` or `etc/passwd` could point at
+    // the host's files. Every component must be a real dir / file, none followed.
+    let path = rootfs;
+    for (const part of file.split('/')) {
+      path = join(path, part);
+      if (fs.lstatSync(path).isSymbolicLink()) return [];
+    }
+    if (fs.statSync(path).size > 1 << 20) return [];
     return fs.readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => l.split(':'));
   } catch {
     return [];
