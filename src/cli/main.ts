@@ -18,6 +18,7 @@ import { gcCommand, rmCommand, rmiCommand } from './commands/housekeeping.js';
 import { doctorCommand } from './commands/doctor.js';
 import { benchCommand } from './commands/bench.js';
 import { inspectCommand, tagCommand } from './commands/inspect.js';
+import { loginCommand, logoutCommand } from './commands/login.js';
 import type { CommandContext } from './context.js';
 import { type GlobalOptions, reportError } from './output.js';
 
@@ -35,6 +36,8 @@ export function buildProgram(ctx: CommandContext): Command {
   const verbs = [
     pullCommand(ctx),
     pushCommand(ctx),
+    loginCommand(),
+    logoutCommand(),
     imagesCommand(),
     inspectCommand(),
     tagCommand(),

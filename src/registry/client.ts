@@ -138,6 +138,24 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * Proves the credentials work: answers the registry's challenge for
+   * `GET /v2/` (Basic directly, Bearer through the token service).
+   * Throws TSG_AUTH_FAILED on wrong credentials.
+   */
+  async verifyCredentials(registry: string, signal?: AbortSignal): Promise<void> {
+    const state = await this.ping(registry, signal);
+    if (!state.challenge) return; // an open registry takes anyone
+    const creds = this.credentials.get(registry);
+    const host = apiHost(registry);
+    if (!creds) throw new AuthError('TSG_AUTH_REQUIRED', `no credentials given for ${host}`);
+    const authorization = await this.#auth.header(state.challenge, [], creds, signal);
+    const res = await this.transport.send(`${state.base}/v2/`, { headers: authorization ? { authorization } : {}, signal });
+    res.body?.resume();
+    if (res.status === 401 || res.status === 403) throw wrongCredentials(host, creds.username);
+    if (!res.ok) throw await registryHttpError(res, { host, repository: '', kind: 'login', target: undefined });
+  }
+
   /** GET a manifest or index by tag or digest; verifies the digest when pinned. */
   async getManifest(registry: string, repository: string, selector: string, signal?: AbortSignal): Promise<FetchedManifest> {
     const res = await this.request(registry, repository, `manifests/${selector}`, ['pull'], {

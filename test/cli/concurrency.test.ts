@@ -78,7 +78,7 @@ describe('tsgraph bench copy-up', () => {
 });
 
 describe('--help on every verb', () => {
-  const verbs = ['pull', 'push', 'images', 'mount', 'umount', 'containers', 'diff', 'commit', 'bundle', 'rm', 'rmi', 'gc', 'doctor', 'bench', 'inspect', 'tag'];
+  const verbs = ['pull', 'push', 'images', 'mount', 'umount', 'containers', 'diff', 'commit', 'bundle', 'rm', 'rmi', 'gc', 'doctor', 'bench', 'inspect', 'tag', 'login', 'logout'];
   it('prints usage and exits 0 for each', async () => {
     const top = await runCli(['--help'], {});
     assert.equal(top.code, 0);

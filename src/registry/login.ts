@@ -1,0 +1,55 @@
+/**
+ * login/logout: check credentials against a registry, then store them in
+ * docker's config.json (`auths[host].auth`, base64 user:password), which
+ * tsgraph, docker, podman and skopeo all read. The file is written
+ * atomically with mode 0600; other entries are kept.
+ */
+import * as fs from 'node:fs';
+import { dirname } from 'node:path';
+import { AuthError } from '../errors.js';
+import { DEFAULT_REGISTRY } from '../reference.js';
+import { writeFileAtomic } from '../util/fs-atomic.js';
+import { RegistryClient, type RegistryClientOptions } from './client.js';
+import { CredentialStore, type Credentials, dockerConfigPath, normalizeAuthKey } from './credentials.js';
+
+/** docker.io's conventional key in config.json. */
+function configKey(registry: string): string {
+  return normalizeAuthKey(registry) === DEFAULT_REGISTRY ? 'https://index.docker.io/v1/' : normalizeAuthKey(registry);
+}
+
+function readConfig(path: string): Record<string, unknown> & { auths?: Record<string, unknown> } {
+  try {
+    return JSON.parse(fs.readFileSync(path, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+}
+
+/** Verifies `creds` with the registry (an authenticated GET /v2/ through its challenge), then saves them. */
+export async function login(registry: string, creds: Credentials, options: RegistryClientOptions & { configPath?: string } = {}): Promise<string> {
+  const client = new RegistryClient({ ...options, credentials: new CredentialStore({ creds }) });
+  try {
+    await client.verifyCredentials(registry);
+  } finally {
+    client.close();
+  }
+  const path = options.configPath ?? dockerConfigPath();
+  const config = readConfig(path);
+  config.auths = { ...(config.auths ?? {}), [configKey(registry)]: { auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64') } };
+  fs.mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileAtomic(path, JSON.stringify(config, null, 2) + '\n', 0o600);
+  return path;
+}
+
+/** Removes the stored credentials of `registry`. Returns false when there were none. */
+export function logout(registry: string, configPath = dockerConfigPath()): boolean {
+  const config = readConfig(configPath);
+  const auths = { ...(config.auths ?? {}) };
+  const keys = Object.keys(auths).filter((k) => normalizeAuthKey(k) === normalizeAuthKey(registry));
+  if (keys.length === 0) return false;
+  for (const k of keys) delete auths[k];
+  writeFileAtomic(configPath, JSON.stringify({ ...config, auths }, null, 2) + '\n', 0o600);
+  return true;
+}
+
