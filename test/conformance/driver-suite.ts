@@ -72,6 +72,19 @@ export function driverConformance(label: string, make: (home: string) => GraphDr
       await assert.rejects(driver.create(a, undefined), code('TSG_EXISTS'));
     });
 
+    it('cleanup() removes what a crash mid-create or mid-remove left, and nothing else', async () => {
+      const keep = await layer('survivor', undefined, [{ path: 'k', content: 'kept' }]);
+      // What LayerDirs leaves when a process dies between staging and rename.
+      const layersDir = (driver as unknown as { dirs: { layersDir: string } }).dirs.layersDir;
+      for (const leftover of ['.staging-dead-0a0b0c0d', '.removing-gone-01020304']) {
+        fs.mkdirSync(join(layersDir, leftover, 'payload'), { recursive: true });
+        fs.writeFileSync(join(layersDir, leftover, 'payload', 'f'), 'x');
+      }
+      await driver.cleanup();
+      assert.deepEqual(fs.readdirSync(layersDir).filter((n) => n.startsWith('.')), []);
+      assert.ok(driver.exists(keep));
+    });
+
     it('refuses to remove a layer while children exist', async () => {
       const a = await layer('base', undefined, [{ path: 'x', content: '1' }]);
       const b = await layer('kid', a, [{ path: 'y', content: '2' }]);
