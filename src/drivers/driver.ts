@@ -7,7 +7,9 @@
  *  - a *container layer* is writable, created with `{ readWrite: true }` on
  *    top of an image's top layer;
  *  - `get` mounts a layer with its parents (refcounted, across processes) and
- *    returns the root path; `put` releases one reference and unmounts at zero.
+ *    returns the mount point; `put` releases one reference and unmounts at
+ *    zero. Every driver mounts (vfs and btrfs with a bind mount), so a
+ *    mounted layer is always a mount point.
  *
  * Lifecycle: create → applyDiff (read-only layers) → get/put any number of
  * times → remove (refused while children exist or while mounted).
@@ -34,6 +36,11 @@ export interface ApplyDiffOptions {
   signal?: AbortSignal | undefined;
   /** Byte-exact PAX records from the TarTap the tar went through (binary xattrs). */
   pax?: PaxRecords | undefined;
+}
+
+export interface PutOptions {
+  /** Drop every reference (and so unmount), as removing a container does. */
+  all?: boolean;
 }
 
 export interface Probe {
@@ -65,8 +72,6 @@ export interface DriverCapabilities {
   whiteouts?: 'overlay' | 'aufs';
   /** Deepest layer chain the driver can mount; undefined = no limit. */
   maxDepth?: number | undefined;
-  /** True when `get` needs a kernel mount (false: the layer dir itself is the root). */
-  mounts: boolean;
 }
 
 export interface GraphDriver {
@@ -79,8 +84,8 @@ export interface GraphDriver {
   applyDiff(id: string, parent: string | undefined, tar: Readable, options?: ApplyDiffOptions): Promise<ApplyResult>;
   /** Mounts `id` (one more reference) and returns its root path. */
   get(id: string, options?: GetOptions): Promise<string>;
-  /** Drops one reference; unmounts at zero. */
-  put(id: string): Promise<void>;
+  /** Drops one reference (every one with `all`); unmounts at zero. */
+  put(id: string, options?: PutOptions): Promise<void>;
   /** Describes how `id` would be mounted, without mounting. */
   mountSpec(id: string, options?: GetOptions): MountSpec;
   exists(id: string): boolean;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { BusyError, NotFoundError, TsgraphError, UsageError } from '../errors.js';
 import { acquireLock, type FileLock } from '../store/lock.js';
 import { fsyncDir, readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
+import { isMountPoint, unmount } from '../mount/index.js';
 
 export interface LayerMeta {
   id: string;
@@ -141,6 +142,51 @@ export class LayerDirs {
       fs.rmSync(staging, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /** The meta of `id`, with a reference count reset when its mount is gone (the holder crashed). */
+  #liveMeta(id: string, target: string): LayerMeta {
+    const meta = this.meta(id);
+    if (meta.mounts > 0 && !isMountPoint(target)) meta.mounts = 0;
+    return meta;
+  }
+
+  /**
+   * One more reference to `id`, mounted at `target`: the first one calls
+   * `mountFirst` (a failed mount takes no reference). Returns the meta.
+   */
+  acquire(id: string, target: string, mountFirst: (meta: LayerMeta) => void): Promise<LayerMeta> {
+    return this.locked(() => {
+      const meta = this.#liveMeta(id, target);
+      if (meta.mounts === 0) mountFirst(meta);
+      meta.mounts++;
+      this.writeMeta(meta);
+      return meta;
+    });
+  }
+
+  /** One reference less (every one with `all`); unmounts `target` at zero. */
+  release(id: string, target: string, options: { all?: boolean } = {}): Promise<void> {
+    return this.locked(() => {
+      const meta = this.#liveMeta(id, target);
+      meta.mounts = options.all ? 0 : Math.max(0, meta.mounts - 1);
+      if (meta.mounts === 0) unmount(target);
+      this.writeMeta(meta);
+    });
+  }
+
+  /**
+   * Deletes `id` (under the lock): refused while it has children or live
+   * references; `beforeDelete` runs on the moved-aside dir (detach mounts,
+   * destroy subvolumes…).
+   */
+  removeLayer(id: string, target: string, beforeDelete?: (dir: string) => void): Promise<void> {
+    return this.locked(() => {
+      const meta = this.meta(id);
+      const live = this.#liveMeta(id, target);
+      if (live.mounts !== meta.mounts) this.writeMeta(live);
+      this.remove(id, beforeDelete);
+    });
   }
 
   /** Refuses while children exist or while mounted; then moves aside and deletes. */

@@ -79,8 +79,7 @@ export class Mounter {
   async remove(name: string): Promise<ContainerRecord> {
     const record = this.containers.require(name);
     if (this.driver.exists(record.id)) {
-      // Bounded: a reference count can never exceed what get() handed out.
-      for (let i = 0; i < 10_000 && this.#references(record) > 0; i++) await this.driver.put(record.id);
+      await this.driver.put(record.id, { all: true });
       await this.driver.remove(record.id);
     }
     this.containers.remove(name);
@@ -88,17 +87,6 @@ export class Mounter {
   }
 
   isMounted(record: ContainerRecord): boolean {
-    if (!record.path) return false;
-    if (isMountPoint(record.path)) return true;
-    // Drivers without kernel mounts (vfs, writable) count references instead.
-    return !this.driver.capabilities.mounts && this.#references(record) > 0;
-  }
-
-  #references(record: ContainerRecord): number {
-    try {
-      return (this.driver as { dirs?: { meta(id: string): { mounts: number } } }).dirs?.meta(record.id).mounts ?? 0;
-    } catch {
-      return 0;
-    }
+    return record.path !== undefined && isMountPoint(record.path);
   }
 }

@@ -105,8 +105,17 @@ export function driverConformance(label: string, make: (home: string) => GraphDr
       assert.equal(read(p1, 'f'), 'refcount', 'still mounted after one put');
       await assert.rejects(driver.remove(c), code('TSG_IN_USE'));
       await driver.put(c);
-      if (driver.capabilities.mounts) assert.equal(isMountPoint(p1), false, 'unmounted after the last put');
+      assert.equal(isMountPoint(p1), false, 'unmounted after the last put');
       await driver.remove(c);
+      // put({ all }) releases every reference at once (what `tsgraph rm` does).
+      const d = id('rc-all');
+      await driver.create(d, a, { readWrite: true });
+      const p3 = await driver.get(d);
+      await driver.get(d);
+      await driver.get(d);
+      await driver.put(d, { all: true });
+      assert.equal(isMountPoint(p3), false, 'every reference released');
+      await driver.remove(d);
     });
 
     it('shows a file changed in an upper layer', mountIt, async () => {

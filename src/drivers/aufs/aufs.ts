@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { aufsFormat } from '../../layer/whiteout.js';
-import { isMountPoint, type MountSpec, mount, unmount } from '../../mount/index.js';
-import type { ApplyDiffOptions, CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver, LayerPaths } from '../driver.js';
+import { type MountSpec, mount, unmount } from '../../mount/index.js';
+import type { ApplyDiffOptions, CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver, LayerPaths, PutOptions } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
 import { backingFs, kernelHas } from '../probe.js';
 
@@ -23,7 +23,7 @@ export const AUFS_REMEDY = 'aufs is not in this kernel (mainline never merged it
 
 export class AufsDriver implements GraphDriver {
   readonly name = 'aufs';
-  readonly capabilities: DriverCapabilities = { layout: 'diff', whiteouts: 'aufs', mounts: true };
+  readonly capabilities: DriverCapabilities = { layout: 'diff', whiteouts: 'aufs' };
   readonly dirs: LayerDirs;
 
   constructor(readonly home: string) {
@@ -68,24 +68,13 @@ export class AufsDriver implements GraphDriver {
   }
 
   async get(id: string, options: GetOptions = {}): Promise<string> {
-    return this.dirs.locked(() => {
-      const meta = this.dirs.meta(id);
-      const target = this.mntDir(id);
-      if (meta.mounts > 0 && !isMountPoint(target)) meta.mounts = 0;
-      if (meta.mounts === 0) mount(this.mountSpec(id), target, { readOnly: options.readOnly || !meta.readWrite });
-      meta.mounts++;
-      this.dirs.writeMeta(meta);
-      return target;
-    });
+    const target = this.mntDir(id);
+    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id), target, { readOnly: options.readOnly || !meta.readWrite }));
+    return target;
   }
 
-  async put(id: string): Promise<void> {
-    await this.dirs.locked(() => {
-      const meta = this.dirs.meta(id);
-      meta.mounts = Math.max(0, meta.mounts - 1);
-      if (meta.mounts === 0) unmount(this.mntDir(id));
-      this.dirs.writeMeta(meta);
-    });
+  async put(id: string, options: PutOptions = {}): Promise<void> {
+    await this.dirs.release(id, this.mntDir(id), options);
   }
 
   exists(id: string): boolean {
@@ -97,16 +86,9 @@ export class AufsDriver implements GraphDriver {
   }
 
   async remove(id: string): Promise<void> {
-    await this.dirs.locked(() => {
-      const meta = this.dirs.meta(id);
-      if (meta.mounts > 0 && !isMountPoint(this.mntDir(id))) {
-        meta.mounts = 0;
-        this.dirs.writeMeta(meta);
-      }
-      this.dirs.remove(id, () => {
-        unmount(this.mntDir(id), { detach: true });
-        for (const d of [this.diffDir(id), this.mntDir(id), join(this.home, 'layers', id)]) fs.rmSync(d, { recursive: true, force: true });
-      });
+    await this.dirs.removeLayer(id, this.mntDir(id), () => {
+      unmount(this.mntDir(id), { detach: true });
+      for (const d of [this.diffDir(id), this.mntDir(id), join(this.home, 'layers', id)]) fs.rmSync(d, { recursive: true, force: true });
     });
   }
 

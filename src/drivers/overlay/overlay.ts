@@ -17,8 +17,8 @@ import type { Readable } from 'node:stream';
 import { UnsupportedError } from '../../errors.js';
 import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { overlayFormat } from '../../layer/whiteout.js';
-import { hasNewMountApi, isMountPoint, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
-import type { ApplyDiffOptions, CreateOptions, LayerPaths, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
+import { hasNewMountApi, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
+import type { ApplyDiffOptions, CreateOptions, LayerPaths, PutOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
 import { backingFs, kernelHas, probeDType, probeIn, probeUserxattrNeeded, probeWhiteoutMknod } from '../probe.js';
 
@@ -26,7 +26,7 @@ export const OVERLAY_OPTIONS = ['index=off', 'redirect_dir=off', 'metacopy=off']
 
 export class OverlayDriver implements GraphDriver {
   readonly name = 'overlay';
-  readonly capabilities: DriverCapabilities = { layout: 'diff', whiteouts: 'overlay', maxDepth: MAX_OVERLAY_LOWERS, mounts: true };
+  readonly capabilities: DriverCapabilities = { layout: 'diff', whiteouts: 'overlay', maxDepth: MAX_OVERLAY_LOWERS };
   readonly dirs: LayerDirs;
 
   constructor(readonly home: string) {
@@ -83,29 +83,13 @@ export class OverlayDriver implements GraphDriver {
   }
 
   async get(id: string, options: GetOptions = {}): Promise<string> {
-    return this.dirs.locked(async () => {
-      const meta = this.dirs.meta(id);
-      const target = join(this.dirs.dir(id), 'merged');
-      // A count left by a crashed process means nothing if the mount is gone.
-      if (meta.mounts > 0 && !isMountPoint(target)) meta.mounts = 0;
-      if (meta.mounts === 0) {
-        const spec = this.mountSpec(id, options);
-        mount(spec, target, { readOnly: options.readOnly || !meta.readWrite });
-      }
-      meta.mounts++;
-      this.dirs.writeMeta(meta);
-      return target;
-    });
+    const target = join(this.dirs.dir(id), 'merged');
+    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id, options), target, { readOnly: options.readOnly || !meta.readWrite }));
+    return target;
   }
 
-  async put(id: string): Promise<void> {
-    return this.dirs.locked(async () => {
-      const meta = this.dirs.meta(id);
-      const target = join(this.dirs.dir(id), 'merged');
-      meta.mounts = Math.max(0, meta.mounts - 1);
-      if (meta.mounts === 0) unmount(target);
-      this.dirs.writeMeta(meta);
-    });
+  async put(id: string, options: PutOptions = {}): Promise<void> {
+    await this.dirs.release(id, join(this.dirs.dir(id), 'merged'), options);
   }
 
   exists(id: string): boolean {
@@ -118,15 +102,7 @@ export class OverlayDriver implements GraphDriver {
   }
 
   async remove(id: string): Promise<void> {
-    return this.dirs.locked(async () => {
-      const meta = this.dirs.meta(id);
-      const target = join(this.dirs.dir(id), 'merged');
-      if (meta.mounts > 0 && !isMountPoint(target)) {
-        meta.mounts = 0;
-        this.dirs.writeMeta(meta);
-      }
-      this.dirs.remove(id, (dir) => unmount(join(dir, 'merged'), { detach: true }));
-    });
+    await this.dirs.removeLayer(id, join(this.dirs.dir(id), 'merged'), (dir) => unmount(join(dir, 'merged'), { detach: true }));
   }
 
   async status(): Promise<DriverStatus> {

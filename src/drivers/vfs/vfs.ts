@@ -1,24 +1,24 @@
 /**
  * vfs driver: every layer is a full copy of its parent with its own diff
  * applied (whiteouts as real deletions). Slow and large, but it needs no
- * kernel support, and it is the reference the other drivers are compared to.
- * Copies use reflinks where the filesystem has them.
- * Layout: `<root>/vfs/layers/<id>/{root/, merged/, meta.json}`.
+ * kernel support beyond bind mounts, and it is the reference the other drivers
+ * are compared to. Copies use reflinks where the filesystem has them.
+ * Layout: `<root>/vfs/layers/<id>/{root/, merged/ (bind mount of root), meta.json}`.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { naiveFormat } from '../../layer/whiteout.js';
-import { isMountPoint, type MountSpec, mount, unmount } from '../../mount/index.js';
+import { type MountSpec, mount, unmount } from '../../mount/index.js';
 import { copyTree } from '../../util/copy-tree.js';
-import type { ApplyDiffOptions, CreateOptions, LayerPaths, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
+import type { ApplyDiffOptions, CreateOptions, LayerPaths, PutOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
 import { backingFs, probeReflink } from '../probe.js';
 
 export class VfsDriver implements GraphDriver {
   readonly name: string = 'vfs';
-  readonly capabilities: DriverCapabilities = { layout: 'full', mounts: false };
+  readonly capabilities: DriverCapabilities = { layout: 'full' };
   readonly dirs: LayerDirs;
 
   constructor(readonly home: string) {
@@ -61,30 +61,18 @@ export class VfsDriver implements GraphDriver {
   }
 
   /**
-   * The layer's root is a plain directory; a read-only request (or a
-   * read-only image layer) gets a read-only bind mount on merged/.
+   * The layer's root is a plain directory; like every driver, get() gives it a
+   * mount of its own (a bind mount on merged/, read-only for image layers or
+   * when asked), so "mounted" means the same thing whatever the driver.
    */
   async get(id: string, options: GetOptions = {}): Promise<string> {
-    return this.dirs.locked(async () => {
-      const meta = this.dirs.meta(id);
-      const readOnly = options.readOnly || !meta.readWrite;
-      const target = join(this.dirs.dir(id), 'merged');
-      if (meta.mounts > 0 && readOnly && !isMountPoint(target)) meta.mounts = 0;
-      if (meta.mounts === 0 && readOnly) mount(this.mountSpec(id), target, { readOnly: true });
-      meta.mounts++;
-      this.dirs.writeMeta(meta);
-      return readOnly || isMountPoint(target) ? target : this.rootDir(id);
-    });
+    const target = join(this.dirs.dir(id), 'merged');
+    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id), target, { readOnly: options.readOnly || !meta.readWrite }));
+    return target;
   }
 
-  async put(id: string): Promise<void> {
-    return this.dirs.locked(async () => {
-      const meta = this.dirs.meta(id);
-      meta.mounts = Math.max(0, meta.mounts - 1);
-      const target = join(this.dirs.dir(id), 'merged');
-      if (meta.mounts === 0 && isMountPoint(target)) unmount(target);
-      this.dirs.writeMeta(meta);
-    });
+  async put(id: string, options: PutOptions = {}): Promise<void> {
+    await this.dirs.release(id, join(this.dirs.dir(id), 'merged'), options);
   }
 
   exists(id: string): boolean {
@@ -97,18 +85,9 @@ export class VfsDriver implements GraphDriver {
   }
 
   async remove(id: string): Promise<void> {
-    return this.dirs.locked(async () => {
-      const meta = this.dirs.meta(id);
-      const target = join(this.dirs.dir(id), 'merged');
-      // vfs counts references without a mount for writable roots; none left once nothing is mounted and no one holds it.
-      if (meta.mounts > 0 && !isMountPoint(target) && !meta.readWrite) {
-        meta.mounts = 0;
-        this.dirs.writeMeta(meta);
-      }
-      this.dirs.remove(id, (dir) => {
-        unmount(join(dir, 'merged'), { detach: true });
-        this.destroyRoot(dir);
-      });
+    await this.dirs.removeLayer(id, join(this.dirs.dir(id), 'merged'), (dir) => {
+      unmount(join(dir, 'merged'), { detach: true });
+      this.destroyRoot(dir);
     });
   }
 
