@@ -113,10 +113,19 @@ export class LayerApplier implements ApplyContext {
 
   removePath(rel: string): void {
     if (rel === '') throw unsafe(rel, 'refusing to remove the layer root');
+    const sets = [this.#dirs, this.#owned, this.#present, this.#fresh];
+    // Known absent (a whiteout in a dir this layer made): nothing to remove, no syscall.
+    if (this.#fresh.has(parentOf(rel)) && !this.#present.has(rel)) return;
     fs.rmSync(this.abs(rel), { recursive: true, force: true });
+    // Every tracked path has its ancestors in #dirs, so only a known directory
+    // can have tracked paths below it; scanning the sets for anything else
+    // would make a layer with many whiteouts quadratic.
+    const wasDir = this.#dirs.has(rel);
+    for (const set of sets) set.delete(rel);
+    if (!wasDir) return;
     const under = `${rel}/`;
-    for (const set of [this.#dirs, this.#owned, this.#present, this.#fresh]) {
-      for (const p of set) if (p === rel || p.startsWith(under)) set.delete(p);
+    for (const set of sets) {
+      for (const p of set) if (p.startsWith(under)) set.delete(p);
     }
   }
 

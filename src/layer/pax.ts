@@ -18,6 +18,7 @@ export type PaxRecords = Map<number, Map<string, Buffer>>;
 /** Bigger PAX headers are refused: real ones are a few hundred bytes. */
 export const MAX_PAX_BYTES = 1 << 20;
 const BLOCK = 512;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
 
 function parseSize(h: Buffer): number {
   const field = h.subarray(124, 136);
@@ -101,8 +102,14 @@ export class TarTap extends Transform {
         this.#pos += n;
         continue;
       }
-      const need = BLOCK - this.#header.length;
-      const take = Math.min(need, chunk.length - off);
+      if (this.#header.length === 0 && chunk.length - off >= BLOCK) {
+        // The usual case: the whole header is in this chunk, no copy needed.
+        this.#onHeader(chunk.subarray(off, off + BLOCK), this.#pos);
+        off += BLOCK;
+        this.#pos += BLOCK;
+        continue;
+      }
+      const take = Math.min(BLOCK - this.#header.length, chunk.length - off);
       this.#header = Buffer.concat([this.#header, chunk.subarray(off, off + take)]);
       off += take;
       this.#pos += take;
@@ -114,7 +121,7 @@ export class TarTap extends Transform {
   }
 
   #onHeader(h: Buffer, start: number): void {
-    if (h.every((b) => b === 0)) return; // end-of-archive blocks
+    if (h.equals(ZERO_BLOCK)) return; // end-of-archive blocks
     const type = String.fromCharCode(h[156]!);
     const size = parseSize(h);
     this.#skip = Math.ceil(size / BLOCK) * BLOCK;
