@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { type Digest, digestOfHasher, newHasher } from '../digest.js';
 import { IntegrityError } from '../errors.js';
 import { fsyncDir } from '../util/fs-atomic.js';
+import { writeAll } from '../util/fs-helpers.js';
 import type { FileLock } from '../store/lock.js';
 
 export interface ExpectedBlob {
@@ -96,10 +97,7 @@ export class IngestWriter {
         data: { digest: this.expected.digest, expected: this.expected.size, actual: got },
       });
     }
-    let written = 0;
-    while (written < chunk.length) {
-      written += fs.writeSync(this.#fd, chunk, written, chunk.length - written, this.#offset + written);
-    }
+    writeAll(this.#fd, chunk, this.#offset);
     this.#hash.update(chunk);
     this.#offset += chunk.length;
   }

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { digestOfHasher, newHasher } from '../digest.js';
 import { fsyncDir } from '../util/fs-atomic.js';
+import { writeAll } from '../util/fs-helpers.js';
 import { type BlobInfo, type ExpectedBlob, IngestWriter } from './ingest.js';
 
 export type { BlobInfo, ExpectedBlob } from './ingest.js';
@@ -218,8 +219,7 @@ export class TempBlobWriter extends Writable {
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     try {
-      let off = 0;
-      while (off < chunk.length) off += fs.writeSync(this.#fd, chunk, off, chunk.length - off);
+      writeAll(this.#fd, chunk);
       this.#hash.update(chunk);
       this.size += chunk.length;
       cb();

@@ -21,6 +21,7 @@ import { baseOf, cleanEntryPath, joinRel, parentOf, unsafe } from './paths.js';
 import { type ApplyContext, type WhiteoutFormat, classifyWhiteout } from './whiteout.js';
 import { mknod, setXattr } from './xattr.js';
 import { type PaxRecords, xattrsFromPax } from './pax.js';
+import { lstatOrNull, writeAll } from '../util/fs-helpers.js';
 
 export interface ApplyOptions {
   format: WhiteoutFormat;
@@ -38,14 +39,6 @@ export interface ApplyResult {
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 const MAX_XATTR_VALUE = 64 * 1024;
 
-function lstatOrNull(path: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
 
 function kindOf(st: fs.Stats): string {
   return st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'special file';
@@ -221,8 +214,7 @@ export class LayerApplier implements ApplyContext {
     const fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        let off = 0;
-        while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+        writeAll(fd, chunk);
         this.#size += chunk.length;
       }
       this.#xattrs(path, header);

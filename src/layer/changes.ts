@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { UnsupportedError } from '../errors.js';
 import { getXattr, readXattrs } from './xattr.js';
+import { lstatOrNull } from '../util/fs-helpers.js';
 import { WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';
@@ -30,13 +31,6 @@ export interface OverlayChange extends Change {
   opaque?: boolean;
 }
 
-function lstatOrNull(p: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(p);
-  } catch {
-    return null;
-  }
-}
 
 function isWhiteout(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;

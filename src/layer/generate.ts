@@ -15,6 +15,8 @@ import type { OverlayChange } from './changes.js';
 import { unescapeOverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 import { readXattrs } from './xattr.js';
 import { paxHeaderBlocks } from './tar-header.js';
+import { encodePaxRecord } from './pax.js';
+import { splitDev } from '../util/fs-helpers.js';
 
 export interface GenerateOptions {
   /** Where A/C entries are read from: the overlay upper, or a full tree. */
@@ -38,13 +40,6 @@ function exportXattrs(path: string, source: GenerateOptions['source']): Array<[s
 
 const utf8Safe = (b: Buffer) => Buffer.from(b.toString('utf8'), 'utf8').equals(b);
 
-/** One PAX record: "<len> <key>=<value>\n", where len counts itself. */
-function paxRecord(key: string, value: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
-  let len = body.length + 1;
-  while (String(len).length + body.length !== len) len = String(len).length + body.length;
-  return Buffer.concat([Buffer.from(String(len)), body]);
-}
 
 /**
  * Header fields for an entry with these xattrs. tar-stream writes PAX values
@@ -59,8 +54,8 @@ function withXattrs(
   if (xattrs.every(([, v]) => utf8Safe(v))) {
     return { header: { ...header, pax: Object.fromEntries(xattrs.map(([k, v]) => [k, v.toString('utf8')])) } };
   }
-  const records = [paxRecord('path', Buffer.from(header.name)), ...xattrs.map(([k, v]) => paxRecord(k, v))];
-  if (header.linkname) records.push(paxRecord('linkpath', Buffer.from(header.linkname)));
+  const records = [encodePaxRecord('path', Buffer.from(header.name)), ...xattrs.map(([k, v]) => encodePaxRecord(k, v))];
+  if (header.linkname) records.push(encodePaxRecord('linkpath', Buffer.from(header.linkname)));
   const short = (s: string) => (Buffer.byteLength(s) <= 100 ? s : `PaxHeaders/${createHash('sha256').update(s).digest('hex').slice(0, 40)}`);
   return {
     pre: Buffer.concat(records),
@@ -69,7 +64,8 @@ function withXattrs(
 }
 
 function devParts(rdev: number): { devmajor: number; devminor: number } {
-  return { devmajor: Math.floor(rdev / 256) & 0xfff, devminor: (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00) };
+  const { major, minor } = splitDev(rdev);
+  return { devmajor: major, devminor: minor };
 }
 
 /** Streams the layer tar for `changes` (sorted, parents before children). */

@@ -6,11 +6,11 @@
  * their way to tar-stream, finds each PAX extended header, keeps its records
  * as Buffers, and files them under the offset tar-stream reports for the
  * entry they belong to (`header.byteOffset`, the end of its 512-byte header).
- * It also computes the sha256 of the whole stream (the layer's diffId).
+ * Being a HashStream, it also computes the sha256 of the whole stream (the
+ * layer's diffId).
  */
-import { Transform, type TransformCallback } from 'node:stream';
 import type tar from 'tar-stream';
-import { type Digest, digestOfHasher, newHasher } from '../digest.js';
+import { HashStream } from '../util/hash-stream.js';
 import { TsgraphError } from '../errors.js';
 
 export type PaxRecords = Map<number, Map<string, Buffer>>;
@@ -32,6 +32,14 @@ function parseSize(h: Buffer): number {
   return text ? parseInt(text, 8) : 0;
 }
 
+/** One PAX record, "<len> <key>=<value>\n", where len counts its own digits too. */
+export function encodePaxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+
 export function parsePaxRecords(buf: Buffer): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   let off = 0;
@@ -48,39 +56,17 @@ export function parsePaxRecords(buf: Buffer): Map<string, Buffer> {
   return out;
 }
 
-export class TarTap extends Transform {
+export class TarTap extends HashStream {
   readonly pax: PaxRecords = new Map();
-  #hash = newHasher();
   #pos = 0;
   #header = Buffer.alloc(0);
   #skip = 0; // bytes of entry data + padding still to pass
   #collect: Buffer[] | null = null; // data of a PAX header being read
   #collectLeft = 0;
   #pending: Map<string, Buffer> | null = null;
-  #digest: Digest | undefined;
-  size = 0;
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#hash.update(chunk);
-    this.size += chunk.length;
-    try {
-      this.#scan(chunk);
-    } catch (err) {
-      cb(err as Error);
-      return;
-    }
-    cb(null, chunk);
-  }
-
-  override _flush(cb: TransformCallback): void {
-    this.#digest = digestOfHasher(this.#hash);
-    cb();
-  }
-
-  /** sha256 of every byte that went through (valid after the stream ended). */
-  get digest(): Digest {
-    if (!this.#digest) throw new Error('TarTap: stream has not ended');
-    return this.#digest;
+  protected override inspect(chunk: Buffer): void {
+    this.#scan(chunk);
   }
 
   #scan(chunk: Buffer): void {

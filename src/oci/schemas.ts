@@ -84,14 +84,17 @@ export const imageConfigSchema = z.looseObject({
 });
 export type ImageConfig = z.infer<typeof imageConfigSchema>;
 
-/** Parses JSON bytes with a schema; throws TSG_INVALID_MANIFEST naming `what`. */
-export function parseJson<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
-  let value: unknown;
+/** Parses JSON bytes; throws TSG_INVALID_MANIFEST naming `what`. */
+export function parseJsonValue(bytes: Uint8Array, what: string): unknown {
   try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    return JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
     throw new InvalidManifest(`${what} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Checks an already parsed value against a schema; throws TSG_INVALID_MANIFEST naming `what`. */
+export function validate<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -101,4 +104,9 @@ export function parseJson<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: stri
     });
   }
   return result.data;
+}
+
+/** Parses JSON bytes with a schema; throws TSG_INVALID_MANIFEST naming `what`. */
+export function parseJson<T>(schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
+  return validate(schema, parseJsonValue(bytes, what), what);
 }

@@ -223,26 +223,16 @@ export class RegistryClient {
     throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'blob', target: digest });
   }
 
-  /** Uploads a blob held in memory (monolithic POST + PUT). */
+  /** Uploads a blob held in memory unless the registry has it (monolithic POST + PUT). */
   async pushBlob(registry: string, repository: string, digest: Digest, data: Buffer, signal?: AbortSignal): Promise<void> {
     if (await this.hasBlob(registry, repository, digest, signal)) return;
-    const ctx = { host: apiHost(registry), repository, kind: 'upload', target: digest };
-    const start = await this.request(registry, repository, 'blobs/uploads/', ['pull', 'push'], { method: 'POST', signal });
-    start.body?.resume();
-    if (start.status !== 202) throw await registryHttpError(start, ctx);
-    const location = start.headers.get('location');
-    if (!location) throw new RegistryError('TSG_REGISTRY', `${ctx.host} started an upload without a Location`);
-    const state = await this.ping(registry, signal);
-    const url = new URL(location, state.base);
-    url.searchParams.set('digest', digest);
-    const put = await this.request(registry, repository, url.href, ['pull', 'push'], {
-      method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
-      body: data,
-      signal,
-    });
-    put.body?.resume();
-    if (put.status !== 201) throw await registryHttpError(put, ctx);
+    const started = await this.startUpload(registry, repository, digest, undefined, signal);
+    if (!started.mounted) await this.finishUpload(registry, repository, started.location, digest, data, signal);
+  }
+
+  /** An upload Location header as an absolute URL (registries may send it relative). */
+  async #absolute(registry: string, location: string, signal?: AbortSignal): Promise<string> {
+    return new URL(location, (await this.ping(registry, signal)).base).href;
   }
 
   /**
@@ -268,8 +258,7 @@ export class RegistryClient {
     if (res.status !== 202) throw await registryHttpError(res, ctx);
     const location = res.headers.get('location');
     if (!location) throw new RegistryError('TSG_REGISTRY', `${ctx.host} started an upload without a Location`);
-    const state = await this.ping(registry, signal);
-    return { mounted: false, location: new URL(location, state.base).href };
+    return { mounted: false, location: await this.#absolute(registry, location, signal) };
   }
 
   /** PATCHes one chunk; returns the next upload URL. */
@@ -287,8 +276,7 @@ export class RegistryClient {
     res.body?.resume();
     if (res.status !== 202) throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'upload chunk', target: undefined });
     const next = res.headers.get('location');
-    const state = await this.ping(registry, signal);
-    return next ? new URL(next, state.base).href : location;
+    return next ? this.#absolute(registry, next, signal) : location;
   }
 
   /** Closes an upload with PUT ?digest= (and the last bytes, if any). */

@@ -96,7 +96,7 @@ export class Transport {
     let cert: Buffer | undefined;
     let key: Buffer | undefined;
     for (const dir of this.#configDirs) {
-      const hostDir = join(dir, 'certs.d', host.replace(/:/g, ':'));
+      const hostDir = join(dir, 'certs.d', host);
       let names: string[] = [];
       try {
         names = fs.readdirSync(hostDir).sort();

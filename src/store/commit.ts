@@ -6,12 +6,12 @@
  * Where the driver keeps layers as diffs (overlay), the container's upper is
  * copied in as the new image layer instead of unpacking the blob again.
  */
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { CompressStream } from 'zstd-napi';
 import type { ContentStore } from '../content/store.js';
-import { type Digest, digestOfHasher, hexOf, newHasher, sha256 } from '../digest.js';
+import { type Digest, hexOf, sha256 } from '../digest.js';
+import { HashStream } from '../util/hash-stream.js';
 import { UsageError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
 import { applyChange, type RunConfig } from '../oci/config-changes.js';
@@ -55,13 +55,6 @@ function ociLayerType(t: string): string {
   return t;
 }
 
-class Hashing extends Transform {
-  readonly hash = newHasher();
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-}
 
 export async function commitContainer(
   ctx: { content: ContentStore; images: ImageStore; layers: LayerStore },
@@ -86,7 +79,7 @@ export async function commitContainer(
   const parentId = container.parent ? hexOf(container.parent) : undefined;
   const diff = await diffLayer(driver, container.id, parentId);
   const tar = diffTar(diff);
-  const tap = new Hashing();
+  const tap = new HashStream();
   const writer = content.tempWriter();
   const stages: NodeJS.ReadWriteStream[] = [tap];
   if (compression === 'gzip') stages.push(createGzip());
@@ -98,7 +91,7 @@ export async function commitContainer(
     throw err;
   }
   const blob = writer.commit();
-  const diffId = digestOfHasher(tap.hash);
+  const diffId = tap.digest;
   const mediaType = LAYER_TYPES[compression];
 
   // 2. Config and manifest.

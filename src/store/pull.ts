@@ -19,10 +19,13 @@ import {
   indexSchema,
   manifestSchema,
   parseJson,
+  parseJsonValue,
+  validate,
 } from '../oci/schemas.js';
 import { type Platform, formatPlatform, hostPlatform, platformMatches } from '../platform.js';
 import type { FetchedManifest, ImageSource } from '../source/source.js';
 import { downloadBlob } from './download.js';
+import { mapLimit } from '../util/map-limit.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
 import type { UnpackEvent } from './layer-store.js';
 
@@ -66,13 +69,8 @@ export interface PullResult {
 
 const MAX_INDEX_DEPTH = 3;
 
-function refuseSchema1(mediaType: string, bytes: Buffer, what: string): void {
-  let version: unknown;
-  try {
-    version = (JSON.parse(bytes.toString('utf8')) as { schemaVersion?: unknown }).schemaVersion;
-  } catch {
-    /* parse errors are reported by the schema check */
-  }
+function refuseSchema1(mediaType: string, value: unknown, what: string): void {
+  const version = (value as { schemaVersion?: unknown } | null)?.schemaVersion;
   if (SCHEMA1_TYPES.includes(mediaType) || version === 1) {
     throw new UnsupportedError(
       'TSG_UNSUPPORTED',
@@ -92,11 +90,14 @@ async function resolveManifest(
   let current = top;
   const chain: FetchedManifest[] = [];
   for (let depth = 0; depth <= MAX_INDEX_DEPTH; depth++) {
-    refuseSchema1(current.mediaType, current.bytes, source.description);
+    // Parsed once: the schema1 check, the declared media type and the schema all read this value.
+    const value = parseJsonValue(current.bytes, `manifest ${current.digest}`);
+    refuseSchema1(current.mediaType, value, source.description);
     chain.push(current);
-    const declared = tryMediaType(current.bytes) ?? current.mediaType;
+    const inBody = (value as { mediaType?: unknown } | null)?.mediaType;
+    const declared = typeof inBody === 'string' ? inBody : current.mediaType;
     if (isIndexType(current.mediaType) || isIndexType(declared)) {
-      const index = parseJson(indexSchema, current.bytes, `index ${current.digest}`);
+      const index = validate(indexSchema, value, `index ${current.digest}`);
       const choice = index.manifests.find(
         (m) => (isManifestType(m.mediaType) || isIndexType(m.mediaType)) && platformMatches(platform, m.platform),
       );
@@ -120,20 +121,12 @@ async function resolveManifest(
         data: { mediaType: current.mediaType },
       });
     }
-    const manifest = parseJson(manifestSchema, current.bytes, `manifest ${current.digest}`);
+    const manifest = validate(manifestSchema, value, `manifest ${current.digest}`);
     return { manifest, fetched: current, chain };
   }
   throw new InvalidManifest(`${source.description}: indexes nested deeper than ${MAX_INDEX_DEPTH}`);
 }
 
-function tryMediaType(bytes: Buffer): string | undefined {
-  try {
-    const t = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
-    return typeof t === 'string' ? t : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function verifyDescriptor(desc: Descriptor, bytes: Buffer, what: string): void {
   const digest = sha256(bytes);
@@ -149,28 +142,6 @@ function verifyDescriptor(desc: Descriptor, bytes: Buffer, what: string): void {
   }
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight; the first failure aborts the rest. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]!, i);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker);
-  const settled = await Promise.allSettled(workers);
-  const rejected = settled.find((s) => s.status === 'rejected');
-  if (rejected) throw (rejected as PromiseRejectedResult).reason;
-  return results;
-}
 
 export async function pullImage(
   source: ImageSource,

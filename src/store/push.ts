@@ -13,6 +13,7 @@ import { throwIfAborted } from '../errors.js';
 import { type Reference, formatReference, parseReference } from '../reference.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
+import { mapLimit } from '../util/map-limit.js';
 
 export interface PushOptions {
   jobs?: number | undefined;
@@ -42,12 +43,13 @@ export interface PushResult {
 function mountSource(images: ImageStore, dest: Reference, digest: Digest): string | undefined {
   for (const img of images.list()) {
     if (img.configDigest !== digest && !img.layers.some((l) => l.digest === digest)) continue;
+    let src;
     try {
-      const src = parseReference(img.source.startsWith('oci:') || img.source.startsWith('commit') ? '' : img.source);
-      if (src.registry === dest.registry && src.repository !== dest.repository) return src.repository;
+      src = parseReference(img.source);
     } catch {
-      /* not from a registry */
+      continue; // an OCI layout or a commit: no registry repository to mount from
     }
+    if (src.registry === dest.registry && src.repository !== dest.repository) return src.repository;
   }
   return undefined;
 }
@@ -103,11 +105,7 @@ export async function pushImage(
     emit({ type: 'blob-done', ...b });
   };
 
-  const queue = [...blobs];
-  const workers = Array.from({ length: Math.max(1, Math.min(options.jobs ?? 3, queue.length)) }, async () => {
-    for (let b = queue.shift(); b; b = queue.shift()) await pushBlob(b);
-  });
-  await Promise.all(workers);
+  await mapLimit(blobs, options.jobs ?? 3, pushBlob);
 
   const manifest = content.readBlob(image.manifestDigest);
   await client.pushManifest(dest.registry, dest.repository, dest.digest ?? dest.tag ?? 'latest', manifest, image.manifestMediaType, options.signal);

@@ -120,10 +120,10 @@ export class Store {
    */
   async pull(ref: string, options: StorePullOptions = {}): Promise<PullResult> {
     const source = openSource(ref, () => this.registry);
-    const gcLock = await acquireLock(join(this.root, 'locks'), 'gc', { shared: true, timeoutMs: 10 * 60_000 });
     try {
       const platform = typeof options.platform === 'string' ? parsePlatform(options.platform) : options.platform;
-      const result = await pullImage(source, this.content, this.images, {
+      // Under the gc lock (shared): gc must not sweep blobs stored before the name is registered.
+      return await this.#shared(() => pullImage(source, this.content, this.images, {
         platform,
         jobs: options.jobs,
         signal: options.signal,
@@ -133,10 +133,8 @@ export class Store {
           options.unpack === false
             ? undefined
             : (image) => this.layers.unpack(image, this.content, { signal: options.signal, onEvent: options.onProgress }),
-      });
-      return result;
+      }));
     } finally {
-      gcLock.release();
       source.close();
     }
   }

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { mknod, readXattrs, setXattr } from '../layer/xattr.js';
+import { splitDev } from './fs-helpers.js';
 
 export interface CopyOptions {
   /** Decides which xattrs to copy (default: all). */
@@ -52,7 +53,10 @@ export function copyTree(src: string, dst: string, options: CopyOptions = {}): v
     }
     if (st.isFile()) fs.copyFileSync(from, to, fs.constants.COPYFILE_FICLONE);
     else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      mknod(to, st.isCharacterDevice() ? 'char' : 'block', 0o600, Math.floor(st.rdev / 256) & 0xfff, (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00));
+      {
+      const { major, minor } = splitDev(st.rdev);
+      mknod(to, st.isCharacterDevice() ? 'char' : 'block', 0o600, major, minor);
+    }
     } else if (st.isFIFO()) mknod(to, 'fifo', 0o600);
     else if (st.isSocket()) return; // sockets are not layer content
     copyMeta(from, to, st, false);

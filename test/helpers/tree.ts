@@ -7,13 +7,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { readXattrs } from '../../src/layer/xattr.js';
+import { splitDev } from '../../src/util/fs-helpers.js';
 
-export function devMajor(rdev: number): number {
-  return Math.floor(rdev / 256) & 0xfff;
-}
-export function devMinor(rdev: number): number {
-  return (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00);
-}
 
 function typeOf(st: fs.Stats): string {
   if (st.isDirectory()) return 'dir';
@@ -33,7 +28,10 @@ export function listTree(root: string, options: { keepOverlayXattrs?: boolean } 
     const parts = [rel || '.', typeOf(st), (st.mode & 0o7777).toString(8).padStart(4, '0'), `${st.uid}:${st.gid}`];
     if (st.isFile()) parts.push(`${st.size}`, createHash('sha256').update(fs.readFileSync(abs)).digest('hex').slice(0, 16));
     if (st.isSymbolicLink()) parts.push(`-> ${fs.readlinkSync(abs)}`);
-    if (st.isCharacterDevice() || st.isBlockDevice()) parts.push(`${devMajor(st.rdev)},${devMinor(st.rdev)}`);
+    if (st.isCharacterDevice() || st.isBlockDevice()) {
+      const { major, minor } = splitDev(st.rdev);
+      parts.push(`${major},${minor}`);
+    }
     const xattrs = [...readXattrs(abs)]
       .filter(([k]) => options.keepOverlayXattrs || !k.startsWith('trusted.overlay.'))
       .map(([k, v]) => `${k}=${v.toString('utf8')}`)
