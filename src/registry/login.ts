@@ -6,7 +6,6 @@
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
-import { AuthError } from '../errors.js';
 import { DEFAULT_REGISTRY } from '../reference.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
 import { RegistryClient, type RegistryClientOptions } from './client.js';

@@ -6,22 +6,14 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { REPO_ROOT, parseJsonOutput, runCli } from '../helpers/cli.js';
-import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
+import { mountPoints, suiteTmpfs } from '../helpers/tmpfs.js';
 
 const FIXTURE = join(REPO_ROOT, 'fixtures', 'busybox');
 
 describe('concurrent tsgraph processes on one root', () => {
-  let tmp: Tmpfs;
-  const mountsBefore = mountPoints();
-  before(() => {
-    tmp = mountTmpfs('512m');
-  });
-  after(() => {
-    tmp?.cleanup();
-    assert.deepEqual(mountPoints(), mountsBefore);
-  });
+  const tmp = suiteTmpfs('512m');
 
   it('three simultaneous pulls of one image: all succeed, one blob set, one unpacked layer', async () => {
     const env = { TSGRAPH_ROOT: join(tmp.dir, 'shared'), TSGRAPH_DRIVER: 'overlay' };
@@ -53,11 +45,7 @@ describe('concurrent tsgraph processes on one root', () => {
 });
 
 describe('tsgraph bench copy-up', () => {
-  let tmp: Tmpfs;
-  before(() => {
-    tmp = mountTmpfs('512m');
-  });
-  after(() => tmp?.cleanup());
+  const tmp = suiteTmpfs('512m');
 
   it('times first and second writes for every driver asked, and cleans up its containers', async () => {
     const dir = join(tmp.dir, 'bench');

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { REPO_ROOT, parseJsonOutput, runCli } from '../helpers/cli.js';
-import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
+import { suiteTmpfs } from '../helpers/tmpfs.js';
 
 const FIXTURE = join(REPO_ROOT, 'fixtures', 'busybox');
 
@@ -28,15 +28,7 @@ function snapshot(root: string): string[] {
 }
 
 describe('driver selection', () => {
-  let tmp: Tmpfs;
-  const mountsBefore = mountPoints();
-  before(() => {
-    tmp = mountTmpfs('512m');
-  });
-  after(() => {
-    tmp?.cleanup();
-    assert.deepEqual(mountPoints(), mountsBefore);
-  });
+  const tmp = suiteTmpfs('512m');
 
   it('a fresh root picks overlay where it works, and keeps it', async () => {
     const root = join(tmp.dir, 'fresh');
@@ -79,11 +71,7 @@ describe('driver selection', () => {
 });
 
 describe('tsgraph doctor', () => {
-  let tmp: Tmpfs;
-  before(() => {
-    tmp = mountTmpfs('64m');
-  });
-  after(() => tmp?.cleanup());
+  const tmp = suiteTmpfs('64m');
 
   it('reports every probe, aufs absent with its remedy, and exits 0; --json parses', async () => {
     const root = join(tmp.dir, 'doctor');

@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { REPO_ROOT, parseJsonOutput, runCli } from '../helpers/cli.js';
 import { ContentStore } from '../../src/content/store.js';
 import { sha256, sha256Hex } from '../../src/digest.js';
-import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
+import { suiteTmpfs } from '../helpers/tmpfs.js';
 
 const FIXTURE = join(REPO_ROOT, 'fixtures', 'busybox');
 
@@ -22,15 +22,7 @@ interface State {
 }
 
 describe('rm, rmi and gc keep what is needed and remove the rest', () => {
-  let tmp: Tmpfs;
-  const mountsBefore = mountPoints();
-  before(() => {
-    tmp = mountTmpfs('1g');
-  });
-  after(() => {
-    tmp?.cleanup();
-    assert.deepEqual(mountPoints(), mountsBefore);
-  });
+  const tmp = suiteTmpfs('1g');
 
   let n = 0;
   async function setup() {

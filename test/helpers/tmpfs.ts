@@ -3,7 +3,9 @@
  * on the root ext4 slow it down), and a mountinfo check that every test file
  * unmounts what it mounted.
  */
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { after, before } from 'node:test';
 import * as fs from 'node:fs';
 import { readMountInfo } from '../../src/mount/index.js';
 import { makeTempDir } from './tmp.js';
@@ -40,4 +42,26 @@ export function mountPoints(): string[] {
   return readMountInfo()
     .map((m) => `${m.mountPoint} ${m.fsType}`)
     .sort();
+}
+
+/**
+ * A fresh tmpfs for the enclosing describe(): mounted before its tests,
+ * removed after them, and then the mount table must be as it was.
+ */
+export function suiteTmpfs(size: string): { readonly dir: string } {
+  const mountsBefore = mountPoints();
+  let tmp: Tmpfs | undefined;
+  before(() => {
+    tmp = mountTmpfs(size);
+  });
+  after(() => {
+    tmp?.cleanup();
+    assert.deepEqual(mountPoints(), mountsBefore, 'every mount made by the suite is gone');
+  });
+  return {
+    get dir() {
+      if (!tmp) throw new Error('the suite tmpfs is not mounted yet');
+      return tmp.dir;
+    },
+  };
 }

@@ -170,39 +170,22 @@ describe('registry faults', () => {
     assertBlobsStored(root, [layerOf(big).digest]);
   });
 
-  it('Ctrl-C during a pull exits 130 with TSG_ABORTED, keeps the partial blob, and the next pull resumes', async () => {
+  /**
+   * Starts a pull of the big image through a throttled proxy (~2.5 MB/s, so it
+   * is surely mid-blob), waits until at least 1 MiB of the layer is on disk
+   * (bounded), sends `signal`, and waits for the exit. Clears the proxy after.
+   */
+  async function interruptPullMidBlob(rootName: string, signal: NodeJS.Signals) {
     proxy.rules.length = 0;
     proxy.log.length = 0;
     const layer = layerOf(big);
     const path = blobPath(layer.digest);
     proxy.rules.push({ method: 'GET', path, fault: { kind: 'throttle', chunk: 64 << 10, delayMs: 25 } });
-    const root = sb.newRoot('sigint');
+    const root = sb.newRoot(rootName);
     const child = spawnCli(['pull', `${proxy.host}/faults/big:v1`], { ...sb.env, TSGRAPH_ROOT: root });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    for (let i = 0; i < 300 && storedIngests(root).length === 0; i++) await sleep(50);
-    await sleep(500);
-    child.kill('SIGINT');
-    assert.equal(await exited, 130);
-    assert.match(stderr, /\(TSG_ABORTED\)/);
-    assert.equal(storedIngests(root).length, 1, 'the partial blob is kept for a resume');
-    proxy.rules.length = 0;
-    const again = await runCli(['pull', `${proxy.host}/faults/big:v1`], { ...sb.env, TSGRAPH_ROOT: root });
-    assert.equal(again.code, 0, again.stderr);
-    assert.ok(proxy.log.some((l) => path.test(l.path) && l.range), 'resumed with Range');
-  });
-
-  it('kill -9 during a large blob, then pull again: resumes with Range (acceptance 6)', async () => {
-    proxy.rules.length = 0;
-    proxy.log.length = 0;
-    const layer = layerOf(big);
-    const path = blobPath(layer.digest);
-    // ~2.5 MB/s, so the first pull is surely mid-blob when we kill it.
-    proxy.rules.push({ method: 'GET', path, fault: { kind: 'throttle', chunk: 64 << 10, delayMs: 25 } });
-    const root = sb.newRoot('kill9');
-    const child = spawnCli(['pull', `${proxy.host}/faults/big:v1`], { ...sb.env, TSGRAPH_ROOT: root });
-    const exited = new Promise((resolve) => child.on('exit', resolve));
     let partial = 0;
     for (let i = 0; i < 300 && partial < 1 << 20; i++) {
       await sleep(100);
@@ -211,12 +194,27 @@ describe('registry faults', () => {
         if (fs.existsSync(data)) partial = Math.max(partial, fs.statSync(data).size);
       }
     }
-    child.kill('SIGKILL');
-    await exited;
+    child.kill(signal);
+    const code = await exited;
+    proxy.rules.length = 0;
+    return { root, layer, path, code, stderr, partial };
+  }
+
+  it('Ctrl-C during a pull exits 130 with TSG_ABORTED, keeps the partial blob, and the next pull resumes', async () => {
+    const { root, path, code, stderr } = await interruptPullMidBlob('sigint', 'SIGINT');
+    assert.equal(code, 130);
+    assert.match(stderr, /\(TSG_ABORTED\)/);
+    assert.equal(storedIngests(root).length, 1, 'the partial blob is kept for a resume');
+    const again = await runCli(['pull', `${proxy.host}/faults/big:v1`], { ...sb.env, TSGRAPH_ROOT: root });
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(proxy.log.some((l) => path.test(l.path) && l.range), 'resumed with Range');
+  });
+
+  it('kill -9 during a large blob, then pull again: resumes with Range (acceptance 6)', async () => {
+    const { root, layer, path, partial } = await interruptPullMidBlob('kill9', 'SIGKILL');
     assert.ok(partial >= 1 << 20 && partial < layer.size, `killed mid-blob at ${partial} of ${layer.size}`);
     assert.deepEqual(storedImages(root), [], 'a killed pull registers nothing');
 
-    proxy.rules.length = 0;
     const r = await runCli(['pull', `${proxy.host}/faults/big:v1`, '--json'], { ...sb.env, TSGRAPH_ROOT: root });
     assert.equal(r.code, 0, r.stderr);
     const out = parseJsonOutput<{ bytesFetched: number }>(r);
