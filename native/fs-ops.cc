@@ -10,19 +10,21 @@
 #include <sys/xattr.h>
 #include <vector>
 
+#include "args.h"
 #include "errno-error.h"
 
 namespace tsgraph {
 
-static std::string Str(const Napi::Value& v) { return v.As<Napi::String>(); }
-
 // mknod(path, mode, major, minor): mode includes the S_IF* type bits.
 static Napi::Value Mknod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsString()) throw Napi::TypeError::New(env, "mknod(path, mode, major, minor)");
-  std::string path = Str(info[0]);
-  mode_t mode = info[1].As<Napi::Number>().Uint32Value();
-  dev_t dev = makedev(info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Number>().Uint32Value());
+  std::string path = BytesArg(info, 0, "path");
+  mode_t mode = U32Arg(info, 1, "mode");
+  // makedev keeps 12 bits of major and 20 of minor; anything wider would be
+  // truncated into another device (possibly 0/0), so refuse it.
+  uint32_t major = U32Arg(info, 2, "major"), minor = U32Arg(info, 3, "minor");
+  if (major > 0xfff || minor > 0xfffff) throw Napi::RangeError::New(env, "device number out of range");
+  dev_t dev = makedev(major, minor);
   if (mknod(path.c_str(), mode, dev) != 0) ThrowErrno(env, errno, "mknod", path);
   return env.Undefined();
 }
@@ -30,7 +32,7 @@ static Napi::Value Mknod(const Napi::CallbackInfo& info) {
 // lgetxattr(path, name) -> Buffer | null (when the attribute is absent)
 static Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = Str(info[0]), name = Str(info[1]);
+  std::string path = BytesArg(info, 0, "path"), name = BytesArg(info, 1, "xattr name");
   for (int attempt = 0; attempt < 4; attempt++) {  // bounded: size may change between calls
     ssize_t size = lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
     if (size < 0) {
@@ -51,9 +53,10 @@ static Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
 // lsetxattr(path, name, value: Buffer, flags)
 static Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = Str(info[0]), name = Str(info[1]);
+  std::string path = BytesArg(info, 0, "path"), name = BytesArg(info, 1, "xattr name");
+  if (info.Length() < 3 || !info[2].IsBuffer()) throw Napi::TypeError::New(env, "xattr value must be a Buffer");
   Napi::Buffer<char> value = info[2].As<Napi::Buffer<char>>();
-  int flags = info.Length() > 3 ? info[3].As<Napi::Number>().Int32Value() : 0;
+  int flags = info.Length() > 3 ? I32Arg(info, 3, "flags") : 0;
   if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), flags) != 0) ThrowErrno(env, errno, "lsetxattr", path, name);
   return env.Undefined();
 }
@@ -61,7 +64,7 @@ static Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {
 // llistxattr(path) -> string[]
 static Napi::Value Llistxattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = Str(info[0]);
+  std::string path = BytesArg(info, 0, "path");
   for (int attempt = 0; attempt < 4; attempt++) {
     ssize_t size = llistxattr(path.c_str(), nullptr, 0);
     if (size < 0) {
@@ -88,7 +91,7 @@ static Napi::Value Llistxattr(const Napi::CallbackInfo& info) {
 
 static Napi::Value Lremovexattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = Str(info[0]), name = Str(info[1]);
+  std::string path = BytesArg(info, 0, "path"), name = BytesArg(info, 1, "xattr name");
   if (lremovexattr(path.c_str(), name.c_str()) != 0 && errno != ENODATA) ThrowErrno(env, errno, "lremovexattr", path, name);
   return env.Undefined();
 }
@@ -96,8 +99,8 @@ static Napi::Value Lremovexattr(const Napi::CallbackInfo& info) {
 // renameat2(oldPath, newPath, flags) relative to the cwd (absolute paths expected).
 static Napi::Value Renameat2(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string from = Str(info[0]), to = Str(info[1]);
-  unsigned flags = info[2].As<Napi::Number>().Uint32Value();
+  std::string from = BytesArg(info, 0, "from"), to = BytesArg(info, 1, "to");
+  unsigned flags = U32Arg(info, 2, "flags");
   if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags) != 0) ThrowErrno(env, errno, "renameat2", from, to);
   return env.Undefined();
 }

@@ -41,12 +41,13 @@ export interface NativeFs {
   hasNewMountApi(): boolean;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;
-  mknod(path: string, mode: number, major: number, minor: number): void;
-  lgetxattr(path: string, name: string): Buffer | null;
-  lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
-  llistxattr(path: string): string[];
-  lremovexattr(path: string, name: string): void;
-  renameat2(from: string, to: string, flags: number): void;
+  /** Paths may be Buffers (names are bytes); every string or Buffer with a NUL is refused. */
+  mknod(path: string | Buffer, mode: number, major: number, minor: number): void;
+  lgetxattr(path: string | Buffer, name: string): Buffer | null;
+  lsetxattr(path: string | Buffer, name: string, value: Buffer, flags: number): void;
+  llistxattr(path: string | Buffer): string[];
+  lremovexattr(path: string | Buffer, name: string): void;
+  renameat2(from: string | Buffer, to: string | Buffer, flags: number): void;
   btrfsSubvolCreate(parentDir: string, name: string): void;
   btrfsSnapshot(source: string, destParentDir: string, name: string, readOnly: boolean): void;
   btrfsSetReadOnly(subvol: string, readOnly: boolean): void;

@@ -4,24 +4,24 @@
  */
 import { nativeFs } from '../native.js';
 
-export function listXattrs(path: string): string[] {
+export function listXattrs(path: string | Buffer): string[] {
   return nativeFs().llistxattr(path);
 }
 
-export function getXattr(path: string, name: string): Buffer | null {
+export function getXattr(path: string | Buffer, name: string): Buffer | null {
   return nativeFs().lgetxattr(path, name);
 }
 
-export function setXattr(path: string, name: string, value: Buffer | string): void {
+export function setXattr(path: string | Buffer, name: string, value: Buffer | string): void {
   nativeFs().lsetxattr(path, name, Buffer.isBuffer(value) ? value : Buffer.from(value), 0);
 }
 
-export function removeXattr(path: string, name: string): void {
+export function removeXattr(path: string | Buffer, name: string): void {
   nativeFs().lremovexattr(path, name);
 }
 
 /** All xattrs of a path as name → value. */
-export function readXattrs(path: string): Map<string, Buffer> {
+export function readXattrs(path: string | Buffer): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   for (const name of listXattrs(path)) {
     const v = getXattr(path, name);
@@ -31,7 +31,7 @@ export function readXattrs(path: string): Map<string, Buffer> {
 }
 
 /** mknod for devices, fifos and overlay whiteouts (char 0/0). */
-export function mknod(path: string, kind: 'char' | 'block' | 'fifo', perm: number, major = 0, minor = 0): void {
+export function mknod(path: string | Buffer, kind: 'char' | 'block' | 'fifo', perm: number, major = 0, minor = 0): void {
   const n = nativeFs();
   const type = kind === 'char' ? n.fsConstants.S_IFCHR : kind === 'block' ? n.fsConstants.S_IFBLK : n.fsConstants.S_IFIFO;
   n.mknod(path, type | (perm & 0o7777), major, minor);
