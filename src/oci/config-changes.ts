@@ -20,19 +20,21 @@ function bad(change: string, why: string): UsageError {
   return new UsageError('TSG_USAGE', `--change ${JSON.stringify(change)}: ${why}`);
 }
 
+/** The JSON form `["a", "b"]`: an array of strings, or TSG_USAGE. */
+function jsonStrings(change: string, t: string): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(t);
+  } catch {
+    throw bad(change, 'not a JSON array');
+  }
+  if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw bad(change, 'want a JSON array of strings');
+  return parsed as string[];
+}
+
 function argv(change: string, rest: string): string[] {
   const t = rest.trim();
-  if (t.startsWith('[')) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(t);
-    } catch {
-      throw bad(change, 'not a JSON array');
-    }
-    if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw bad(change, 'want a JSON array of strings');
-    return parsed as string[];
-  }
-  return ['/bin/sh', '-c', t];
+  return t.startsWith('[') ? jsonStrings(change, t) : ['/bin/sh', '-c', t];
 }
 
 /** `K=V K2="v 2"` or the old `K V` form. */
@@ -90,7 +92,7 @@ export function applyChange(config: RunConfig, change: string): void {
     case 'VOLUME': {
       const vols = { ...(config.Volumes ?? {}) };
       const t = rest.trim();
-      for (const v of t.startsWith('[') ? (JSON.parse(t) as string[]) : t.split(/\s+/)) vols[v] = {};
+      for (const v of t.startsWith('[') ? jsonStrings(change, t) : t.split(/\s+/)) vols[v] = {};
       config.Volumes = vols;
       return;
     }
