@@ -6,6 +6,7 @@
  * count; the suite is not coverage-guided, it is a regression net that runs
  * in CI on every change.
  */
+import * as fs from 'node:fs';
 import { TsgraphError } from '../../src/errors.js';
 
 export class Rng {
@@ -108,6 +109,7 @@ export async function fuzz(
   for (let i = start; i < end; i++) {
     const rng = new Rng((cfg.seed * 1_000_003 + i) >>> 0);
     report.cases++;
+    if (process.env.FUZZ_TRACE) fs.writeFileSync(process.env.FUZZ_TRACE, `${name} ${i}\n`);
     try {
       await body(rng, i);
       report.accepted++;
@@ -118,6 +120,13 @@ export async function fuzz(
         continue;
       }
       const e = err as Error;
+      if (process.env.FUZZ_KEEP_GOING) {
+        // Exploration mode: list each distinct failure once, keep going.
+        const key = `${e.name}: ${(e.message ?? '').replace(/'[^']*'|"[^"]*"|\d+/g, '…')}`;
+        if (!report.codes.has(key)) console.error(`FUZZ ${name} case ${i}: ${e.message}`);
+        report.codes.set(key, (report.codes.get(key) ?? 0) + 1);
+        continue;
+      }
       const replay = `FUZZ_SEED=${cfg.seed} FUZZ_CASE=${i}`;
       e.message = `${name}: case ${i} threw a non-TsgraphError (${e.name}: ${e.message}); replay with ${replay}`;
       throw e;
