@@ -1,5 +1,8 @@
 /** What every verb gets from main, and the one way verbs open the store. */
-import { Store, type StoreOptions } from '../store/store.js';
+import * as fs from 'node:fs';
+import { resolve } from 'node:path';
+import { NotFoundError } from '../errors.js';
+import { DEFAULT_ROOT, Store, type StoreOptions } from '../store/store.js';
 import type { GlobalOptions } from './output.js';
 
 export interface CommandContext {
@@ -7,6 +10,30 @@ export interface CommandContext {
   signal: AbortSignal;
 }
 
+/** The root a verb works on: --root, else $TSGRAPH_ROOT, else /var/lib/tsgraph. */
+export function storeRoot(g: GlobalOptions): string {
+  return resolve(g.root ?? process.env.TSGRAPH_ROOT ?? DEFAULT_ROOT);
+}
+
+/** Opens the store, creating the root when missing (verbs that write). */
 export function openStore(g: GlobalOptions, extra: StoreOptions = {}): Promise<Store> {
   return Store.open({ root: g.root, driver: g.driver, ...extra });
+}
+
+/**
+ * For verbs that only read or act on existing things (images, containers,
+ * inspect, diff, umount, rm, rmi): a missing root is never created (a typo
+ * in --root must not leave directories behind). Returns undefined when the
+ * root does not exist; the verb prints its empty result or a not-found.
+ */
+export async function openExistingStore(g: GlobalOptions): Promise<Store | undefined> {
+  if (!fs.existsSync(storeRoot(g))) return undefined;
+  return openStore(g);
+}
+
+/** Like openExistingStore, but a missing root is `what` not found. */
+export async function requireStore(g: GlobalOptions, what: string): Promise<Store> {
+  const store = await openExistingStore(g);
+  if (!store) throw new NotFoundError('TSG_NOT_FOUND', `${what} is not in the store (there is no store at ${storeRoot(g)})`, { data: { root: storeRoot(g) } });
+  return store;
 }

@@ -5,7 +5,7 @@
 import cliProgress from 'cli-progress';
 import { shortDigest } from '../digest.js';
 import type { PullEvent } from '../store/pull.js';
-import { formatBytes } from './output.js';
+import { formatBytes, safeCell } from './output.js';
 
 export type ProgressMode = 'bars' | 'lines' | 'none';
 
@@ -40,6 +40,8 @@ export class PullProgress {
 
   line(text: string): void {
     if (this.mode === 'none') return;
+    // Lines quote sources and retry reasons (registry text): escape controls.
+    text = safeCell(text);
     // MultiBar.log() only shows once bars are drawing; before that, write directly.
     if (this.#multi && this.#bars.size > 0 && !this.#stopped) this.#multi.log(`${text}\n`);
     else process.stderr.write(`${text}\n`);

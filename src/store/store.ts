@@ -13,10 +13,10 @@
  * store.close();
  * ```
  */
-import * as fs from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ContentStore } from '../content/store.js';
+import { openPrivateRoot, tightenTop } from '../util/private-root.js';
 import { BusyError, NotFoundError, UsageError } from '../errors.js';
 import { hexOf } from '../digest.js';
 import { acquireLock } from './lock.js';
@@ -100,14 +100,11 @@ export class Store {
   /** Opens (creating when needed) the store at `options.root`. */
   static async open(options: StoreOptions = {}): Promise<Store> {
     const root = resolve(options.root ?? process.env.TSGRAPH_ROOT ?? DEFAULT_ROOT);
-    try {
-      fs.mkdirSync(root, { recursive: true, mode: 0o711 });
-      for (const d of ['meta', 'locks']) fs.mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
-    } catch (err) {
-      throw new UsageError('TSG_USAGE', `cannot use ${root} as the store root: ${(err as Error).message}`, { cause: err });
-    }
+    // Private (0700, ours), created without recursive mkdir (it spins on procfs): util/private-root.ts.
+    openPrivateRoot(root);
     const driver = await selectDriver(root, options.driver ?? (process.env.TSGRAPH_DRIVER || undefined));
     const store = new Store(root, options, driver);
+    tightenTop(root); // driver and meta dirs made just now
     // A crash mid-unpack leaves layers marked incomplete: remove them now.
     await store.layers.repair();
     return store;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { benchCopyUp } from '../../bench/copy-up.js';
 import { UsageError } from '../../errors.js';
-import { type GlobalOptions, formatTable, printJson } from '../output.js';
+import { type GlobalOptions, formatTable, printJson, writeOut } from '../output.js';
 
 export function benchCommand(): Command {
   const bench = new Command('bench').summary('benchmarks (copy-up)').description('Benchmarks that print ratios between drivers measured side by side.');
@@ -31,8 +31,8 @@ export function benchCommand(): Command {
           const results = await benchCopyUp({ dir, drivers: flags.drivers.split(',').map((d) => d.trim()), files, fileSize: size });
           if (g.json) return printJson({ files, size, results });
           const us = (n: number) => `${n.toFixed(0)} µs`;
-          process.stdout.write(`copy-up: ${files} files of ${size} bytes, first vs second one-byte append\n`);
-          process.stdout.write(
+          writeOut(`copy-up: ${files} files of ${size} bytes, first vs second one-byte append\n`);
+          writeOut(
             formatTable(
               ['DRIVER', 'FIRST median', 'FIRST p95', 'SECOND median', 'FIRST/SECOND', 'FIRST total'],
               results.map((r) => [r.driver, us(r.first.medianUs), us(r.first.p95Us), us(r.second.medianUs), `${(r.first.medianUs / Math.max(r.second.medianUs, 0.001)).toFixed(1)}x`, `${r.first.totalMs.toFixed(0)} ms`]),

@@ -2,8 +2,9 @@
 import { Command } from 'commander';
 import { createBundle, removeBundle } from '../../runtime/bundle.js';
 import { UsageError } from '../../errors.js';
+import { mkdirBounded } from '../../util/private-root.js';
 import { openStore } from '../context.js';
-import { type GlobalOptions, printJson } from '../output.js';
+import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function bundleCommand(): Command {
   return new Command('bundle')
@@ -25,11 +26,13 @@ export function bundleCommand(): Command {
       if (flags.remove) {
         const container = await removeBundle(store, flags.remove);
         if (g.json) printJson({ removed: flags.remove, container });
-        else process.stdout.write(`${flags.remove}\n`);
+        else writeOut(`${flags.remove}\n`);
         return;
       }
+      // Bounded creation (a recursive mkdir spins on some procfs paths); 0700: the bundle is the runtime's.
+      mkdirBounded(dir!, 'the bundle directory');
       const b = await createBundle(store, image!, dir!, { name: flags.name, terminal: flags.tty });
       if (g.json) printJson(b);
-      else process.stdout.write(`${b.dir}\n`);
+      else writeOut(`${b.dir}\n`);
     });
 }

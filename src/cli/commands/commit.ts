@@ -1,7 +1,7 @@
 /** `tsgraph commit NAME REF`: a container layer becomes an image. */
 import { Command, Option } from 'commander';
 import { openStore } from '../context.js';
-import { type GlobalOptions, formatBytes, printJson } from '../output.js';
+import { type GlobalOptions, formatBytes, printJson, writeOut, writeErr } from '../output.js';
 
 export function commitCommand(): Command {
   return new Command('commit')
@@ -27,8 +27,8 @@ export function commitCommand(): Command {
       if (g.json) {
         printJson({ name: r.image.name, digest: r.image.manifestDigest, configDigest: r.image.configDigest, layer: r.layer, diffMethod: r.diffMethod, reusedUpper: r.reusedUpper });
       } else {
-        process.stderr.write(`layer ${r.layer.digest} (${formatBytes(r.layer.size)}, ${r.diffMethod} diff)\n`);
-        process.stdout.write(`${r.image.manifestDigest}\n`);
+        writeErr(`layer ${r.layer.digest} (${formatBytes(r.layer.size)}, ${r.diffMethod} diff)\n`);
+        writeOut(`${r.image.manifestDigest}\n`);
       }
     });
 }

@@ -1,7 +1,7 @@
 /** `tsgraph containers` (`ps`): container layers and their mount state. */
 import { Command } from 'commander';
-import { openStore } from '../context.js';
-import { type GlobalOptions, formatTable, printJson } from '../output.js';
+import { openExistingStore } from '../context.js';
+import { type GlobalOptions, formatTable, printJson, writeOut } from '../output.js';
 
 export function containersCommand(): Command {
   return new Command('containers')
@@ -11,11 +11,11 @@ export function containersCommand(): Command {
     .option('-q, --quiet', 'print only names')
     .action(async (flags: { quiet?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await openStore(g);
-      const list = store.listContainers();
+      const store = await openExistingStore(g);
+      const list = store ? store.listContainers() : [];
       if (g.json) return printJson(list);
-      if (flags.quiet) return void process.stdout.write(list.map((c) => `${c.name}\n`).join(''));
+      if (flags.quiet) return void writeOut(list.map((c) => `${c.name}\n`).join(''));
       const rows = list.map((c) => [c.name, c.image, c.driver, c.mounted ? (c.readOnly ? 'ro' : 'rw') : 'no', c.mounted ? (c.path ?? '') : '']);
-      process.stdout.write(formatTable(['NAME', 'IMAGE', 'DRIVER', 'MOUNTED', 'PATH'], rows));
+      writeOut(formatTable(['NAME', 'IMAGE', 'DRIVER', 'MOUNTED', 'PATH'], rows));
     });
 }

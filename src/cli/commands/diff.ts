@@ -4,8 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import { formatChanges } from '../../layer/changes.js';
 import { diffTar } from '../../store/differ.js';
-import { openStore } from '../context.js';
-import { type GlobalOptions, printJson } from '../output.js';
+import { requireStore } from '../context.js';
+import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function diffCommand(): Command {
   return new Command('diff')
@@ -19,7 +19,7 @@ export function diffCommand(): Command {
     .option('-o, --output <file|->', 'write the layer tar to FILE (or - for stdout)')
     .action(async (name: string, flags: { output?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await openStore(g);
+      const store = await requireStore(g, `container ${name}`);
       const diff = await store.diff(name);
       if (flags.output) {
         const out = flags.output === '-' ? process.stdout : fs.createWriteStream(flags.output);
@@ -28,6 +28,6 @@ export function diffCommand(): Command {
       }
       await diff.release();
       if (g.json) printJson({ method: diff.method, reason: diff.reason, changes: diff.changes.map((c) => ({ kind: c.kind, path: c.path })) });
-      else process.stdout.write(formatChanges(diff.changes));
+      else writeOut(formatChanges(diff.changes));
     });
 }

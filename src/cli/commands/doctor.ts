@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { runDoctor } from '../../drivers/doctor.js';
 import { DEFAULT_ROOT } from '../../store/store.js';
-import { type GlobalOptions, printJson } from '../output.js';
+import { openPrivateRoot } from '../../util/private-root.js';
+import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function doctorCommand(): Command {
   return new Command('doctor')
@@ -16,12 +17,13 @@ export function doctorCommand(): Command {
     .action(async (_f: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const root = resolve(g.root ?? process.env.TSGRAPH_ROOT ?? DEFAULT_ROOT);
+      openPrivateRoot(root); // created private and bounded, as a store open would
       const probes = runDoctor(root);
       if (g.json) return printJson({ root, probes });
       const width = Math.max(...probes.map((p) => p.name.length));
       for (const p of probes) {
-        process.stdout.write(`${p.ok ? 'PASS' : 'FAIL'}  ${p.name.padEnd(width)}  ${p.detail}\n`);
-        if (p.remedy) process.stdout.write(`      ${' '.repeat(width)}  remedy: ${p.remedy}\n`);
+        writeOut(`${p.ok ? 'PASS' : 'FAIL'}  ${p.name.padEnd(width)}  ${p.detail}\n`);
+        if (p.remedy) writeOut(`      ${' '.repeat(width)}  remedy: ${p.remedy}\n`);
       }
     });
 }

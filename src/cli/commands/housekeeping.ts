@@ -1,7 +1,7 @@
 /** `tsgraph rm`, `rmi`, `gc`: removing containers, image names, and what nothing references. */
 import { Command } from 'commander';
-import { openStore } from '../context.js';
-import { type GlobalOptions, formatBytes, printJson } from '../output.js';
+import { openStore, requireStore } from '../context.js';
+import { type GlobalOptions, formatBytes, printJson, writeOut, writeErr } from '../output.js';
 
 export function rmCommand(): Command {
   return new Command('rm')
@@ -10,11 +10,11 @@ export function rmCommand(): Command {
     .argument('<names...>', 'container names')
     .action(async (names: string[], _f: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await openStore(g);
+      const store = await requireStore(g, `container ${names[0]}`);
       const removed: string[] = [];
       for (const n of names) removed.push((await store.removeContainer(n)).name);
       if (g.json) printJson({ removed });
-      else process.stdout.write(removed.map((n) => `${n}\n`).join(''));
+      else writeOut(removed.map((n) => `${n}\n`).join(''));
     });
 }
 
@@ -26,11 +26,11 @@ export function rmiCommand(): Command {
     .option('-f, --force', 'remove even if containers use the image (they keep working)')
     .action(async (refs: string[], flags: { force?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await openStore(g);
+      const store = await requireStore(g, `image ${refs[0]}`);
       const removed: string[] = [];
       for (const r of refs) removed.push((await store.removeImage(r, { force: flags.force })).name);
       if (g.json) printJson({ removed });
-      else process.stdout.write(removed.map((n) => `Untagged: ${n}\n`).join(''));
+      else writeOut(removed.map((n) => `Untagged: ${n}\n`).join(''));
     });
 }
 
@@ -49,7 +49,7 @@ export function gcCommand(): Command {
       if (g.json) return printJson(r);
       const verb = r.dryRun ? 'would remove' : 'removed';
       const ingests = r.ingests.length ? `, ${r.ingests.length} abandoned download(s)` : '';
-      process.stdout.write(`${verb} ${r.layers.length} layer(s) and ${r.blobs.length} blob(s)${ingests}, ${formatBytes(r.bytes)} reclaimed${r.dryRun ? ' (dry run)' : ''}\n`);
-      for (const e of r.errors) process.stderr.write(`tsgraph: gc: ${e}\n`);
+      writeOut(`${verb} ${r.layers.length} layer(s) and ${r.blobs.length} blob(s)${ingests}, ${formatBytes(r.bytes)} reclaimed${r.dryRun ? ' (dry run)' : ''}\n`);
+      for (const e of r.errors) writeErr(`tsgraph: gc: ${e}\n`);
     });
 }

@@ -1,8 +1,8 @@
 /** `tsgraph images`: list images in the store. */
 import { Command } from 'commander';
 import { shortDigest } from '../../digest.js';
-import { openStore } from '../context.js';
-import { type GlobalOptions, formatBytes, formatTable, printJson } from '../output.js';
+import { openExistingStore } from '../context.js';
+import { type GlobalOptions, formatBytes, formatTable, printJson, writeOut } from '../output.js';
 
 export function imagesCommand(): Command {
   return new Command('images')
@@ -12,10 +12,10 @@ export function imagesCommand(): Command {
     .option('--digests', 'show full digests')
     .action(async (flags: { quiet?: boolean; digests?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await openStore(g);
-      const images = store.listImages();
+      const store = await openExistingStore(g);
+      const images = store ? store.listImages() : [];
       if (g.json) return printJson(images);
-      if (flags.quiet) return void process.stdout.write(images.map((i) => `${i.name}\n`).join(''));
+      if (flags.quiet) return void writeOut(images.map((i) => `${i.name}\n`).join(''));
       const rows = images.map((i) => {
         const at = i.name.lastIndexOf('@');
         const colon = i.name.lastIndexOf(':');
@@ -24,6 +24,6 @@ export function imagesCommand(): Command {
         const tag = at > 0 ? '<none>' : i.name.slice(split + 1) || '<none>';
         return [repo, tag, flags.digests ? i.digest : shortDigest(i.digest), i.platform, formatBytes(i.size), i.pulledAt.slice(0, 19).replace('T', ' ')];
       });
-      process.stdout.write(formatTable(['REPOSITORY', 'TAG', 'DIGEST', 'PLATFORM', 'SIZE', 'PULLED'], rows));
+      writeOut(formatTable(['REPOSITORY', 'TAG', 'DIGEST', 'PLATFORM', 'SIZE', 'PULLED'], rows));
     });
 }

@@ -2,8 +2,8 @@
 import { Command } from 'commander';
 import { imageConfigSchema, manifestSchema, parseJson } from '../../oci/schemas.js';
 import { formatReference, parseReference } from '../../reference.js';
-import { openStore } from '../context.js';
-import { type GlobalOptions, printJson } from '../output.js';
+import { openStore, requireStore } from '../context.js';
+import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function inspectCommand(): Command {
   return new Command('inspect')
@@ -13,7 +13,7 @@ export function inspectCommand(): Command {
     .option('-f, --format <field>', 'print one top-level field only (e.g. config, manifestDigest)')
     .action(async (target: string, flags: { format?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await openStore(g);
+      const store = await requireStore(g, target);
       let out: Record<string, unknown>;
       const container = store.listContainers().find((c) => c.name === target);
       if (container) {
@@ -25,7 +25,7 @@ export function inspectCommand(): Command {
         out = { kind: 'image', ...image, manifest, config };
       }
       const value = flags.format ? out[flags.format] : out;
-      if (typeof value === 'string' && !g.json) process.stdout.write(`${value}\n`);
+      if (typeof value === 'string' && !g.json) writeOut(`${value}\n`);
       else printJson(value ?? null);
     });
 }
@@ -43,6 +43,6 @@ export function tagCommand(): Command {
       const name = formatReference(parseReference(target));
       store.images.put({ ...image, name, pulledAt: new Date().toISOString() });
       if (g.json) printJson({ source: image.name, target: name, digest: image.manifestDigest });
-      else process.stdout.write(`${name}\n`);
+      else writeOut(`${name}\n`);
     });
 }

@@ -5,7 +5,7 @@ import { parseCreds } from '../../registry/credentials.js';
 import { login, logout } from '../../registry/login.js';
 import { DEFAULT_REGISTRY } from '../../reference.js';
 import { defaultConfigDirs } from '../../store/store.js';
-import { type GlobalOptions, printJson } from '../output.js';
+import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -32,7 +32,7 @@ export function loginCommand(): Command {
       const creds = parseCreds(`${flags.username}:${password}`);
       const path = await login(registry, creds, { configDirs: defaultConfigDirs(), insecureRegistries: flags.insecureRegistry ? [registry] : [] });
       if (g.json) printJson({ registry, username: flags.username, config: path });
-      else process.stdout.write(`Login Succeeded (${path})\n`);
+      else writeOut(`Login Succeeded (${path})\n`);
     });
 }
 
@@ -45,6 +45,6 @@ export function logoutCommand(): Command {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const removed = logout(registry);
       if (g.json) printJson({ registry, removed });
-      else process.stdout.write(removed ? `Removed login credentials for ${registry}\n` : `Not logged in to ${registry}\n`);
+      else writeOut(removed ? `Removed login credentials for ${registry}\n` : `Not logged in to ${registry}\n`);
     });
 }

@@ -1,7 +1,7 @@
 /** `tsgraph mount IMAGE|CONTAINER`: a writable container layer on an image, mounted. */
 import { Command } from 'commander';
 import { type CommandContext, openStore } from '../context.js';
-import { type GlobalOptions, printJson } from '../output.js';
+import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function mountCommand(ctx: CommandContext): Command {
   return new Command('mount')
@@ -20,7 +20,7 @@ export function mountCommand(ctx: CommandContext): Command {
       try {
         const { container, path } = await store.mount(target, { name: flags.name, readOnly: flags.readOnly, signal: ctx.signal });
         if (g.json) printJson({ name: container.name, id: container.id, image: container.image, driver: container.driver, readOnly: container.readOnly, path });
-        else process.stdout.write(`${path}\n`);
+        else writeOut(`${path}\n`);
       } finally {
         store.close();
       }

@@ -1,7 +1,7 @@
 /** `tsgraph pull REF`: fetch an image into the store. */
 import { Command } from 'commander';
 import { type RegistryFlags, addRegistryFlags, parseJobs, registryStoreOptions } from '../registry-flags.js';
-import { type GlobalOptions, formatBytes, printJson } from '../output.js';
+import { type GlobalOptions, formatBytes, printJson, writeOut } from '../output.js';
 import { PullProgress, progressMode } from '../progress.js';
 import { type CommandContext, openStore } from '../context.js';
 
@@ -54,10 +54,10 @@ export function pullCommand(ctx: CommandContext): Command {
             seconds: Number(result.seconds.toFixed(3)),
           });
         } else if (flags.quiet) {
-          process.stdout.write(`${image.name}\n`);
+          writeOut(`${image.name}\n`);
         } else {
           const fresh = result.blobsFetched > 0;
-          process.stdout.write(
+          writeOut(
             `Digest: ${image.digest}\n` +
               `Status: ${fresh ? `Downloaded newer image (${formatBytes(result.bytesFetched)} fetched, ${formatBytes(result.bytesReused)} reused)` : 'Image is up to date'} for ${image.name}\n` +
               `${image.name}\n`,

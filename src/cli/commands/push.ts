@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { type RegistryFlags, addRegistryFlags, parseJobs, registryStoreOptions } from '../registry-flags.js';
 import { type CommandContext, openStore } from '../context.js';
-import { type GlobalOptions, formatBytes, printJson } from '../output.js';
+import { type GlobalOptions, formatBytes, printJson, writeOut } from '../output.js';
 import { PullProgress, progressMode } from '../progress.js';
 
 export function pushCommand(ctx: CommandContext): Command {
@@ -39,8 +39,8 @@ export function pushCommand(ctx: CommandContext): Command {
         });
         progress.stop();
         if (g.json) printJson(r);
-        else if (flags.quiet) process.stdout.write(`${r.digest}\n`);
-        else process.stdout.write(`pushed ${r.ref} ${r.digest} (${r.uploaded} uploaded, ${formatBytes(r.bytesUploaded)}; ${r.existed} present; ${r.mounted} mounted)\n`);
+        else if (flags.quiet) writeOut(`${r.digest}\n`);
+        else writeOut(`pushed ${r.ref} ${r.digest} (${r.uploaded} uploaded, ${formatBytes(r.bytesUploaded)}; ${r.existed} present; ${r.mounted} mounted)\n`);
       } finally {
         progress.stop();
         store.close();

@@ -1,7 +1,7 @@
 /** `tsgraph umount NAME`: release a container's mount. */
 import { Command } from 'commander';
-import { openStore } from '../context.js';
-import { type GlobalOptions, printJson } from '../output.js';
+import { requireStore } from '../context.js';
+import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function umountCommand(): Command {
   return new Command('umount')
@@ -11,12 +11,12 @@ export function umountCommand(): Command {
     .argument('<name>', 'container name')
     .action(async (name: string, _flags: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await openStore(g);
+      const store = await requireStore(g, `container ${name}`);
       try {
         await store.umount(name);
         const state = store.listContainers().find((c) => c.name === name);
         if (g.json) printJson({ name, mounted: state?.mounted ?? false });
-        else process.stdout.write(`${name}\n`);
+        else writeOut(`${name}\n`);
       } finally {
         store.close();
       }

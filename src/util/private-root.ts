@@ -1,0 +1,157 @@
+/**
+ * The store root is private (DESIGN: "directories 0700, owned by the user who
+ * runs tsgraph"): blobs of private images and committed layers must not be
+ * readable by other local users.
+ *
+ * - The root is created one component at a time (never Node's recursive
+ *   mkdir, which spins forever on some procfs/sysfs paths such as
+ *   `/proc/nope`), so creation is bounded by the number of components and a
+ *   failure names the component.
+ * - An existing root must be a directory owned by the current user and not a
+ *   shared sticky directory like /tmp; group/other bits on it are removed.
+ *   When the root itself was loose (a root from before this rule, or a
+ *   `chmod -R`), every store directory below it is tightened too, except the
+ *   layer trees (image content keeps its own modes) and mount points.
+ * - On every open, the directories at depth 1 and 2 (content/, content/blobs,
+ *   content/ingest, meta/*, locks/, <driver>/ and its subdirs) are checked:
+ *   a few dozen stats.
+ * Modes are set with chmod after mkdir, so no umask can loosen them.
+ */
+import * as fs from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import { UsageError } from '../errors.js';
+
+const PRIVATE_DIR = 0o700;
+const LOOSE = 0o077;
+/** Top-level store dirs every root has. */
+export const STORE_DIRS = ['content', 'content/blobs', 'content/blobs/sha256', 'content/ingest', 'meta', 'locks'];
+/** Deep walk bound: the deepest store dir that is not a layer tree is <driver>/layers/<id>/<sub>. */
+const MAX_DEPTH = 6;
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException).code;
+}
+
+function refuse(root: string, why: string, cause?: unknown, what = 'the store root'): UsageError {
+  return new UsageError('TSG_USAGE', `cannot use ${root} as ${what}: ${why}`, { cause, data: { path: root } });
+}
+
+/**
+ * Creates `dir` and its missing parents one mkdir per component. Parents get
+ * 0755 (like `mkdir -p`), `dir` itself 0700. Fails (never loops) when a
+ * component cannot be made or is not a directory.
+ */
+export function mkdirBounded(dir: string, what = 'the store root'): void {
+  const abs = resolve(dir);
+  const root = abs;
+  const parts = abs.split(sep).filter(Boolean);
+  let cur: string = sep;
+  for (let i = 0; i < parts.length; i++) {
+    cur = join(cur, parts[i]!);
+    const last = i === parts.length - 1;
+    let st = fs.statSync(cur, { throwIfNoEntry: false });
+    if (!st) {
+      try {
+        fs.mkdirSync(cur, { mode: last ? PRIVATE_DIR : 0o755 });
+      } catch (err) {
+        // A racing creator is fine; anything else (ENOENT on procfs, EROFS, EACCES) is final.
+        if (errnoOf(err) !== 'EEXIST') throw refuse(root, `cannot create ${cur}: ${(err as Error).message}`, err, what);
+      }
+      st = fs.statSync(cur, { throwIfNoEntry: false });
+      if (!st) throw refuse(root, `${cur} vanished or cannot be created on this filesystem`, undefined, what);
+      if (last) fs.chmodSync(cur, PRIVATE_DIR);
+    }
+    if (!st.isDirectory()) throw refuse(root, `${cur} is not a directory`, undefined, what);
+  }
+}
+
+export interface OpenRootOptions {
+  /** Create the root when missing (default true). Read-only verbs pass false. */
+  create?: boolean;
+}
+
+/**
+ * Makes `root` usable as a private store root (see the file comment).
+ * Returns false when it does not exist and `create` is false.
+ */
+export function openPrivateRoot(root: string, options: OpenRootOptions = {}): boolean {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(root, { throwIfNoEntry: false });
+  } catch (err) {
+    throw refuse(root, (err as Error).message, err);
+  }
+  if (!st) {
+    if (options.create === false) return false;
+    mkdirBounded(root);
+    st = fs.statSync(root);
+  }
+  if (!st.isDirectory()) throw refuse(root, 'it is not a directory');
+  const uid = process.geteuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    throw refuse(root, `it is owned by uid ${st.uid}, not by the user running tsgraph (uid ${uid}); the store must be private to its owner`);
+  }
+  if (st.mode & 0o1000) throw refuse(root, 'it is a shared directory (sticky bit, like /tmp); use a directory of its own');
+  const wasLoose = (st.mode & LOOSE) !== 0;
+  if (wasLoose) fs.chmodSync(root, PRIVATE_DIR);
+  for (const d of STORE_DIRS) {
+    const p = join(root, d);
+    try {
+      fs.mkdirSync(p, { mode: PRIVATE_DIR });
+      fs.chmodSync(p, PRIVATE_DIR);
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw refuse(root, `cannot create ${p}: ${(err as Error).message}`, err);
+    }
+  }
+  if (wasLoose) tightenTree(root, root, 0, fs.statSync(root).dev);
+  else tightenTop(root);
+  return true;
+}
+
+/** Removes group/other bits from the store dirs at depth 1 and 2 (driver dirs appear after the driver opens). */
+export function tightenTop(root: string): void {
+  for (const a of readDirs(root)) {
+    const pa = join(root, a);
+    tightenOne(pa);
+    for (const b of readDirs(pa)) if (!isLayerTree(`${a}/${b}`)) tightenOne(join(pa, b));
+  }
+}
+
+/**
+ * Layer trees are image content (their modes are the image's); mount points
+ * show another filesystem. Neither is store metadata.
+ *   overlay|vfs|btrfs: <driver>/layers/<id>/{diff,root,merged,work}
+ *   aufs:              aufs/{diff,mnt}/<id>
+ */
+function isLayerTree(rel: string): boolean {
+  return /^[^/]+\/layers\/[^/]+\/(diff|root|merged|work)$/.test(rel) || /^aufs\/(diff|mnt)\/[^/]+$/.test(rel);
+}
+
+function tightenTree(root: string, dir: string, depth: number, dev: number): void {
+  if (depth >= MAX_DEPTH) return;
+  for (const name of readDirs(dir)) {
+    const p = join(dir, name);
+    const rel = p.slice(root.length + 1);
+    if (isLayerTree(rel)) continue;
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (!st?.isDirectory() || st.dev !== dev) continue;
+    if (st.mode & LOOSE) fs.chmodSync(p, st.mode & 0o7700);
+    tightenTree(root, p, depth + 1, dev);
+  }
+}
+
+function tightenOne(p: string): void {
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  if (st?.isDirectory() && st.mode & LOOSE) fs.chmodSync(p, st.mode & 0o7700);
+}
+
+function readDirs(dir: string): string[] {
+  try {
+    return fs
+      .readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
