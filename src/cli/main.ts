@@ -5,6 +5,7 @@
  * JSON object with --json) and exit with the code of their category.
  */
 import { Command, CommanderError } from 'commander';
+import { BusyError } from '../errors.js';
 import { imagesCommand } from './commands/images.js';
 import { pullCommand } from './commands/pull.js';
 import { mountCommand } from './commands/mount.js';
@@ -60,25 +61,59 @@ export function buildProgram(ctx: CommandContext): Command {
   return program;
 }
 
+/** Exit codes after a signal, as shells report them (128 + signal number). */
+export const SIGNAL_EXIT_CODES: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+/** How long the work gets to wind down after a signal before the process exits anyway. */
+const SIGNAL_GRACE_MS = 1500;
+
+/**
+ * SIGINT/SIGTERM end the process within 2 s whatever it is doing (DESIGN:
+ * trust rules). The first signal aborts the work (downloads stop, ingests
+ * keep their bytes for a resume); a watchdog then exits hard if the work has
+ * not wound down, e.g. a wait that does not take the signal. A hard exit is
+ * safe: locks are flocks the kernel drops, partial blobs resume, layers still
+ * marked incomplete are removed by the next open. A second signal exits at
+ * once.
+ */
+function installSignalHandling(controller: AbortController): { signalled: () => string | undefined; dispose: () => void } {
+  let got: string | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (got) process.exit(SIGNAL_EXIT_CODES[got]);
+    got = sig;
+    controller.abort(new BusyError('TSG_ABORTED', `interrupted by ${sig}`));
+    // unref: the watchdog never keeps a process alive that is already finishing.
+    setTimeout(() => process.exit(SIGNAL_EXIT_CODES[sig]), SIGNAL_GRACE_MS).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signalled: () => got,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
 export async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
-  const onSignal = () => controller.abort(new Error('interrupted'));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const signals = installSignalHandling(controller);
   const program = buildProgram({ signal: controller.signal });
   try {
     await program.parseAsync(argv);
-    return 0;
+    const sig = signals.signalled();
+    return sig ? SIGNAL_EXIT_CODES[sig]! : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version exit 0; any other parse error is a usage error.
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
       return 2;
     }
-    return reportError(err, program.opts<GlobalOptions>());
+    const code = reportError(err, program.opts<GlobalOptions>());
+    const sig = signals.signalled();
+    return sig ? SIGNAL_EXIT_CODES[sig]! : code;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signals.dispose();
   }
 }
 

@@ -50,7 +50,7 @@ export class IngestWriter {
   ) {
     this.#hash = newHasher();
     const dataPath = join(paths.dir, 'data');
-    fs.mkdirSync(paths.dir, { recursive: true });
+    fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
     const total = readText(join(paths.dir, 'total'));
     const sameTarget = readText(join(paths.dir, 'expected')) === expected.digest;
     if (!sameTarget || (expected.size !== undefined && total !== String(expected.size))) {
@@ -133,6 +133,7 @@ export class IngestWriter {
     }
     const fd = this.#fd;
     fs.fsyncSync(fd);
+    // Read-only; private through the 0700 dirs above it.
     fs.fchmodSync(fd, 0o444);
     fs.closeSync(fd);
     this.#fd = undefined;

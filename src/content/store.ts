@@ -1,18 +1,27 @@
 /**
  * The content store: blobs addressed by sha256 under `<root>/content`.
  *
- *   blobs/sha256/<hex>      committed, verified, read-only (0444)
+ *   blobs/sha256/<hex>      committed, verified, read-only (0444; private through the 0700 dirs above)
  *   ingest/<sha256(ref)>/   writes in progress: data, ref, expected, total, startedat
+ *   ingest/tmp-<random>/    a generated layer (commit) whose digest is known only at the end
  *
  * Every blob enters through an IngestWriter, which verifies size and digest
  * before the rename that makes it visible; nothing unverified is ever under
  * blobs/. Writers for one ref are serialised by a flock in `<root>/locks`.
+ *
+ * Temp ingests: a `tmp-*` ingest (and a `mem-*` one: manifests and configs
+ * written from memory, often with a timestamp inside) can never be resumed;
+ * the writer holds the flock `ingest-<key>` for as long as it lives, so an
+ * ingest of that kind whose lock is free belongs to a dead process and is
+ * reclaimed: by gc (reported with its bytes) and, cheaply, by the next
+ * writer this store opens.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { type Digest, hexOf, isDigest, sha256, sha256Hex } from '../digest.js';
 import { NotFoundError } from '../errors.js';
-import { acquireLock } from '../store/lock.js';
+import { acquireLock, FileLock } from '../store/lock.js';
+import { native } from '../native.js';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { digestOfHasher, newHasher } from '../digest.js';
@@ -33,6 +42,32 @@ export interface IngestStatus {
   offset: number;
   total: number | undefined;
   startedAt: string | undefined;
+  /** A temp (`tmp-*`) or in-memory (`mem-*`) ingest: never resumed, only its live writer needs it. */
+  temporary: boolean;
+}
+
+/** Ref written into a temp ingest (TempBlobWriter). */
+const GENERATED_REF = 'generated';
+
+function isTemporary(key: string, ref: string | undefined): boolean {
+  return key.startsWith('tmp-') || ref === GENERATED_REF || (ref?.startsWith('mem-') ?? false);
+}
+
+/**
+ * Tries `locks/<name>.lock` once, without waiting (a sync LOCK_NB flock):
+ * the lock, or undefined when a live process holds it.
+ */
+function tryLockNow(lockDir: string, name: string): FileLock | undefined {
+  const path = join(lockDir, `${name}.lock`);
+  const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  const n = native();
+  let ok = false;
+  try {
+    ok = n.flock(fd, n.lockConstants.LOCK_EX | n.lockConstants.LOCK_NB);
+  } finally {
+    if (!ok) fs.closeSync(fd);
+  }
+  return ok ? new FileLock(path, fd) : undefined;
 }
 
 export class ContentStore {
@@ -40,14 +75,20 @@ export class ContentStore {
   readonly blobsDir: string;
   readonly ingestDir: string;
   readonly lockDir: string;
+  #reclaimed = false;
 
   constructor(root: string) {
     this.dir = join(root, 'content');
     this.blobsDir = join(this.dir, 'blobs', 'sha256');
     this.ingestDir = join(this.dir, 'ingest');
     this.lockDir = join(root, 'locks');
-    fs.mkdirSync(this.blobsDir, { recursive: true });
-    fs.mkdirSync(this.ingestDir, { recursive: true });
+    // 0700: the content of private images must not be readable by other users (chmod: umask cannot loosen it).
+    for (const d of [this.dir, join(this.dir, 'blobs'), this.blobsDir, this.ingestDir]) {
+      if (!fs.existsSync(d)) {
+        fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+        fs.chmodSync(d, 0o700);
+      }
+    }
   }
 
   blobPath(digest: Digest): string {
@@ -88,6 +129,7 @@ export class ContentStore {
    * the same ref. Check `writer.offset` for where to resume.
    */
   async writer(ref: string, expected: ExpectedBlob, options: { signal?: AbortSignal } = {}): Promise<IngestWriter> {
+    this.#reclaimOnce();
     const key = sha256Hex(ref);
     const lock = await acquireLock(this.lockDir, `ingest-${key}`, { signal: options.signal, timeoutMs: 10 * 60_000 });
     try {
@@ -119,27 +161,74 @@ export class ContentStore {
    * blob by what was written.
    */
   tempWriter(): TempBlobWriter {
-    const dir = join(this.ingestDir, `tmp-${randomBytes(8).toString('hex')}`);
-    fs.mkdirSync(dir, { recursive: true });
-    return new TempBlobWriter(dir, this.blobsDir);
+    this.#reclaimOnce();
+    const key = `tmp-${randomBytes(8).toString('hex')}`;
+    // Lock first, then the dir: whoever sees the dir and gets the lock knows its writer is dead.
+    const lock = tryLockNow(this.lockDir, `ingest-${key}`);
+    if (!lock) throw new Error(`temp ingest ${key} is locked by another process`);
+    const dir = join(this.ingestDir, key);
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+      return new TempBlobWriter(dir, this.blobsDir, lock);
+    } catch (err) {
+      dropTempLock(lock);
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
   }
 
   /**
-   * Deletes ingest `key` unless a writer holds it (a pull in progress).
-   * Returns false when it was held.
+   * Deletes ingest `key` unless a writer holds it (a pull or commit in
+   * progress). Returns false when it was held.
    */
   async removeIngest(key: string): Promise<boolean> {
-    if (key.startsWith('tmp-')) {
-      fs.rmSync(join(this.ingestDir, key), { recursive: true, force: true });
-      return true;
-    }
-    const lock = await acquireLock(this.lockDir, `ingest-${key}`, { timeoutMs: 0 }).catch(() => undefined);
+    const lock = tryLockNow(this.lockDir, `ingest-${key}`);
     if (!lock) return false;
     try {
       fs.rmSync(join(this.ingestDir, key), { recursive: true, force: true });
       return true;
     } finally {
-      lock.release();
+      // A tmp-* name is never used again: its lock file goes too (while held, so no one else is on it).
+      if (key.startsWith('tmp-')) dropTempLock(lock);
+      else lock.release();
+    }
+  }
+
+  /** True when a live process holds ingest `key` (its writer). */
+  ingestHeld(key: string): boolean {
+    const lock = tryLockNow(this.lockDir, `ingest-${key}`);
+    if (!lock) return true;
+    if (key.startsWith('tmp-')) dropTempLock(lock);
+    else lock.release();
+    return false;
+  }
+
+  /**
+   * Temp and in-memory ingests whose writer is dead: they can never be
+   * resumed, so they are garbage at any age. Live ones are left alone.
+   */
+  abandonedTemporaryIngests(): IngestStatus[] {
+    return this.ingests().filter((i) => i.temporary && !this.ingestHeld(i.key));
+  }
+
+  /** Removes dead temp ingests; returns what was removed. */
+  async reclaimTemporaryIngests(): Promise<IngestStatus[]> {
+    const out: IngestStatus[] = [];
+    for (const i of this.ingests()) {
+      if (i.temporary && (await this.removeIngest(i.key))) out.push(i);
+    }
+    return out;
+  }
+
+  // The cheap part of "store open repairs": once per store, before writing, drop
+  // temp ingests that killed commits left (one readdir; a flock try per temp ingest).
+  #reclaimOnce(): void {
+    if (this.#reclaimed) return;
+    this.#reclaimed = true;
+    try {
+      for (const i of this.ingests()) if (i.temporary) void this.removeIngest(i.key);
+    } catch {
+      /* best effort: gc reports what is left */
     }
   }
 
@@ -186,10 +275,12 @@ export class ContentStore {
         touchedMs = fs.statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0;
       }
       const total = read('total');
+      const ref = read('ref');
       out.push({
         key,
         touchedMs,
-        ref: read('ref') ?? key,
+        ref: ref ?? key,
+        temporary: isTemporary(key, ref),
         expected: read('expected'),
         offset,
         total: total ? Number(total) : undefined,
@@ -212,9 +303,11 @@ export class TempBlobWriter extends Writable {
   constructor(
     private readonly dir: string,
     private readonly blobsDir: string,
+    /** Held while this writer lives: tells gc the ingest is not abandoned. */
+    private readonly lock: FileLock,
   ) {
     super();
-    fs.writeFileSync(join(dir, 'ref'), 'generated');
+    fs.writeFileSync(join(dir, 'ref'), GENERATED_REF, { mode: 0o600 });
     this.#fd = fs.openSync(join(dir, 'data'), 'w', 0o600);
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -239,6 +332,7 @@ export class TempBlobWriter extends Writable {
       fsyncDir(this.blobsDir);
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
+    dropTempLock(this.lock);
     return { digest, size: this.size };
   }
   /** Drops everything written. */
@@ -249,5 +343,12 @@ export class TempBlobWriter extends Writable {
       /* already closed */
     }
     fs.rmSync(this.dir, { recursive: true, force: true });
+    dropTempLock(this.lock);
   }
+}
+
+/** Unlinks a temp ingest's lock file while holding it, then lets go (its name is never used again). */
+function dropTempLock(lock: FileLock): void {
+  fs.rmSync(lock.path, { force: true });
+  lock.release();
 }

@@ -18,8 +18,14 @@ import { LayerStore, type LayerMetaRecord } from './layer-store.js';
 
 export interface GcReport {
   dryRun: boolean;
-  /** Partial downloads nobody touched for `ingestMaxAgeMs` (and nobody holds). */
-  ingests: Array<{ ref: string; size: number }>;
+  /**
+   * Ingests removed: partial downloads nobody touched for `ingestMaxAgeMs`
+   * (and nobody holds), and at any age the temp ingests of killed commits
+   * (`temporary`: they can never be resumed).
+   */
+  ingests: Array<{ ref: string; size: number; temporary: boolean }>;
+  /** Bytes of those ingests (included in `bytes`). */
+  ingestBytes: number;
   layers: Array<{ chainId: Digest; size: number }>;
   blobs: Array<{ digest: Digest; size: number }>;
   /** Blob bytes + unpacked layer bytes reclaimed (or that would be). */
@@ -61,7 +67,7 @@ export async function collectGarbage(
   }
 
   const dryRun = options.dryRun ?? false;
-  const report: GcReport = { dryRun, ingests: [], layers: [], blobs: [], bytes: 0, errors: [] };
+  const report: GcReport = { dryRun, ingests: [], ingestBytes: 0, layers: [], blobs: [], bytes: 0, errors: [] };
   const depth = (m: LayerMetaRecord) => {
     let d = 0;
     for (let cur: Digest | undefined = m.parent; cur && d <= metas.size; d++) cur = metas.get(cur)?.parent;
@@ -82,13 +88,14 @@ export async function collectGarbage(
     report.layers.push({ chainId: m.chainId, size: m.size });
     report.bytes += m.size;
   }
-  // Partial downloads are kept for resuming, but not forever.
+  // Partial downloads are kept for resuming, but not forever; temp ingests
+  // cannot be resumed, so they go as soon as their writer is dead (its flock is free).
   const maxAge = options.ingestMaxAgeMs ?? 24 * 3600_000;
   for (const ing of content.ingests()) {
-    const age = Date.now() - ing.touchedMs;
-    if (age < maxAge) continue;
-    if (!dryRun && !(await content.removeIngest(ing.key))) continue; // held by a running pull
-    report.ingests.push({ ref: ing.ref, size: ing.offset });
+    if (!ing.temporary && Date.now() - ing.touchedMs < maxAge) continue;
+    if (dryRun ? content.ingestHeld(ing.key) : !(await content.removeIngest(ing.key))) continue; // a live pull or commit
+    report.ingests.push({ ref: ing.ref, size: ing.offset, temporary: ing.temporary });
+    report.ingestBytes += ing.offset;
     report.bytes += ing.offset;
   }
   for (const b of [...content.walk()]) {

@@ -39,7 +39,7 @@ export function gcCommand(): Command {
     .summary('remove layers and blobs no image or container references')
     .description(
       'Mark everything images and containers need, delete the rest, and print what was reclaimed. Partial downloads ' +
-        'untouched for a day (and not being written) go too.',
+        'untouched for a day (and not being written) go too, and at once the temp ingests of killed commits.',
     )
     .option('-n, --dry-run', 'only report what would be removed')
     .action(async (flags: { dryRun?: boolean }, cmd: Command) => {
@@ -48,7 +48,7 @@ export function gcCommand(): Command {
       const r = await store.gc({ dryRun: flags.dryRun });
       if (g.json) return printJson(r);
       const verb = r.dryRun ? 'would remove' : 'removed';
-      const ingests = r.ingests.length ? `, ${r.ingests.length} abandoned download(s)` : '';
+      const ingests = r.ingests.length ? `, ${r.ingests.length} abandoned ingest(s) (${formatBytes(r.ingestBytes)})` : '';
       writeOut(`${verb} ${r.layers.length} layer(s) and ${r.blobs.length} blob(s)${ingests}, ${formatBytes(r.bytes)} reclaimed${r.dryRun ? ' (dry run)' : ''}\n`);
       for (const e of r.errors) writeErr(`tsgraph: gc: ${e}\n`);
     });
