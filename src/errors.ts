@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'TSG_TLS'
   | 'TSG_REGISTRY'
   | 'TSG_TOO_MANY_REQUESTS'
+  | 'TSG_TIMEOUT'
   | 'TSG_UNSUPPORTED'
   | 'TSG_UNSAFE_PATH'
   | 'TSG_INVALID_LAYER'

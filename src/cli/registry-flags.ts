@@ -3,11 +3,14 @@ import { type Command, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { parseCreds } from '../registry/credentials.js';
 import type { StoreOptions } from '../store/store.js';
+import { type Timeouts, parseSeconds } from '../registry/timeouts.js';
 
 export interface RegistryFlags {
   jobs: string;
   creds?: string;
   insecureRegistry: string[];
+  timeout?: string;
+  connectTimeout?: string;
 }
 
 export function addRegistryFlags(cmd: Command, what: string): Command {
@@ -18,11 +21,28 @@ export function addRegistryFlags(cmd: Command, what: string): Command {
       new Option('--insecure-registry <host[:port]>', 'allow plain http / unverified TLS for this registry (repeatable)')
         .argParser((v: string, prev: string[]) => [...prev, v])
         .default([]),
-    );
+    )
+    .option('--timeout <seconds>', 'give up on a registry request that makes no progress for this long: connect, answer, or body (default 30 s connect, 60 s answer/body; env TSGRAPH_TIMEOUT)')
+    .option('--connect-timeout <seconds>', 'limit for connecting, TLS included (default 30 s, or --timeout; env TSGRAPH_CONNECT_TIMEOUT)');
+}
+
+/** --timeout sets every limit (like wget's), --connect-timeout then overrides connect; unset ones come from env/defaults in the transport. */
+function timeoutOptions(flags: RegistryFlags): Partial<Timeouts> | undefined {
+  const out: Partial<Timeouts> = {};
+  if (flags.timeout !== undefined) {
+    const ms = parseSeconds(flags.timeout, '--timeout');
+    Object.assign(out, { connectMs: ms, responseMs: ms, idleMs: ms });
+  }
+  if (flags.connectTimeout !== undefined) out.connectMs = parseSeconds(flags.connectTimeout, '--connect-timeout');
+  return Object.keys(out).length ? out : undefined;
 }
 
 export function registryStoreOptions(flags: RegistryFlags): StoreOptions {
-  return { creds: flags.creds ? parseCreds(flags.creds) : undefined, insecureRegistries: flags.insecureRegistry };
+  return {
+    creds: flags.creds ? parseCreds(flags.creds) : undefined,
+    insecureRegistries: flags.insecureRegistry,
+    timeouts: timeoutOptions(flags),
+  };
 }
 
 export function parseJobs(flags: RegistryFlags): number {

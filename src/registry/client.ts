@@ -12,10 +12,12 @@ import type { Response } from 'node-fetch';
 import { type Digest, sha256 } from '../digest.js';
 import { AuthError, IntegrityError, RegistryError, type TsgraphError } from '../errors.js';
 import { apiHost } from '../reference.js';
-import { type Challenge, Authenticator, parseChallenges } from './auth.js';
+import { type AuthAnswer, type Challenge, Authenticator, parseChallenges } from './auth.js';
+import { type CredentialScope, mayReceiveCredentials, scopeOf } from './credential-scope.js';
 import { CredentialStore } from './credentials.js';
 import { registryHttpError } from './http-errors.js';
 import { type SendOptions, Transport, type TransportOptions, networkError } from './transport.js';
+import { retryBodyRead } from './retry.js';
 import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 
 export const MAX_MANIFEST_BYTES = 4 << 20;
@@ -39,6 +41,8 @@ export interface BlobResponse {
 interface HostState {
   base: string;
   challenge: Challenge | undefined;
+  /** Who may receive this registry's credentials (credential-scope.ts). */
+  scope: CredentialScope;
 }
 
 type Action = 'pull' | 'push';
@@ -86,9 +90,9 @@ export class RegistryClient {
       if (res.status === 401) {
         const challenges = parseChallenges(res.headers.get('www-authenticate'));
         const challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
-        return { base, challenge };
+        return { base, challenge, scope: scopeOf(base, this.transport.allowsHttp(host)) };
       }
-      if (res.ok) return { base, challenge: undefined };
+      if (res.ok) return { base, challenge: undefined, scope: scopeOf(base, this.transport.allowsHttp(host)) };
       throw new RegistryError('TSG_REGISTRY', `${host} does not look like a registry: GET /v2/ answered HTTP ${res.status}`, {
         status: res.status,
         temporary: res.status >= 500,
@@ -108,15 +112,21 @@ export class RegistryClient {
     actions: Action[],
     options: SendOptions & { extraScopes?: string[] } = {},
   ): Promise<Response> {
+    const { extraScopes, ...sendOptions } = options;
     const state = await this.ping(registry, options.signal);
-    const scopes = [`repository:${repository}:${actions.join(',')}`, ...(options.extraScopes ?? [])];
-    const creds = this.credentials.get(registry);
     const url = path.startsWith('http') ? path : `${state.base}/v2/${repository}/${path}`;
+    // An absolute URL (an upload Location) on another origin gets no
+    // credentials at all, so there is no challenge to answer either.
+    if (!mayReceiveCredentials(state.scope, 'registry', new URL(url))) return this.transport.send(url, sendOptions);
+    const scopes = [`repository:${repository}:${actions.join(',')}`, ...(extraScopes ?? [])];
+    const creds = this.credentials.get(registry);
     let challenge = state.challenge;
-    let authorization = challenge ? await this.#auth.header(challenge, scopes, creds, options.signal) : undefined;
+    let answer: AuthAnswer = challenge
+      ? await this.#auth.header(challenge, scopes, creds, state.scope, options.signal)
+      : { authorization: undefined };
     const send = (auth: string | undefined) =>
-      this.transport.send(url, { ...options, headers: { ...options.headers, ...(auth ? { authorization: auth } : {}) } });
-    let res = await send(authorization);
+      this.transport.send(url, { ...sendOptions, grant: auth ? { authorization: auth, scope: state.scope, use: 'registry' } : undefined });
+    let res = await send(answer.authorization);
     if (res.status !== 401) return res;
 
     res.body?.resume();
@@ -124,14 +134,15 @@ export class RegistryClient {
     challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
     const host = apiHost(registry);
     if (!challenge) throw new AuthError('TSG_AUTH_REQUIRED', `${host} refused the request (401) without saying how to authenticate`);
-    if (challenge.scheme === 'basic' && authorization?.startsWith('Basic ')) throw wrongCredentials(host, creds?.username);
+    if (challenge.scheme === 'basic' && answer.authorization?.startsWith('Basic ')) throw wrongCredentials(host, creds?.username);
     this.#auth.forget();
-    const retryAuth = await this.#auth.header(challenge, scopes, creds, options.signal);
-    if (!retryAuth) throw authRequired(host, repository);
-    res = await send(retryAuth);
+    answer = await this.#auth.header(challenge, scopes, creds, state.scope, options.signal);
+    if (!answer.authorization) throw authRequired(host, repository);
+    res = await send(answer.authorization);
     if (res.status !== 401) return res;
     res.body?.resume();
     if (challenge.scheme === 'basic') throw wrongCredentials(host, creds?.username);
+    if (answer.withheld) throw withheldError(host, repository, answer.withheld);
     if (!creds) throw authRequired(host, repository);
     throw new AuthError('TSG_DENIED', `user ${creds.username} may not ${actions.join('/')} ${host}/${repository}`, {
       data: { host, repository, status: 401 },
@@ -149,8 +160,11 @@ export class RegistryClient {
     const creds = this.credentials.get(registry);
     const host = apiHost(registry);
     if (!creds) throw new AuthError('TSG_AUTH_REQUIRED', `no credentials given for ${host}`);
-    const authorization = await this.#auth.header(state.challenge, [], creds, signal);
-    const res = await this.transport.send(`${state.base}/v2/`, { headers: authorization ? { authorization } : {}, signal });
+    const answer = await this.#auth.header(state.challenge, [], creds, state.scope, signal);
+    // An anonymous token proves nothing about the password: refuse to "log in" with it.
+    if (answer.withheld) throw withheldError(host, '', answer.withheld);
+    const grant = answer.authorization ? { authorization: answer.authorization, scope: state.scope, use: 'registry' as const } : undefined;
+    const res = await this.transport.send(`${state.base}/v2/`, { grant, signal });
     res.body?.resume();
     if (res.status === 401 || res.status === 403) throw wrongCredentials(host, creds.username);
     if (!res.ok) throw await registryHttpError(res, { host, repository: '', kind: 'login', target: undefined });
@@ -158,13 +172,12 @@ export class RegistryClient {
 
   /** GET a manifest or index by tag or digest; verifies the digest when pinned. */
   async getManifest(registry: string, repository: string, selector: string, signal?: AbortSignal): Promise<FetchedManifest> {
-    const res = await this.request(registry, repository, `manifests/${selector}`, ['pull'], {
-      headers: { accept: MANIFEST_ACCEPT },
-      signal,
-    });
     const ctx = { host: apiHost(registry), repository, kind: 'manifest', target: selector };
-    if (!res.ok) throw await registryHttpError(res, ctx);
-    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${selector}`);
+    const request = () => this.request(registry, repository, `manifests/${selector}`, ['pull'], { headers: { accept: MANIFEST_ACCEPT }, signal });
+    const { res, bytes } = await retryBodyRead(this.transport.retry, signal, request, async (res) => {
+      if (!res.ok) throw await registryHttpError(res, ctx);
+      return { res, bytes: await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${selector}`) };
+    });
     const digest = sha256(bytes);
     if (selector.startsWith('sha256:') && digest !== selector) {
       throw new IntegrityError('TSG_DIGEST_MISMATCH', `manifest content does not match its digest: expected ${selector}, got ${digest}`, {
@@ -186,9 +199,12 @@ export class RegistryClient {
    * TSG_REPO_NOT_FOUND when the repository does not exist.
    */
   async listTags(registry: string, repository: string, limit = 100, signal?: AbortSignal): Promise<string[]> {
-    const res = await this.request(registry, repository, `tags/list?n=${limit}`, ['pull'], { signal, headers: { accept: 'application/json' } });
-    if (!res.ok) throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'tags', target: undefined });
-    const body = JSON.parse((await readLimited(res, 4 << 20, 'tag list')).toString('utf8')) as { tags?: string[] | null };
+    const request = () => this.request(registry, repository, `tags/list?n=${limit}`, ['pull'], { signal, headers: { accept: 'application/json' } });
+    const raw = await retryBodyRead(this.transport.retry, signal, request, async (res) => {
+      if (!res.ok) throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'tags', target: undefined });
+      return readLimited(res, 4 << 20, 'tag list');
+    });
+    const body = JSON.parse(raw.toString('utf8')) as { tags?: string[] | null };
     return body.tags ?? [];
   }
 
@@ -323,6 +339,13 @@ export class RegistryClient {
 function wrongCredentials(host: string, user: string | undefined): TsgraphError {
   return new AuthError('TSG_AUTH_FAILED', `authentication failed at ${host}${user ? ` for user ${user}` : ''}: wrong username or password`, {
     data: { host },
+  });
+}
+
+/** The registry wanted a token the user's credentials could have bought, but its token service may not receive them. */
+function withheldError(host: string, repository: string, why: string): TsgraphError {
+  return new AuthError('TSG_AUTH_REQUIRED', `${host}${repository ? `/${repository}` : ''} requires authentication, but ${why}`, {
+    data: { host, repository, credentialsWithheld: true },
   });
 }
 

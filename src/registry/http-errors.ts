@@ -20,8 +20,12 @@ export interface RequestContext {
   target?: string | undefined;
 }
 
-/** Reads at most `limit` bytes of a body and drops the rest (a hostile server may send gigabytes). */
-export async function readCapped(res: Response, limit: number): Promise<Buffer> {
+/**
+ * Reads at most `limit` bytes of a body and drops the rest (a hostile server
+ * may send gigabytes). A broken body reads as what arrived, unless `strict`
+ * (then the read error, e.g. TSG_TIMEOUT, is thrown).
+ */
+export async function readCapped(res: Response, limit: number, strict = false): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   let capped = false;
@@ -35,8 +39,9 @@ export async function readCapped(res: Response, limit: number): Promise<Buffer> 
         break;
       }
     }
-  } catch {
+  } catch (err) {
     /* a broken error body is no worse than an empty one */
+    if (strict) throw err;
   }
   // Past the cap, drop the connection rather than read the rest.
   if (capped) (res.body as unknown as { destroy?: () => void })?.destroy?.();

@@ -1,8 +1,9 @@
 /**
  * Retry policy for registry traffic: network errors, 5xx and 429 are retried
  * with capped exponential backoff; a `Retry-After` header (seconds or an HTTP
- * date) is honoured up to `maxRetryAfterMs`. Every loop is bounded by
- * `attempts`.
+ * date) is honoured up to `maxRetryAfterMs`; a longer one is not waited
+ * for (the transport gives the answer back at once). Every loop is bounded
+ * by `attempts`, and every single try by the limits in timeouts.ts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { throwIfAborted } from '../errors.js';
@@ -60,6 +61,9 @@ const RETRYABLE_NETWORK_CODES = new Set([
   'ENETUNREACH',
   'ERR_STREAM_PREMATURE_CLOSE',
   'UND_ERR_SOCKET',
+  // A limit from timeouts.ts ran out: the peer went quiet, it may answer the next time.
+  'TSG_TIMEOUT',
+  'TSG_CONNECT_TIMEOUT',
 ]);
 
 export function isRetryableNetworkError(err: unknown): boolean {
@@ -67,4 +71,30 @@ export function isRetryableNetworkError(err: unknown): boolean {
   if (e?.code && RETRYABLE_NETWORK_CODES.has(e.code)) return true;
   if (e?.errno && RETRYABLE_NETWORK_CODES.has(e.errno)) return true;
   return /socket hang up|premature close|terminated|other side closed/i.test(e?.message ?? '');
+}
+
+/**
+ * `request` then `read` (a small body: manifest, tag list, token), with the
+ * whole exchange tried again when *reading the body* fails with a temporary
+ * network error (a stall past the idle limit, a cut connection). Failures of
+ * `request` itself are not repeated here: the transport already retried
+ * them. Same budget as the transport's.
+ */
+export async function retryBodyRead<R, T>(
+  policy: RetryPolicy,
+  signal: AbortSignal | undefined,
+  request: () => Promise<R>,
+  read: (res: R) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const res = await request();
+    try {
+      return await read(res);
+    } catch (err) {
+      const e = err as { code?: string; temporary?: boolean; status?: number; cause?: unknown };
+      const network = e.code === 'TSG_TIMEOUT' || isRetryableNetworkError(err) || (e.status === undefined && e.temporary === true && isRetryableNetworkError(e.cause));
+      if (!network || attempt >= policy.attempts || signal?.aborted) throw err;
+      await waitBeforeRetry(backoffDelay(policy, attempt), signal);
+    }
+  }
 }

@@ -1,20 +1,22 @@
 /**
  * HTTP transport to registries: picks https or http per host, trusts the
  * system CAs plus `certs.d/<host[:port]>/*.crt` from tsgraph's config dirs,
- * follows redirects by hand, and retries what is worth retrying.
+ * follows redirects by hand, bounds every wait, and retries what is worth
+ * retrying.
  *
- * Redirects are followed manually (not by node-fetch) so that the rule is
- * ours and visible: an Authorization header never goes to a different origin
- * than the one it was issued for. Blob GETs are routinely redirected to CDNs
- * or object stores, which must not see registry credentials.
+ * Authorization is attached here and only here, from a `Grant`, after
+ * asking credential-scope.ts whether this URL may receive it — at every
+ * redirect hop. Blob GETs are routinely redirected to CDNs or object stores,
+ * and upload Locations may name other hosts: those never see registry
+ * credentials.
  */
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import * as https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
-import fetch, { type RequestInit, type Response } from 'node-fetch';
-import { RegistryError, isAbortError, BusyError } from '../errors.js';
+import type { Readable } from 'node:stream';
+import fetch, { type RequestInit, Response } from 'node-fetch';
+import { RegistryError, isAbortError, BusyError, TsgraphError } from '../errors.js';
+import { type Grant, mayReceiveCredentials } from './credential-scope.js';
 import {
   DEFAULT_RETRY,
   type RetryPolicy,
@@ -24,6 +26,18 @@ import {
   parseRetryAfter,
   waitBeforeRetry,
 } from './retry.js';
+import {
+  CONNECT_TIMEOUT_CODE,
+  DEFAULT_TIMEOUTS,
+  IdleGuard,
+  TimedHttpAgent,
+  TimedHttpsAgent,
+  type TimeoutPhase,
+  type Timeouts,
+  timeoutError,
+  timeoutsFromEnv,
+  uploadStream,
+} from './timeouts.js';
 
 export interface TransportOptions {
   /** Hosts (host[:port]) where plain http and unverified TLS are allowed. */
@@ -32,15 +46,21 @@ export interface TransportOptions {
   configDirs?: string[];
   userAgent?: string;
   retry?: Partial<RetryPolicy>;
+  /** Connect / response / idle limits (default: `TSGRAPH_TIMEOUT` etc., else DEFAULT_TIMEOUTS). */
+  timeouts?: Partial<Timeouts> | undefined;
   /** Called before each retry; used for progress output. */
   onRetry?: (info: { url: string; attempt: number; delayMs: number; reason: string }) => void;
 }
 
 export interface SendOptions {
   method?: string;
+  /** Never `authorization`: credentials go in `grant`, so that one rule decides where they may go. */
   headers?: Record<string, string>;
-  body?: RequestInit['body'];
+  /** A request body; a Buffer so that retries and redirects can replay it. */
+  body?: Buffer | undefined;
   signal?: AbortSignal | undefined;
+  /** Credentials for this request, sent only where credential-scope.ts allows. */
+  grant?: Grant | undefined;
   /** Retry on network errors / 5xx / 429 (default true; false for non-replayable bodies). */
   retry?: boolean;
 }
@@ -64,10 +84,11 @@ export function isLoopbackHost(host: string): boolean {
 
 export class Transport {
   readonly retry: RetryPolicy;
+  readonly timeouts: Timeouts;
   #insecure: Set<string>;
   #configDirs: string[];
-  #agents = new Map<string, https.Agent>();
-  #httpAgent = new http.Agent({ keepAlive: true });
+  #agents = new Map<string, TimedHttpsAgent>();
+  #httpAgent: TimedHttpAgent;
   #userAgent: string;
   #onRetry: TransportOptions['onRetry'];
 
@@ -76,6 +97,8 @@ export class Transport {
     this.#configDirs = options.configDirs ?? [];
     this.#userAgent = options.userAgent ?? 'tsgraph/0.1';
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeoutsFromEnv(), ...definedOnly(options.timeouts ?? {}) };
+    this.#httpAgent = new TimedHttpAgent({ keepAlive: true }, this.timeouts.connectMs);
     this.#onRetry = options.onRetry;
   }
 
@@ -89,7 +112,7 @@ export class Transport {
     return this.#insecure.has(host);
   }
 
-  #httpsAgent(host: string): https.Agent {
+  #httpsAgent(host: string): TimedHttpsAgent {
     let agent = this.#agents.get(host);
     if (agent) return agent;
     const extraCa: Buffer[] = [];
@@ -110,45 +133,44 @@ export class Transport {
         else if (name.endsWith('.key') && !key) key = fs.readFileSync(path);
       }
     }
-    agent = new https.Agent({
-      keepAlive: true,
-      ca: extraCa.length ? [...rootCertificates, ...extraCa.map((b) => b.toString())] : undefined,
-      cert,
-      key,
-      rejectUnauthorized: !this.skipsVerify(host),
-    });
+    agent = new TimedHttpsAgent(
+      {
+        keepAlive: true,
+        ca: extraCa.length ? [...rootCertificates, ...extraCa.map((b) => b.toString())] : undefined,
+        cert,
+        key,
+        rejectUnauthorized: !this.skipsVerify(host),
+      },
+      this.timeouts.connectMs,
+    );
     this.#agents.set(host, agent);
     return agent;
   }
 
-  #agentFor(url: URL): http.Agent {
+  #agentFor(url: URL): TimedHttpAgent | TimedHttpsAgent {
     return url.protocol === 'https:' ? this.#httpsAgent(url.host) : this.#httpAgent;
   }
 
   /**
-   * One request with redirects followed. Authorization is dropped as soon as
-   * a redirect leaves the origin of `url`.
+   * One request with redirects followed. Each hop carries the grant's
+   * Authorization only when mayReceiveCredentials says so for that hop.
    */
   async fetchOnce(url: string, options: SendOptions = {}): Promise<Response> {
-    let current = new URL(url);
-    const origin = current.origin;
+    const addressed = new URL(url);
+    let current = addressed;
     let method = options.method ?? 'GET';
     let body = options.body;
     const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...options.headers };
+    for (const h of Object.keys(headers)) {
+      if (h.toLowerCase() === 'authorization') {
+        throw new TsgraphError('TSG_INTERNAL', 'Authorization must be passed as a grant, not a header (see credential-scope.ts)');
+      }
+    }
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const sendHeaders = { ...headers };
-      if (current.origin !== origin) {
-        for (const h of Object.keys(sendHeaders)) if (h.toLowerCase() === 'authorization') delete sendHeaders[h];
-      }
-      const res = await fetch(current.href, {
-        method,
-        headers: sendHeaders,
-        body,
-        redirect: 'manual',
-        agent: this.#agentFor(current),
-        signal: options.signal as RequestInit['signal'],
-        compress: false,
-      });
+      const g = options.grant;
+      if (g && mayReceiveCredentials(g.scope, g.use, current, addressed)) sendHeaders.authorization = g.authorization;
+      const res = await this.#fetchHop(current, method, sendHeaders, body, options.signal);
       const location = res.headers.get('location');
       if (![301, 302, 303, 307, 308].includes(res.status) || !location) return res;
       res.body?.resume();
@@ -161,6 +183,66 @@ export class Transport {
     throw new RegistryError('TSG_REGISTRY', `too many redirects fetching ${url}`);
   }
 
+  /**
+   * One HTTP exchange with its waits bounded: the agent bounds connect,
+   * a timer bounds the wait for headers (and a stuck upload), and the body
+   * comes back wrapped in an IdleGuard. Timeouts abort through a private
+   * controller tied to the caller's signal, so the caller can still abort.
+   */
+  async #fetchHop(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, signal: AbortSignal | undefined): Promise<Response> {
+    const { responseMs, idleMs, connectMs } = this.timeouts;
+    const ctl = new AbortController();
+    const linked = signal ? AbortSignal.any([signal, ctl.signal]) : ctl.signal;
+    let expired: RegistryError | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (phase: TimeoutPhase, ms: number) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        expired = timeoutError(url.href, phase, ms);
+        ctl.abort(expired);
+      }, ms);
+      timer.unref(); // the request's socket keeps the process alive while it matters
+    };
+    let requestBody: Readable | undefined;
+    if (body) {
+      // A stream (not the Buffer) so that a stuck upload is noticed; the
+      // response clock starts once the last byte is handed to the socket.
+      if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-length')) headers['content-length'] = String(body.length);
+      requestBody = uploadStream(body, () => arm('upload', idleMs), () => arm('response', responseMs));
+    }
+    // The response clock runs from the start, connect included, but never
+    // ends before the connect limit (enforced on the socket by the agent),
+    // so a slow connect is reported as one.
+    arm('response', Math.max(responseMs, connectMs + 100));
+    let res: Response;
+    try {
+      res = await fetch(url.href, {
+        method,
+        headers,
+        body: requestBody as RequestInit['body'],
+        redirect: 'manual',
+        agent: this.#agentFor(url),
+        signal: linked as RequestInit['signal'],
+        compress: false,
+      });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      if (expired) throw expired;
+      if ((err as { code?: string }).code === CONNECT_TIMEOUT_CODE) throw timeoutError(url.href, 'connect', connectMs);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!res.body) return res;
+    const guarded = new IdleGuard(res.body as unknown as Readable, idleMs, () => timeoutError(url.href, 'body', idleMs));
+    return new Response(guarded as unknown as ConstructorParameters<typeof Response>[0], {
+      status: res.status,
+      statusText: res.statusText,
+      headers: res.headers,
+      url: res.url,
+    } as ConstructorParameters<typeof Response>[1]);
+  }
+
   /** fetchOnce with the retry policy applied. Network failures become TsgraphErrors. */
   async send(url: string, options: SendOptions = {}): Promise<Response> {
     const attempts = options.retry === false ? 1 : this.retry.attempts;
@@ -170,16 +252,20 @@ export class Transport {
       try {
         res = await this.fetchOnce(url, options);
       } catch (err) {
-        if (isAbortError(err)) throw new BusyError('TSG_ABORTED', 'operation aborted', { cause: err });
+        if (isAbortError(err) || options.signal?.aborted) throw new BusyError('TSG_ABORTED', 'operation aborted', { cause: err });
+        if (err instanceof TsgraphError && !(err instanceof RegistryError)) throw err;
         failure = err;
       }
       if (res && !isRetryableStatus(res.status)) return res;
       const retryable = res !== undefined || isRetryableNetworkError(failure);
-      if (!retryable || attempt >= attempts) {
+      const retryAfter = res ? parseRetryAfter(res.headers.get('retry-after')) : undefined;
+      // A registry that asks for a longer pause than we are willing to wait
+      // is answered now, with its own status, rather than retried too early.
+      const tooLong = retryAfter !== undefined && retryAfter > this.retry.maxRetryAfterMs;
+      if (!retryable || attempt >= attempts || tooLong) {
         if (res) return res;
         throw networkError(url, failure);
       }
-      const retryAfter = res ? parseRetryAfter(res.headers.get('retry-after')) : undefined;
       const delayMs = backoffDelay(this.retry, attempt, retryAfter);
       const reason = res ? `HTTP ${res.status}` : String((failure as Error)?.message ?? failure);
       res?.body?.resume();
@@ -196,8 +282,13 @@ export class Transport {
   }
 }
 
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /** Maps a fetch failure to TSG_UNREACHABLE / TSG_TLS / TSG_REGISTRY with a readable line. */
 export function networkError(url: string, err: unknown): RegistryError {
+  if (err instanceof RegistryError) return err;
   const e = err as { code?: string; errno?: string; message?: string };
   const code = e?.code ?? e?.errno ?? '';
   const host = safeHost(url);

@@ -27,6 +27,7 @@ import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { type Platform, parsePlatform } from '../platform.js';
 import { CredentialStore, type Credentials } from '../registry/credentials.js';
 import type { RetryPolicy } from '../registry/retry.js';
+import type { Timeouts } from '../registry/timeouts.js';
 import { RegistryClient } from '../registry/client.js';
 import { openSource } from '../source/parse.js';
 import { type ImageRecord, ImageStore } from './image-store.js';
@@ -54,6 +55,8 @@ export interface StoreOptions {
   /** Directories holding `certs.d/<host>/` (default: tsgraph's config dir, then /etc/tsgraph). */
   configDirs?: string[] | undefined;
   retry?: Partial<RetryPolicy> | undefined;
+  /** Registry connect / response / idle limits (default: `$TSGRAPH_TIMEOUT`, else 30 s / 60 s / 60 s). */
+  timeouts?: Partial<Timeouts> | undefined;
   /** Called when a request is retried (network error, 5xx, 429). */
   onRetry?: ((info: { url: string; attempt: number; delayMs: number; reason: string }) => void) | undefined;
 }
@@ -145,6 +148,7 @@ export class Store {
         configDirs: o.configDirs ?? defaultConfigDirs(),
         credentials: new CredentialStore({ creds: o.creds, dockerConfig: o.dockerConfig }),
         retry: o.retry,
+        timeouts: o.timeouts,
         onRetry: o.onRetry,
       });
     }

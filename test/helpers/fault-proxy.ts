@@ -2,13 +2,19 @@
  * A fault-injecting HTTP proxy in front of the real registry, for what a
  * registry cannot be made to do: redirect blob GETs to a second host, answer
  * 429 with Retry-After, cut or corrupt bodies, drop connections mid-body,
- * and throttle bodies (to interrupt a pull mid-blob).
+ * throttle bodies (to interrupt a pull mid-blob), rewrite response headers
+ * (a token realm or upload Location on another host), and go silent: never
+ * answer (`hang`) or stop mid-body (`stall`). `startBlackHole` is a TCP
+ * server that accepts and never says a word. The proxy itself can listen
+ * with TLS (an https token realm on another host).
  *
  * Every request is logged (method, path, Range and Authorization headers) so
  * tests can assert on what the client sent.
  */
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import * as https from 'node:https';
+import * as fs from 'node:fs';
+import { type AddressInfo, type Socket, createServer as createTcpServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type Fault =
@@ -18,7 +24,13 @@ export type Fault =
   | { kind: 'flip'; at: number }
   | { kind: 'drop'; after: number }
   | { kind: 'throttle'; chunk: number; delayMs: number }
-  | { kind: 'respond'; status: number; headers: Record<string, string>; body: Buffer };
+  | { kind: 'respond'; status: number; headers: Record<string, string>; body: Buffer }
+  /** Replaces `from` with `to` in one response header (any status), body untouched. */
+  | { kind: 'rewrite'; header: string; from: string; to: string }
+  /** Never answers: the request is held open until the proxy stops. */
+  | { kind: 'hang' }
+  /** Sends the headers and the first `after` body bytes, then nothing more. */
+  | { kind: 'stall'; after: number };
 
 export interface Rule {
   /** Which requests: method and a path test. */
@@ -54,11 +66,13 @@ export async function startFaultProxy(opts: {
   bind?: string;
   /** Authorization to add upstream (for a CDN-like host that holds its own credentials). */
   upstreamAuth?: string;
+  /** Listen with TLS (PEM files). */
+  tls?: { cert: string; key: string };
 }): Promise<FaultProxy> {
   const [upHost, upPort] = opts.upstream.split(':');
   const rules: Rule[] = [];
   const log: LoggedRequest[] = [];
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<Socket>();
 
   const take = (req: http.IncomingMessage): Fault | undefined => {
     for (const r of rules) {
@@ -75,7 +89,7 @@ export async function startFaultProxy(opts: {
 
   let blobsInFlight = 0;
   const counters = { max: 0 };
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '')) {
       blobsInFlight++;
       counters.max = Math.max(counters.max, blobsInFlight);
@@ -98,6 +112,7 @@ export async function startFaultProxy(opts: {
       at: Date.now(),
     });
     const fault = take(req);
+    if (fault?.kind === 'hang') return; // the socket is destroyed by stop()
     if (fault?.kind === 'status429') {
       req.resume();
       res.writeHead(429, { 'retry-after': fault.retryAfter, 'content-type': 'application/json' });
@@ -126,14 +141,23 @@ export async function startFaultProxy(opts: {
     });
     up.on('error', () => res.destroy());
     req.pipe(up);
-  });
-  server.on('connection', (s) => {
+  };
+  const server = opts.tls
+    ? https.createServer({ cert: fs.readFileSync(opts.tls.cert), key: fs.readFileSync(opts.tls.key) }, handler)
+    : http.createServer(handler);
+  server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
 
   async function relay(fault: Fault | undefined, upRes: http.IncomingMessage, res: http.ServerResponse, headers: http.OutgoingHttpHeaders) {
     const status = upRes.statusCode ?? 502;
+    if (fault?.kind === 'rewrite') {
+      const name = fault.header.toLowerCase();
+      const value = headers[name];
+      if (typeof value === 'string') headers[name] = value.replace(fault.from, fault.to);
+      fault = undefined;
+    }
     if (!fault || (status !== 200 && status !== 206)) {
       res.writeHead(status, headers);
       upRes.pipe(res);
@@ -166,6 +190,12 @@ export async function startFaultProxy(opts: {
         res.write(body.subarray(0, Math.min(fault.after, body.length)), () => {
           setTimeout(() => res.socket?.destroy(), 20);
         });
+        return;
+      }
+      case 'stall': {
+        // Headers and a first part, then silence on an open connection.
+        res.writeHead(status, headers);
+        res.write(body.subarray(0, Math.min(fault.after, body.length)));
         return;
       }
       case 'throttle': {
@@ -205,6 +235,38 @@ export async function startFaultProxy(opts: {
     resetCounters() {
       counters.max = 0;
       log.length = 0;
+    },
+    stop: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface BlackHole {
+  host: string;
+  /** Connections accepted so far. */
+  accepted: number;
+  stop(): Promise<void>;
+}
+
+/** A TCP server on 127.0.0.1 that accepts connections, reads nothing back, and never answers. */
+export async function startBlackHole(bind = '127.0.0.1'): Promise<BlackHole> {
+  const sockets = new Set<Socket>();
+  const state = { accepted: 0 };
+  const server = createTcpServer((s) => {
+    state.accepted++;
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, bind, resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    host: `${bind}:${port}`,
+    get accepted() {
+      return state.accepted;
     },
     stop: () =>
       new Promise((resolve) => {

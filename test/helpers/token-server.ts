@@ -18,6 +18,8 @@ export interface TokenServer {
   issuer: string;
   /** Requests seen: scope strings and whether credentials came with them. */
   requests: Array<{ scopes: string[]; user: string | undefined }>;
+  /** The Authorization header of every request, as received (undefined when none), wrong ones included. */
+  authorizations: Array<string | undefined>;
   stop(): Promise<void>;
 }
 
@@ -34,11 +36,13 @@ export async function startTokenServer(opts: {
   const key = createPrivateKey(fs.readFileSync(opts.keyPath));
   const certDer = new X509Certificate(fs.readFileSync(opts.certPath)).raw;
   const requests: TokenServer['requests'] = [];
+  const authorizations: TokenServer['authorizations'] = [];
 
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     let user: string | undefined;
     const auth = req.headers.authorization;
+    authorizations.push(auth);
     if (auth?.startsWith('Basic ')) {
       const [u, ...rest] = Buffer.from(auth.slice(6), 'base64').toString().split(':');
       if (opts.users[u!] !== rest.join(':')) {
@@ -74,6 +78,7 @@ export async function startTokenServer(opts: {
     service,
     issuer,
     requests,
+    authorizations,
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
