@@ -35,6 +35,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsgraph::InitMountClassic(env, exports);
   tsgraph::InitFsOps(env, exports);
   tsgraph::InitBtrfs(env, exports);
+  tsgraph::InitAtOps(env, exports);
   return exports;
 }
 

@@ -20,5 +20,6 @@ void InitMountApi(Napi::Env env, Napi::Object exports);
 void InitMountClassic(Napi::Env env, Napi::Object exports);
 void InitFsOps(Napi::Env env, Napi::Object exports);
 void InitBtrfs(Napi::Env env, Napi::Object exports);
+void InitAtOps(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsgraph

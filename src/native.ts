@@ -77,6 +77,25 @@ export interface NativeFs {
   };
 }
 
+/**
+ * fd-relative reads of content a container controls (native/at-ops.cc); used
+ * through src/util/safe-dir.ts. Names are single components (no '/', '.',
+ * '..', NUL); O_NOFOLLOW and O_CLOEXEC are always added.
+ */
+export interface NativeAt {
+  openatNoFollow(dirfd: number, name: string | Buffer, flags: number, mode?: number): number;
+  /** The target of the symlink an O_PATH fd stands for, as bytes. */
+  freadlink(fd: number): Buffer;
+  /** xattrs of what the fd stands for (O_PATH fds too); null when absent. */
+  fgetxattr(fd: number, name: string): Buffer | null;
+  flistxattr(fd: number): string[];
+  atConstants: { O_PATH: number; O_DIRECTORY: number; O_NONBLOCK: number; O_NOCTTY: number; O_RDONLY: number };
+}
+
+export function nativeAt(): NativeAt {
+  return native() as unknown as NativeAt;
+}
+
 /** Typed view of the addon's filesystem and mount functions. */
 export function nativeFs(): NativeFs {
   return native() as unknown as NativeFs;

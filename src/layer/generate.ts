@@ -5,18 +5,24 @@
  * xattrs never leave: from an overlay upper, `trusted.overlay.*` is dropped
  * and image xattrs stored escaped (`trusted.overlay.overlay.X`) are exported
  * under their real name again.
+ *
+ * The source is a container's layer, live while we read it: every entry is
+ * opened through util/safe-dir.ts (no symlink followed, fstat of the open fd
+ * is the header, content and link target come from that fd). Names and link
+ * targets are bytes: when one is not valid UTF-8 it travels as a raw PAX
+ * `path`/`linkpath` record, byte-exact (tar-stream would encode it as UTF-8).
  */
-import * as fs from 'node:fs';
-import { join } from 'node:path';
+import type * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { OverlayChange } from './changes.js';
 import { unescapeOverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
-import { readXattrs } from './xattr.js';
 import { paxHeaderBlocks } from './tar-header.js';
 import { encodePaxRecord } from './pax.js';
+import { bytesOf } from '../util/byte-path.js';
 import { splitDev } from '../util/fs-helpers.js';
+import { type SafeNode, SafeTree } from '../util/safe-dir.js';
 
 export interface GenerateOptions {
   /** Where A/C entries are read from: the overlay upper, or a full tree. */
@@ -25,9 +31,9 @@ export interface GenerateOptions {
   source: 'overlay-upper' | 'tree';
 }
 
-function exportXattrs(path: string, source: GenerateOptions['source']): Array<[string, Buffer]> {
+function exportXattrs(node: SafeNode, source: GenerateOptions['source']): Array<[string, Buffer]> {
   const out: Array<[string, Buffer]> = [];
-  for (const [name, value] of readXattrs(path)) {
+  for (const [name, value] of node.xattrs()) {
     let key = name;
     if (source === 'overlay-upper' && name.startsWith('trusted.overlay.')) {
       if (!name.startsWith('trusted.overlay.overlay.')) continue; // overlay's own bookkeeping
@@ -39,27 +45,40 @@ function exportXattrs(path: string, source: GenerateOptions['source']): Array<[s
 }
 
 const utf8Safe = (b: Buffer) => Buffer.from(b.toString('utf8'), 'utf8').equals(b);
-
+// eslint-disable-next-line no-control-regex
+const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s);
+const hashName = (bytes: Buffer) => `PaxHeaders/${createHash('sha256').update(bytes).digest('hex').slice(0, 40)}`;
 
 /**
- * Header fields for an entry with these xattrs. tar-stream writes PAX values
- * as UTF-8 strings; a binary value (security.capability) would be mangled,
- * so then we write the PAX header ourselves, byte-exact, with the path in it,
- * and hand tar-stream a ustar-sized placeholder name it needs no PAX for.
+ * Header fields for an entry named `name` (a byte string) with these xattrs.
+ * tar-stream writes names and PAX values as UTF-8 strings: fine when they
+ * are valid UTF-8. A binary value (security.capability) or a name that is
+ * not UTF-8 (`caf\xe9`) would be mangled, so then we write the PAX header
+ * ourselves, byte-exact, with path/linkpath in it, and hand tar-stream an
+ * ASCII ustar-sized placeholder name it needs no PAX of its own for.
  */
-function withXattrs(
-  header: { name: string; linkname?: string },
+function entryHeader(
+  name: string,
+  linkname: string | undefined,
   xattrs: Array<[string, Buffer]>,
-): { pre?: Buffer; header: Record<string, unknown> } {
-  if (xattrs.every(([, v]) => utf8Safe(v))) {
-    return { header: { ...header, pax: Object.fromEntries(xattrs.map(([k, v]) => [k, v.toString('utf8')])) } };
+): { pre?: Buffer; header: { name: string; linkname?: string; pax?: Record<string, string> } } {
+  const nameBytes = bytesOf(name);
+  const linkBytes = linkname === undefined ? undefined : bytesOf(linkname);
+  if (utf8Safe(nameBytes) && (!linkBytes || utf8Safe(linkBytes)) && xattrs.every(([, v]) => utf8Safe(v))) {
+    return {
+      header: {
+        name: nameBytes.toString('utf8'),
+        ...(linkBytes ? { linkname: linkBytes.toString('utf8') } : {}),
+        ...(xattrs.length ? { pax: Object.fromEntries(xattrs.map(([k, v]) => [k, v.toString('utf8')])) } : {}),
+      },
+    };
   }
-  const records = [encodePaxRecord('path', Buffer.from(header.name)), ...xattrs.map(([k, v]) => encodePaxRecord(k, v))];
-  if (header.linkname) records.push(encodePaxRecord('linkpath', Buffer.from(header.linkname)));
-  const short = (s: string) => (Buffer.byteLength(s) <= 100 ? s : `PaxHeaders/${createHash('sha256').update(s).digest('hex').slice(0, 40)}`);
+  const records = [encodePaxRecord('path', nameBytes), ...xattrs.map(([k, v]) => encodePaxRecord(k, v))];
+  if (linkBytes) records.push(encodePaxRecord('linkpath', linkBytes));
+  const short = (s: string, b: Buffer) => (isAscii(s) && b.length <= 100 ? s : hashName(b));
   return {
     pre: Buffer.concat(records),
-    header: { ...header, name: short(header.name), ...(header.linkname ? { linkname: short(header.linkname) } : {}) },
+    header: { name: short(name, nameBytes), ...(linkBytes ? { linkname: short(linkname!, linkBytes) } : {}) },
   };
 }
 
@@ -68,10 +87,19 @@ function devParts(rdev: number): { devmajor: number; devminor: number } {
   return { devmajor: major, devminor: minor };
 }
 
+/** Header fields of the empty marker files (whiteouts, opaque markers). */
+const MARKER = { type: 'file' as const, size: 0, mode: 0o644, mtime: new Date(0) };
+
+/** The whiteout entry name for deleting `rel` (byte strings). */
+function whiteoutName(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? `${WHITEOUT_PREFIX}${rel}` : `${rel.slice(0, i)}/${WHITEOUT_PREFIX}${rel.slice(i + 1)}`;
+}
+
 /** Streams the layer tar for `changes` (sorted, parents before children). */
 export function generateLayerTar(changes: OverlayChange[], options: GenerateOptions): Readable {
   const pack = tar.pack();
-  const write = (header: Partial<tar.Header> & { name: string }, body?: Readable): Promise<void> =>
+  const put = (header: Partial<tar.Header> & { name: string }, body?: Readable): Promise<void> =>
     new Promise((resolve, reject) => {
       const cb = (err?: Error | null) => (err ? reject(err) : resolve());
       if (!body) {
@@ -81,47 +109,67 @@ export function generateLayerTar(changes: OverlayChange[], options: GenerateOpti
         return;
       }
       const entry = pack.entry(header as tar.Header, cb);
-      body.on('error', reject);
+      body.on('error', (err) => {
+        entry.destroy(err);
+        reject(err);
+      });
       body.pipe(entry);
     });
+  /** One entry named by byte strings; a byte-exact PAX header goes first when needed. */
+  const write = (fields: Partial<tar.Header>, name: string, linkname?: string, xattrs: Array<[string, Buffer]> = [], body?: Readable) => {
+    const { pre, header } = entryHeader(name, linkname, xattrs);
+    // tar-stream gives bodies to regular files only: the raw PAX header goes in between
+    // entries (put() awaited the previous one, so the pack is idle here).
+    if (pre) pack.push(paxHeaderBlocks(hashName(bytesOf(name)), pre));
+    return put({ ...fields, ...header }, body);
+  };
+
+  const exportNode = async (node: SafeNode, rel: string, change: OverlayChange, inodes: Map<string, string>) => {
+    const st: fs.Stats = node.stats;
+    const key = `${st.dev}:${st.ino}`;
+    const xattrs = exportXattrs(node, options.source);
+    const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
+    if (st.isDirectory()) {
+      await write({ ...base, type: 'directory' }, rel, undefined, xattrs);
+      if (change.opaque) await write(MARKER, `${rel}/${WHITEOUT_OPAQUE}`);
+    } else if (st.isSymbolicLink()) {
+      await write({ ...base, type: 'symlink' }, rel, node.readlink(), xattrs);
+    } else if (st.nlink > 1 && inodes.has(key)) {
+      await write({ ...base, type: 'link' }, rel, inodes.get(key), xattrs);
+    } else if (st.isFile()) {
+      if (st.nlink > 1) inodes.set(key, rel);
+      await write({ ...base, type: 'file', size: st.size }, rel, undefined, xattrs, st.size > 0 ? node.readStream() : undefined);
+    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      await write({ ...base, type: st.isCharacterDevice() ? 'character-device' : 'block-device', ...devParts(st.rdev) }, rel, undefined, xattrs);
+    } else if (st.isFIFO()) {
+      await write({ ...base, type: 'fifo' }, rel, undefined, xattrs);
+    }
+    // Sockets are not layer content.
+  };
 
   const run = async () => {
-    const inodes = new Map<string, string>();
-    for (const change of changes) {
-      const rel = change.path.replace(/^\/+/, '');
-      if (change.kind === 'D') {
-        const i = rel.lastIndexOf('/');
-        const name = i < 0 ? `${WHITEOUT_PREFIX}${rel}` : `${rel.slice(0, i)}/${WHITEOUT_PREFIX}${rel.slice(i + 1)}`;
-        await write({ name, type: 'file', size: 0, mode: 0o644, mtime: new Date(0) });
-        continue;
+    const tree = new SafeTree(options.root);
+    try {
+      const inodes = new Map<string, string>();
+      for (const change of changes) {
+        const rel = change.path.replace(/^\/+/, '');
+        if (change.kind === 'D') {
+          await write(MARKER, whiteoutName(rel));
+          continue;
+        }
+        // Gone since the changes were listed (or a parent is no longer a dir): nothing to export.
+        const node = tree.open(rel);
+        if (!node) continue;
+        try {
+          await exportNode(node, rel, change, inodes);
+        } finally {
+          node.close();
+        }
       }
-      const abs = join(options.root, rel);
-      const st = fs.lstatSync(abs);
-      const xattrs = exportXattrs(abs, options.source);
-      const linkname = st.isSymbolicLink() ? fs.readlinkSync(abs) : st.nlink > 1 ? inodes.get(`${st.dev}:${st.ino}`) : undefined;
-      const { pre, header: named } = withXattrs({ name: rel, ...(linkname ? { linkname } : {}) }, xattrs);
-      // tar-stream gives bodies to regular files only: the byte-exact PAX header goes in raw,
-      // between entries (write() awaited the previous one, so the pack is idle here).
-      if (pre) pack.push(paxHeaderBlocks(`PaxHeaders/${createHash('sha256').update(rel).digest('hex').slice(0, 40)}`, pre));
-      const base = { ...named, name: named.name as string, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
-      if (st.isDirectory()) {
-        await write({ ...base, type: 'directory' });
-        if (change.opaque) await write({ name: `${rel}/${WHITEOUT_OPAQUE}`, type: 'file', size: 0, mode: 0o644, mtime: new Date(0) });
-      } else if (st.isSymbolicLink()) {
-        await write({ ...base, type: 'symlink' });
-      } else if (st.nlink > 1 && inodes.has(`${st.dev}:${st.ino}`)) {
-        await write({ ...base, type: 'link' });
-      } else if (st.isFile()) {
-        if (st.nlink > 1) inodes.set(`${st.dev}:${st.ino}`, rel);
-        await write({ ...base, type: 'file', size: st.size }, fs.createReadStream(abs));
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        await write({ ...base, type: st.isCharacterDevice() ? 'character-device' : 'block-device', ...devParts(st.rdev) });
-      } else if (st.isFIFO()) {
-        await write({ ...base, type: 'fifo' });
-      }
-      // Sockets are not layer content.
+      pack.finalize();
+    } finally {
+      tree.close();
     }
-    pack.finalize();
   };
   run().catch((err: unknown) => pack.destroy(err as Error));
   return pack as unknown as Readable;

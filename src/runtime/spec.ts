@@ -4,28 +4,53 @@
  * process taken from the image config: Entrypoint + Cmd, Env, WorkingDir,
  * User (names resolved in the rootfs's /etc/passwd and /etc/group).
  */
-import * as fs from 'node:fs';
-import { join } from 'node:path';
-import { UsageError } from '../errors.js';
+import { UnsafeError, UsageError } from '../errors.js';
+import { SafeNode } from '../util/safe-dir.js';
 import type { ImageConfig } from '../oci/schemas.js';
 
 const DEFAULT_CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/** /etc/passwd and /etc/group bigger than this are refused: real ones are a few KiB. */
+export const MAX_TABLE_BYTES = 1 << 20;
+
+/**
+ * Rows of the image's `file` (e.g. `etc/passwd`), or [] when it is absent.
+ * The rootfs is the image's: a symlinked `etc` or `etc/passwd` could point at
+ * the host's files, a FIFO would block forever, /dev/zero would never end. So
+ * each component is opened relative to its parent without following
+ * (util/safe-dir.ts); a symlink counts as absent; anything but a regular file
+ * of at most MAX_TABLE_BYTES is refused with TSG_UNSAFE_PATH.
+ */
 function readTable(rootfs: string, file: string): string[][] {
+  let node = SafeNode.openRoot(rootfs);
   try {
-    // The rootfs is an image's: a symlinked `etc` or `etc/passwd` could point at
-    // the host's files. Every component must be a real dir / file, none followed.
-    let path = rootfs;
     for (const part of file.split('/')) {
-      path = join(path, part);
-      if (fs.lstatSync(path).isSymbolicLink()) return [];
+      if (!node.stats.isDirectory()) return [];
+      const next = node.open(part);
+      node.close();
+      if (!next) return [];
+      node = next;
     }
-    if (fs.statSync(path).size > 1 << 20) return [];
-    return fs.readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => l.split(':'));
-  } catch {
-    return [];
+    if (node.stats.isSymbolicLink()) return [];
+    if (!node.stats.isFile()) throw new UnsafeError('TSG_UNSAFE_PATH', `the image's /${file} is not a regular file; refusing to read it`);
+    if (node.stats.size > MAX_TABLE_BYTES) throw new UnsafeError('TSG_UNSAFE_PATH', `the image's /${file} is bigger than ${MAX_TABLE_BYTES} bytes; refusing to read it`);
+    return node
+      .readAll(MAX_TABLE_BYTES)
+      .toString('utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(':'));
+  } finally {
+    node.close();
   }
+}
+
+/** A uid/gid field of the image's tables: a decimal integer that fits in 32 bits, or refused. */
+function parseId(value: string | undefined, what: string): number {
+  const n = value !== undefined && /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!(n <= 0xffffffff)) throw new UnsafeError('TSG_UNSAFE_PATH', `the image's ${what} is not a valid id: ${JSON.stringify(value ?? '')}`);
+  return n;
 }
 
 /** `user`, `uid`, `user:group`, `uid:gid` → numeric ids, looked up in the rootfs. */
@@ -33,25 +58,24 @@ export function resolveUser(rootfs: string, user: string | undefined): { uid: nu
   if (!user) return { uid: 0, gid: 0 };
   const [u, g] = user.split(':') as [string, string | undefined];
   const passwd = readTable(rootfs, 'etc/passwd');
-  const group = readTable(rootfs, 'etc/group');
   let uid: number;
   let gid: number | undefined;
   if (/^\d+$/.test(u)) {
-    uid = Number(u);
+    uid = parseId(u, 'user');
     const row = passwd.find((r) => r[2] === u);
-    gid = row ? Number(row[3]) : undefined;
+    gid = row ? parseId(row[3], `gid of uid ${u} in /etc/passwd`) : undefined;
   } else {
     const row = passwd.find((r) => r[0] === u);
     if (!row) throw new UsageError('TSG_USAGE', `user ${u} is not in the image's /etc/passwd`);
-    uid = Number(row[2]);
-    gid = Number(row[3]);
+    uid = parseId(row[2], `uid of ${u} in /etc/passwd`);
+    gid = parseId(row[3], `gid of ${u} in /etc/passwd`);
   }
   if (g !== undefined) {
-    if (/^\d+$/.test(g)) gid = Number(g);
+    if (/^\d+$/.test(g)) gid = parseId(g, 'group');
     else {
-      const row = group.find((r) => r[0] === g);
+      const row = readTable(rootfs, 'etc/group').find((r) => r[0] === g);
       if (!row) throw new UsageError('TSG_USAGE', `group ${g} is not in the image's /etc/group`);
-      gid = Number(row[2]);
+      gid = parseId(row[2], `gid of group ${g} in /etc/group`);
     }
   }
   return { uid, gid: gid ?? 0 };
