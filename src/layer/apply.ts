@@ -1,6 +1,10 @@
 /**
  * Applies one layer tar onto a directory, under the extraction rules:
  *
+ *  - the tar goes through a TarGuard first (tar-scan.ts): strict headers, byte-
+ *    exact PAX records, nothing after the end-of-archive marker;
+ *  - every header becomes a validated Entry (entry.ts): numbers in range,
+ *    names as byte strings, handed to fs as Buffers (util/byte-path.ts);
  *  - every name is cleaned first (no absolute names, no `..`): paths.ts;
  *  - every parent component must be a real directory. A symlink or file the
  *    layer itself created in a parent position means the tar tries to write
@@ -10,23 +14,31 @@
  *  - files are created with O_EXCL|O_NOFOLLOW after the old entry is removed,
  *    so nothing is ever opened through a symlink;
  *  - hardlink targets are cleaned the same way and must already exist in the tree;
- *  - whiteouts and opaque markers go through the driver's WhiteoutFormat;
- *  - owner before mode (chown clears setuid/setgid), directory times last.
+ *  - whiteouts and opaque markers act on lower layers only, whatever their
+ *    order in the tar (the OCI rule); the driver's WhiteoutFormat stores them;
+ *  - owner, then mode, then xattrs with security.capability last (chown
+ *    clears setuid/setgid and file capabilities), directory times last.
  */
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { TsgraphError, UnsupportedError, throwIfAborted } from '../errors.js';
-import { baseOf, cleanEntryPath, joinRel, parentOf, unsafe } from './paths.js';
+import { TsgraphError, UnsupportedError, fromSystemError, throwIfAborted } from '../errors.js';
+import { displayPath, fsPath } from '../util/byte-path.js';
+import { writeAll } from '../util/fs-helpers.js';
+import { type Entry, resolveEntry } from './entry.js';
+import { MAX_PATH_BYTES, baseOf, cleanEntryPath, joinRel, parentOf, unsafe } from './paths.js';
+import { writeSparse } from './sparse.js';
+import { type PaxRecords, TarGuard } from './tar-scan.js';
 import { type ApplyContext, type WhiteoutFormat, classifyWhiteout } from './whiteout.js';
 import { mknod, setXattr } from './xattr.js';
-import { type PaxRecords, xattrsFromPax } from './pax.js';
-import { lstatOrNull, writeAll } from '../util/fs-helpers.js';
 
 export interface ApplyOptions {
   format: WhiteoutFormat;
   signal?: AbortSignal | undefined;
-  /** Raw PAX records by header offset (binary-exact xattrs); see pax.ts. */
+  /**
+   * Unused: applyTar scans the tar itself (its PAX records included), so its
+   * safety never depends on what the caller put in front of it.
+   */
   pax?: PaxRecords | undefined;
 }
 
@@ -38,14 +50,25 @@ export interface ApplyResult {
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 const MAX_XATTR_VALUE = 64 * 1024;
-
+const CAPABILITY = 'security.capability';
 
 function kindOf(st: fs.Stats): string {
   return st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'special file';
 }
 
+function lstatOrNull(path: Buffer): fs.Stats | null {
+  return fs.lstatSync(path, { throwIfNoEntry: false }) ?? null;
+}
+
 export class LayerApplier implements ApplyContext {
-  readonly #owned = new Set<string>();
+  /**
+   * What belongs to this layer: its own entries, and every directory its
+   * entries, whiteouts and opaque markers sit in. Whiteouts and opaque
+   * markers never touch these (they act on lower layers only).
+   */
+  readonly #mine = new Set<string>();
+  /** Paths this layer whited out (and has not made again). */
+  readonly #whitedOut = new Set<string>();
   readonly #dirs = new Set<string>(['']);
   /**
    * Dirs whose every entry this apply made (created by us, or the root when it
@@ -54,7 +77,7 @@ export class LayerApplier implements ApplyContext {
    */
   readonly #fresh = new Set<string>();
   readonly #present = new Set<string>();
-  readonly #dirTimes: Array<[string, Date]> = [];
+  readonly #dirTimes: Array<[Buffer, Date]> = [];
   #size = 0;
   #entries = 0;
 
@@ -75,38 +98,45 @@ export class LayerApplier implements ApplyContext {
     this.#present.add(rel);
   }
 
-  abs(rel: string): string {
-    return rel ? `${this.root}/${rel}` : this.root;
+  abs(rel: string): Buffer {
+    return fsPath(this.root, rel);
   }
 
   ownsPath(rel: string): boolean {
-    return this.#owned.has(rel);
+    return this.#mine.has(rel);
   }
 
   ensureDir(rel: string): void {
-    if (this.#dirs.has(rel)) return;
+    if (this.#dirs.has(rel) && this.#mine.has(rel)) return;
     let prefix = '';
-    for (const part of rel.split('/')) {
+    for (const part of rel ? rel.split('/') : []) {
       prefix = joinRel(prefix, part);
-      if (this.#dirs.has(prefix)) continue;
-      const st = this.#lstat(prefix);
-      if (st && !st.isDirectory()) {
-        if (this.#owned.has(prefix)) throw unsafe(rel, `a parent is a ${kindOf(st)} this layer created (${prefix})`);
-        this.removePath(prefix);
+      if (!this.#dirs.has(prefix)) {
+        const st = this.#lstat(prefix);
+        if (st && !st.isDirectory()) {
+          if (this.#mine.has(prefix)) throw unsafe(rel, `a parent is a ${kindOf(st)} this layer created (${displayPath(prefix)})`);
+          this.removePath(prefix);
+        }
+        if (!st || !st.isDirectory()) this.#mkdir(prefix, 0o755);
+        this.#dirs.add(prefix);
       }
-      if (!st || !st.isDirectory()) {
-        fs.mkdirSync(this.abs(prefix), { mode: 0o755 });
-        this.#owned.add(prefix);
-        this.#present.add(prefix);
-        this.#fresh.add(prefix);
-      }
-      this.#dirs.add(prefix);
+      this.#mine.add(prefix);
     }
+  }
+
+  /** Makes directory `rel` (known absent) and, if this layer whited it out, tells the format. */
+  #mkdir(rel: string, mode: number): void {
+    const whitedOut = this.#whitedOut.delete(rel);
+    fs.mkdirSync(this.abs(rel), { mode });
+    this.#present.add(rel);
+    this.#fresh.add(rel);
+    if (whitedOut) this.options.format.recreated(this, rel, true);
   }
 
   removePath(rel: string): void {
     if (rel === '') throw unsafe(rel, 'refusing to remove the layer root');
-    const sets = [this.#dirs, this.#owned, this.#present, this.#fresh];
+    // #whitedOut stays: a path stays whited out until this layer makes it again.
+    const sets = [this.#dirs, this.#mine, this.#present, this.#fresh];
     // Known absent (a whiteout in a dir this layer made): nothing to remove, no syscall.
     if (this.#fresh.has(parentOf(rel)) && !this.#present.has(rel)) return;
     fs.rmSync(this.abs(rel), { recursive: true, force: true });
@@ -131,134 +161,178 @@ export class LayerApplier implements ApplyContext {
       prefix = joinRel(prefix, part);
       if (this.#dirs.has(prefix)) continue;
       const st = lstatOrNull(this.abs(prefix));
-      if (!st) throw new TsgraphError('TSG_INVALID_LAYER', `hardlink ${JSON.stringify(name)} points at a missing path`);
-      if (!st.isDirectory()) throw unsafe(name, `hardlink target goes through a ${kindOf(st)} (${prefix})`);
+      if (!st) throw new TsgraphError('TSG_INVALID_LAYER', `hardlink ${JSON.stringify(displayPath(name))} points at a missing path`);
+      if (!st.isDirectory()) throw unsafe(name, `hardlink target goes through a ${kindOf(st)} (${displayPath(prefix)})`);
       this.#dirs.add(prefix);
     }
   }
 
-  async entry(header: tar.Header, body: Readable): Promise<void> {
+  /** Whiteout of `dir/name`: hides the lower entry only, never the layer's own. */
+  #whiteout(dir: string, name: string): void {
+    const rel = joinRel(dir, name);
+    this.ensureDir(dir);
+    if (this.#mine.has(rel)) {
+      // The layer has its own `rel`. A file hides the lower one by itself; a
+      // directory must also stop showing the lower one's content.
+      if (this.#lstat(rel)?.isDirectory()) this.options.format.opaque(this, rel);
+      return;
+    }
+    this.options.format.whiteout(this, dir, name);
+    this.#whitedOut.add(rel);
+  }
+
+  /** Applies one entry; `pax` holds the byte-exact PAX records by header offset. */
+  async entry(header: tar.Header, body: Readable, pax: PaxRecords = new Map()): Promise<void> {
     throwIfAborted(this.options.signal);
     this.#entries++;
-    const rel = cleanEntryPath(header.name);
-    const whiteout = rel ? classifyWhiteout(baseOf(rel), header.name) : undefined;
+    let e: Entry;
+    try {
+      e = resolveEntry(header, pax);
+    } catch (err) {
+      body.resume();
+      throw err;
+    }
+    const rel = cleanEntryPath(e.name);
+    const whiteout = rel ? classifyWhiteout(baseOf(rel), e.name) : undefined;
     if (whiteout) {
       body.resume();
-      const dir = parentOf(rel);
-      if (whiteout.kind === 'opaque') this.options.format.opaque(this, dir);
-      else if (whiteout.kind === 'whiteout') this.options.format.whiteout(this, dir, whiteout.name);
+      if (whiteout.kind === 'opaque') {
+        this.ensureDir(parentOf(rel));
+        this.options.format.opaque(this, parentOf(rel));
+      } else if (whiteout.kind === 'whiteout') {
+        this.#whiteout(parentOf(rel), whiteout.name);
+      }
       return;
     }
     if (rel === '') {
       // The layer root itself ("./"): only a directory's metadata applies.
       body.resume();
-      if (header.type === 'directory') this.#metadata(this.root, header, 'directory');
+      if (e.type === 'directory') this.#metadata(this.abs(''), e, 'directory');
       return;
     }
     this.ensureDir(parentOf(rel));
     const path = this.abs(rel);
     const existing = this.#lstat(rel);
+    const whitedOut = this.#whitedOut.has(rel);
     // A directory over a directory merges; anything else replaces.
-    if (existing && !(header.type === 'directory' && existing.isDirectory())) this.removePath(rel);
+    if (existing && !(e.type === 'directory' && existing.isDirectory())) this.removePath(rel);
 
-    switch (header.type) {
+    switch (e.type) {
       case 'file':
       case 'contiguous-file':
-        await this.#file(path, header, body);
+        await this.#file(path, e, body);
         break;
       case 'directory':
         body.resume();
-        if (!existing?.isDirectory()) {
-          fs.mkdirSync(path, { mode: 0o700 });
-          this.#fresh.add(rel);
-        }
+        if (!existing?.isDirectory()) this.#mkdir(rel, 0o700);
         this.#dirs.add(rel);
-        this.#metadata(path, header, 'directory');
+        this.#metadata(path, e, 'directory');
         break;
       case 'symlink':
         body.resume();
-        // Stored verbatim, relative or absolute; never followed by tsgraph.
-        fs.symlinkSync(header.linkname ?? '', path);
-        this.#metadata(path, header, 'symlink');
+        // Stored verbatim (bytes), relative or absolute; never followed by tsgraph.
+        if (e.linkname === '' || e.linkname.includes('\0') || e.linkname.length >= MAX_PATH_BYTES) {
+          throw new TsgraphError('TSG_INVALID_LAYER', `symlink ${JSON.stringify(displayPath(e.name))} has an empty, over-long or NUL-holding target`);
+        }
+        fs.symlinkSync(Buffer.from(e.linkname, 'latin1'), path);
+        this.#metadata(path, e, 'symlink');
         break;
       case 'link':
         body.resume();
-        this.#hardlink(rel, header);
+        this.#hardlink(rel, e);
         break;
       case 'character-device':
-      case 'block-device': {
+      case 'block-device':
         body.resume();
-        const major = header.devmajor ?? 0;
-        const minor = header.devminor ?? 0;
-        if (header.type === 'character-device' && major === 0 && minor === 0) {
-          throw unsafe(header.name, 'a character device 0/0 is an overlay whiteout; layers must use .wh. names');
+        if (e.type === 'character-device' && e.devmajor === 0 && e.devminor === 0) {
+          throw unsafe(e.name, 'a character device 0/0 is an overlay whiteout; layers must use .wh. names');
         }
-        mknod(path, header.type === 'character-device' ? 'char' : 'block', 0o600, major, minor);
-        this.#metadata(path, header, 'node');
+        mknod(path, e.type === 'character-device' ? 'char' : 'block', 0o600, e.devmajor, e.devminor);
+        this.#metadata(path, e, 'node');
         break;
-      }
       case 'fifo':
         body.resume();
         mknod(path, 'fifo', 0o600);
-        this.#metadata(path, header, 'node');
+        this.#metadata(path, e, 'node');
         break;
       default:
         body.resume();
-        throw new UnsupportedError('TSG_UNSUPPORTED', `layer entry ${JSON.stringify(header.name)} has unsupported tar type ${header.type}`);
+        throw new UnsupportedError('TSG_UNSUPPORTED', `layer entry ${JSON.stringify(displayPath(e.name))} has unsupported tar type ${e.type}`);
     }
-    this.#owned.add(rel);
+    this.#mine.add(rel);
     this.#present.add(rel);
+    if (whitedOut && e.type !== 'directory') {
+      this.#whitedOut.delete(rel);
+      this.options.format.recreated(this, rel, false);
+    }
   }
 
-  async #file(path: string, header: tar.Header, body: Readable): Promise<void> {
+  async #file(path: Buffer, e: Entry, body: Readable): Promise<void> {
     const fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        writeAll(fd, chunk);
-        this.#size += chunk.length;
+      if (e.sparse) {
+        this.#size += await writeSparse(fd, body, e.sparse, e.size, e.name);
+      } else {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          writeAll(fd, chunk);
+          this.#size += chunk.length;
+        }
       }
-      this.#xattrs(path, header);
-      const { uid, gid } = ids(header);
-      fs.fchownSync(fd, uid, gid);
-      fs.fchmodSync(fd, (header.mode ?? 0o644) & 0o7777);
-      const mtime = mtimeOf(header);
-      fs.futimesSync(fd, mtime, mtime);
+      // Content first (a write clears setuid), then owner, mode, xattrs.
+      fs.fchownSync(fd, e.uid, e.gid);
+      fs.fchmodSync(fd, e.perm);
+      this.#xattrs(path, e);
+      fs.futimesSync(fd, e.mtime, e.mtime);
     } finally {
       fs.closeSync(fd);
     }
   }
 
-  #hardlink(rel: string, header: tar.Header): void {
-    const targetRel = cleanEntryPath(header.linkname ?? '', 'hardlink target');
-    if (targetRel === '') throw unsafe(header.name, 'hardlink to the layer root');
-    this.#requireRealParents(targetRel, header.name);
+  #hardlink(rel: string, e: Entry): void {
+    const targetRel = cleanEntryPath(e.linkname, 'hardlink target');
+    if (targetRel === '') throw unsafe(e.name, 'hardlink to the layer root');
+    this.#requireRealParents(targetRel, e.name);
     const target = this.abs(targetRel);
     const st = lstatOrNull(target);
-    if (!st) throw new TsgraphError('TSG_INVALID_LAYER', `hardlink ${JSON.stringify(header.name)} → ${JSON.stringify(header.linkname)}: target not in this layer`);
-    if (st.isDirectory()) throw unsafe(header.name, 'hardlink to a directory');
+    if (!st) {
+      throw new TsgraphError('TSG_INVALID_LAYER', `hardlink ${JSON.stringify(displayPath(e.name))} → ${JSON.stringify(displayPath(e.linkname))}: target not in this layer`);
+    }
+    if (st.isDirectory()) throw unsafe(e.name, 'hardlink to a directory');
     fs.linkSync(target, this.abs(rel));
   }
 
-  #metadata(path: string, header: tar.Header, kind: 'directory' | 'symlink' | 'node'): void {
-    this.#xattrs(path, header);
-    const { uid, gid } = ids(header);
-    fs.lchownSync(path, uid, gid);
-    const mtime = mtimeOf(header);
+  /** Owner, then mode, then xattrs: chown clears setuid/setgid and security.capability. */
+  #metadata(path: Buffer, e: Entry, kind: 'directory' | 'symlink' | 'node'): void {
+    fs.lchownSync(path, e.uid, e.gid);
     if (kind === 'symlink') {
-      fs.lutimesSync(path, mtime, mtime);
+      this.#xattrs(path, e);
+      fs.lutimesSync(path, e.mtime, e.mtime);
       return;
     }
     // Parents were checked to be real directories and `path` was just made by us: chmod cannot be redirected.
-    fs.chmodSync(path, (header.mode ?? (kind === 'directory' ? 0o755 : 0o644)) & 0o7777);
-    if (kind === 'directory') this.#dirTimes.push([path, mtime]);
-    else fs.lutimesSync(path, mtime, mtime);
+    fs.chmodSync(path, e.perm);
+    this.#xattrs(path, e);
+    if (kind === 'directory') this.#dirTimes.push([path, e.mtime]);
+    else fs.lutimesSync(path, e.mtime, e.mtime);
   }
 
-  #xattrs(path: string, header: tar.Header): void {
-    for (const [name, value] of xattrsFromPax(header, this.options.pax)) {
-      if (value.length > MAX_XATTR_VALUE) throw unsafe(header.name, `xattr ${name} is larger than ${MAX_XATTR_VALUE} bytes`);
+  #xattrs(path: Buffer, e: Entry): void {
+    // security.capability last, after everything that could clear it.
+    const ordered = [...e.xattrs.filter(([n]) => n !== CAPABILITY), ...e.xattrs.filter(([n]) => n === CAPABILITY)];
+    for (const [name, value] of ordered) {
+      if (value.length > MAX_XATTR_VALUE) throw unsafe(e.name, `xattr ${name} is larger than ${MAX_XATTR_VALUE} bytes`);
       const stored = this.options.format.xattrName(name);
-      if (stored) setXattr(path, stored, value);
+      if (!stored) continue;
+      try {
+        setXattr(path, stored, value);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        // A filesystem without that namespace: skipped, as containerd does.
+        if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') continue;
+        throw new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(e.name))}: the filesystem refuses xattr ${JSON.stringify(name)} (${code})`, {
+          cause: err,
+        });
+      }
     }
   }
 
@@ -272,35 +346,34 @@ export class LayerApplier implements ApplyContext {
   }
 }
 
-function ids(header: tar.Header): { uid: number; gid: number } {
-  // PAX uid/gid carry ids too large for the ustar fields.
-  const pax = (header.pax ?? {}) as Record<string, string | undefined>;
-  const uid = pax.uid !== undefined ? Number(pax.uid) : (header.uid ?? 0);
-  const gid = pax.gid !== undefined ? Number(pax.gid) : (header.gid ?? 0);
-  if (!Number.isInteger(uid) || uid < 0 || uid > 0xfffffffe || !Number.isInteger(gid) || gid < 0 || gid > 0xfffffffe) {
-    throw unsafe(header.name, `invalid owner ${pax.uid ?? header.uid}:${pax.gid ?? header.gid}`);
-  }
-  return { uid, gid };
-}
-
-function mtimeOf(header: tar.Header): Date {
-  const pax = (header.pax as Record<string, string> | undefined)?.mtime;
-  if (pax !== undefined && /^\d+(\.\d+)?$/.test(pax)) return new Date(Number(pax) * 1000);
-  return header.mtime ?? new Date(0);
+/** A syscall failing on what an image asked for is the layer's fault, told as such; a full disk stays TSG_NO_SPACE. */
+function asLayerError(err: unknown, name: string | undefined): unknown {
+  const { code, errno } = (err ?? {}) as NodeJS.ErrnoException;
+  if (err instanceof TsgraphError || typeof errno !== 'number' || typeof code !== 'string') return err;
+  const system = fromSystemError(err);
+  if (system) return system;
+  return new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(name ?? ''))} cannot be applied: ${(err as Error).message}`, { cause: err });
 }
 
 /** Extracts a whole (uncompressed) tar stream onto `root`. */
 export async function applyTar(root: string, input: Readable, options: ApplyOptions): Promise<ApplyResult> {
   const applier = new LayerApplier(root, options);
-  const extract = tar.extract();
+  const guard = new TarGuard();
+  // Names are bytes: latin1 maps each byte of a ustar/GNU name to one char.
+  const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
   input.on('error', (err) => extract.destroy(err));
-  input.pipe(extract);
+  guard.on('error', (err) => extract.destroy(err));
+  input.pipe(guard).pipe(extract);
   try {
     for await (const entry of extract) {
-      await applier.entry(entry.header, entry as unknown as Readable);
+      try {
+        await applier.entry(entry.header, entry as unknown as Readable, guard.scanner.records);
+      } catch (err) {
+        throw asLayerError(err, entry.header.name);
+      }
     }
   } catch (err) {
-    input.unpipe(extract);
+    input.unpipe(guard);
     input.resume();
     if (err instanceof TsgraphError) throw err;
     const message = (err as Error).message ?? String(err);

@@ -8,13 +8,15 @@
  *   naive    (vfs, btrfs: a layer is a full tree) the lower entries are deleted
  *   aufs     the OCI names as they are (OCI took its format from aufs)
  *
- * OCI rule kept by every format: a whiteout applies only to lower layers,
- * never to entries of its own layer (whatever their order in the tar).
+ * OCI rule kept for every format (by the applier, apply.ts): a whiteout or
+ * opaque marker applies only to lower layers, never to entries of its own
+ * layer, whatever their order in the tar.
  */
 import * as fs from 'node:fs';
 import { UnsafeError } from '../errors.js';
 import { setXattr, mknod } from './xattr.js';
-import { joinRel, unsafe } from './paths.js';
+import { baseOf, joinRel, parentOf, unsafe } from './paths.js';
+import { readdirBytes } from '../util/byte-path.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const WHITEOUT_META_PREFIX = '.wh..wh.';
@@ -33,11 +35,15 @@ export function classifyWhiteout(base: string, fullName: string): WhiteoutEntry 
   return { kind: 'whiteout', name };
 }
 
-/** What a whiteout format may do to the layer tree being written. */
+/** What a whiteout format may do to the layer tree being written. Paths are byte strings. */
 export interface ApplyContext {
   readonly root: string;
-  abs(rel: string): string;
-  /** True when `rel` was written by the layer being applied. */
+  /** `rel` under the root, as a Buffer for fs calls. */
+  abs(rel: string): Buffer;
+  /**
+   * True when `rel` belongs to the layer being applied: one of its own entries,
+   * or a directory its entries, whiteouts or opaque markers sit in.
+   */
   ownsPath(rel: string): boolean;
   /** Makes `rel` a real directory (parents too), replacing a lower non-directory. */
   ensureDir(rel: string): void;
@@ -47,15 +53,26 @@ export interface ApplyContext {
   notePresent(rel: string): void;
 }
 
+/**
+ * How a driver stores deletions. The applier keeps the OCI rule (whiteouts and
+ * opaque markers act on lower layers only, whatever their order in the tar)
+ * and calls the format only for what is left to do:
+ *  - whiteout: lower `dir/name` must disappear; the layer has nothing there;
+ *  - opaque: lower content below `dir` must disappear; the layer's own stays;
+ *  - recreated: the layer whited out `rel` and then made it again (a new
+ *    directory must not show the lower one's content).
+ */
 export interface WhiteoutFormat {
   readonly name: 'overlay' | 'naive' | 'aufs';
   whiteout(ctx: ApplyContext, dir: string, name: string): void;
   opaque(ctx: ApplyContext, dir: string): void;
+  recreated(ctx: ApplyContext, rel: string, isDir: boolean): void;
   /** The xattr name to store for an image-supplied one (escaping reserved names); null drops it. */
   xattrName(name: string): string | null;
 }
 
 const OVERLAY_PREFIX = 'trusted.overlay.';
+const OVERLAY_OPAQUE = 'trusted.overlay.opaque';
 
 /**
  * overlayfs (kernel ≥ 6.7) escapes `trusted.overlay.overlay.X` in a layer to
@@ -75,7 +92,6 @@ export const overlayFormat: WhiteoutFormat = {
   name: 'overlay',
   whiteout(ctx, dir, name) {
     const rel = joinRel(dir, name);
-    if (ctx.ownsPath(rel)) return;
     ctx.ensureDir(dir);
     ctx.removePath(rel);
     mknod(ctx.abs(rel), 'char', 0, 0, 0);
@@ -83,7 +99,12 @@ export const overlayFormat: WhiteoutFormat = {
   },
   opaque(ctx, dir) {
     ctx.ensureDir(dir);
-    setXattr(ctx.abs(dir), 'trusted.overlay.opaque', 'y');
+    setXattr(ctx.abs(dir), OVERLAY_OPAQUE, 'y');
+  },
+  recreated(ctx, rel, isDir) {
+    // The whiteout device was replaced; a directory in its place would merge
+    // with the lower one unless it is opaque.
+    if (isDir) setXattr(ctx.abs(rel), OVERLAY_OPAQUE, 'y');
   },
   xattrName: escapeOverlayXattr,
 };
@@ -92,24 +113,25 @@ export const overlayFormat: WhiteoutFormat = {
 export const naiveFormat: WhiteoutFormat = {
   name: 'naive',
   whiteout(ctx, dir, name) {
-    const rel = joinRel(dir, name);
-    if (ctx.ownsPath(rel)) return;
     // Parents first: a deletion must never travel through a symlink (rmSync
     // would follow one in a parent position). A lower symlink there becomes a
     // directory, as an overlay mount would show it.
     ctx.ensureDir(dir);
-    ctx.removePath(rel);
+    ctx.removePath(joinRel(dir, name));
   },
   opaque(ctx, dir) {
     ctx.ensureDir(dir);
     clearLowerEntries(ctx, dir);
   },
+  // The lower entry was deleted when whited out; what the layer makes now is all there is.
+  recreated() {},
   xattrName: (name) => name,
 };
 
-// Removes what lower layers put below `dir`, keeping this layer's own entries.
+// Removes what lower layers put below `dir`, keeping this layer's own entries
+// (and the directories they sit in, whose lower content goes too).
 function clearLowerEntries(ctx: ApplyContext, dir: string): void {
-  for (const child of fs.readdirSync(ctx.abs(dir))) {
+  for (const child of readdirBytes(ctx.abs(dir))) {
     const rel = joinRel(dir, child);
     if (!ctx.ownsPath(rel)) {
       ctx.removePath(rel);
@@ -123,23 +145,27 @@ function clearLowerEntries(ctx: ApplyContext, dir: string): void {
 export const aufsFormat: WhiteoutFormat = {
   name: 'aufs',
   whiteout(ctx, dir, name) {
-    const rel = joinRel(dir, name);
-    if (ctx.ownsPath(rel)) return;
     ctx.ensureDir(dir);
-    const marker = joinRel(dir, `${WHITEOUT_PREFIX}${name}`);
-    ctx.removePath(marker);
-    fs.writeFileSync(ctx.abs(marker), '', { flag: 'wx', mode: 0o444 });
-    ctx.notePresent(marker);
+    writeMarker(ctx, joinRel(dir, `${WHITEOUT_PREFIX}${name}`));
   },
   opaque(ctx, dir) {
     ctx.ensureDir(dir);
-    const marker = joinRel(dir, WHITEOUT_OPAQUE);
-    ctx.removePath(marker);
-    fs.writeFileSync(ctx.abs(marker), '', { flag: 'wx', mode: 0o444 });
-    ctx.notePresent(marker);
+    writeMarker(ctx, joinRel(dir, WHITEOUT_OPAQUE));
+  },
+  recreated(ctx, rel, isDir) {
+    // What aufs itself writes for "deleted, then made again": the entry, no
+    // whiteout beside it, and a directory marked opaque.
+    ctx.removePath(joinRel(parentOf(rel), `${WHITEOUT_PREFIX}${baseOf(rel)}`));
+    if (isDir) writeMarker(ctx, joinRel(rel, WHITEOUT_OPAQUE));
   },
   xattrName: (name) => name,
 };
+
+function writeMarker(ctx: ApplyContext, marker: string): void {
+  ctx.removePath(marker);
+  fs.writeFileSync(ctx.abs(marker), '', { flag: 'wx', mode: 0o444 });
+  ctx.notePresent(marker);
+}
 
 export function isUnsafe(err: unknown): err is UnsafeError {
   return err instanceof UnsafeError;
