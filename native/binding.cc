@@ -10,16 +10,32 @@
 
 namespace tsgraph {
 
+// The symbolic name of `err` (ENOENT…) written into `buf`, never allocating:
+// uv_err_name() mallocs (and leaks) a "Unknown system error N" string for
+// every errno outside libuv's table, and that string is no code at all. So:
+// libuv's name first (what Node's fs reports), then glibc's name for the
+// errnos libuv lacks (ENOTBLK, EDQUOT, ESTALE…), then "UNKNOWN" (libuv's own
+// name for an unknown error; the number stays in `errno`).
+static const char* ErrnoName(int err, char* buf, size_t size) {
+  uv_err_name_r(-err, buf, size);
+  if (std::strncmp(buf, "Unknown", 7) != 0) return buf;
+  const char* glibc = strerrorname_np(err);
+  return glibc ? glibc : "UNKNOWN";
+}
+
 [[noreturn]] void ThrowErrno(const Napi::Env& env, int err, const char* syscall,
                              const std::string& path, const std::string& detail) {
-  // uv_err_name gives the symbolic name (ENOENT) the same way Node's fs does.
-  const char* name = uv_err_name(-err);
+  char name[64];
+  const char* code = ErrnoName(err, name, sizeof(name));
+  char text[256];
+  // strerror_r (GNU form) may return a static string instead of filling text.
+  const char* desc = strerror_r(err, text, sizeof(text));
   std::string message = std::string(syscall);
   if (!path.empty()) message += " " + path;
-  message += ": " + std::string(std::strerror(err));
+  message += ": " + std::string(desc);
   if (!detail.empty()) message += " (" + detail + ")";
   Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, name));
+  error.Set("code", Napi::String::New(env, code));
   error.Set("errno", Napi::Number::New(env, -err));
   error.Set("syscall", Napi::String::New(env, syscall));
   if (!path.empty()) error.Set("path", Napi::String::New(env, path));

@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "errno-error.h"
 
 namespace tsgraph {
@@ -29,14 +30,14 @@ static int OpenDir(const Napi::Env& env, const std::string& path) {
 
 static void CheckName(const Napi::Env& env, const std::string& name, size_t max) {
   if (name.empty() || name.find('/') != std::string::npos || name == "." || name == ".." || name.size() >= max) {
-    throw Napi::TypeError::New(env, "subvolume name must be a single path component");
+    throw ArgError(Napi::TypeError::New(env, "subvolume name must be a single path component"), "ERR_INVALID_ARG_VALUE");
   }
 }
 
 // The ioctls that take a parent dir fd and struct btrfs_ioctl_vol_args{name}.
 static Napi::Value VolArgsIoctl(const Napi::CallbackInfo& info, unsigned long request, const char* what) {
   Napi::Env env = info.Env();
-  std::string dir = info[0].As<Napi::String>(), name = info[1].As<Napi::String>();
+  std::string dir = BytesArg(info, 0, "parentDir"), name = BytesArg(info, 1, "name");
   struct btrfs_ioctl_vol_args args;
   CheckName(env, name, sizeof(args.name));
   Fd d;
@@ -55,8 +56,8 @@ static Napi::Value SubvolCreate(const Napi::CallbackInfo& info) {
 // btrfsSnapshot(source, destParentDir, name, readOnly)
 static Napi::Value Snapshot(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string src = info[0].As<Napi::String>(), dir = info[1].As<Napi::String>(), name = info[2].As<Napi::String>();
-  bool ro = info[3].As<Napi::Boolean>().Value();
+  std::string src = BytesArg(info, 0, "source"), dir = BytesArg(info, 1, "destParentDir"), name = BytesArg(info, 2, "name");
+  bool ro = BoolArg(info, 3, "readOnly");
   struct btrfs_ioctl_vol_args_v2 args;
   CheckName(env, name, sizeof(args.name));
   Fd s, d;
@@ -73,8 +74,8 @@ static Napi::Value Snapshot(const Napi::CallbackInfo& info) {
 // btrfsSetReadOnly(subvol, readOnly)
 static Napi::Value SetReadOnly(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = info[0].As<Napi::String>();
-  bool ro = info[1].As<Napi::Boolean>().Value();
+  std::string path = BytesArg(info, 0, "subvol");
+  bool ro = BoolArg(info, 1, "readOnly");
   Fd f;
   f.fd = OpenDir(env, path);
   __u64 flags = 0;
@@ -87,7 +88,7 @@ static Napi::Value SetReadOnly(const Napi::CallbackInfo& info) {
 // btrfsIsReadOnly(subvol) -> boolean
 static Napi::Value IsReadOnly(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string path = info[0].As<Napi::String>();
+  std::string path = BytesArg(info, 0, "subvol");
   Fd f;
   f.fd = OpenDir(env, path);
   __u64 flags = 0;

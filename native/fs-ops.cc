@@ -20,10 +20,11 @@ static Napi::Value Mknod(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = BytesArg(info, 0, "path");
   mode_t mode = U32Arg(info, 1, "mode");
+  if (mode & ~static_cast<mode_t>(S_IFMT | 07777)) throw ArgError(Napi::RangeError::New(env, "mode has bits outside S_IFMT|07777"), "ERR_OUT_OF_RANGE");
   // makedev keeps 12 bits of major and 20 of minor; anything wider would be
   // truncated into another device (possibly 0/0), so refuse it.
   uint32_t major = U32Arg(info, 2, "major"), minor = U32Arg(info, 3, "minor");
-  if (major > 0xfff || minor > 0xfffff) throw Napi::RangeError::New(env, "device number out of range");
+  if (major > 0xfff || minor > 0xfffff) throw ArgError(Napi::RangeError::New(env, "device number out of range"), "ERR_OUT_OF_RANGE");
   dev_t dev = makedev(major, minor);
   if (mknod(path.c_str(), mode, dev) != 0) ThrowErrno(env, errno, "mknod", path);
   return env.Undefined();
@@ -54,9 +55,9 @@ static Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
 static Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = BytesArg(info, 0, "path"), name = BytesArg(info, 1, "xattr name");
-  if (info.Length() < 3 || !info[2].IsBuffer()) throw Napi::TypeError::New(env, "xattr value must be a Buffer");
+  if (info.Length() < 3 || !info[2].IsBuffer()) throw ArgTypeError(env, "xattr value must be a Buffer");
   Napi::Buffer<char> value = info[2].As<Napi::Buffer<char>>();
-  int flags = info.Length() > 3 ? I32Arg(info, 3, "flags") : 0;
+  int flags = info.Length() > 3 ? static_cast<int>(FlagsArg(info, 3, "flags", XATTR_CREATE | XATTR_REPLACE)) : 0;
   if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), flags) != 0) ThrowErrno(env, errno, "lsetxattr", path, name);
   return env.Undefined();
 }
@@ -100,7 +101,7 @@ static Napi::Value Lremovexattr(const Napi::CallbackInfo& info) {
 static Napi::Value Renameat2(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string from = BytesArg(info, 0, "from"), to = BytesArg(info, 1, "to");
-  unsigned flags = U32Arg(info, 2, "flags");
+  unsigned flags = FlagsArg(info, 2, "flags", RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT);
   if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags) != 0) ThrowErrno(env, errno, "renameat2", from, to);
   return env.Undefined();
 }

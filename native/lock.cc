@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <sys/file.h>
 
+#include "args.h"
 #include "errno-error.h"
 
 namespace tsgraph {
@@ -14,11 +15,8 @@ namespace tsgraph {
 // flock(fd, op) -> true if taken, false if LOCK_NB and someone else holds it.
 static Napi::Value Flock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    throw Napi::TypeError::New(env, "flock(fd: number, operation: number)");
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  int op = info[1].As<Napi::Number>().Int32Value();
+  int fd = FdArg(info, 0, "fd");
+  int op = static_cast<int>(FlagsArg(info, 1, "operation", LOCK_SH | LOCK_EX | LOCK_NB | LOCK_UN));
   int rc;
   do {
     rc = flock(fd, op);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "args.h"
 #include "errno-error.h"
 
 namespace tsgraph {
@@ -49,38 +50,93 @@ struct FdGuard {
   }
 };
 
-// fsMount(fstype, params: [key, value|null][], target, attrFlags)
-//   value null → FSCONFIG_SET_FLAG; string → FSCONFIG_SET_STRING.
+// fsconfig copies a string value with strndup_user(value, 256): 255 bytes
+// and the NUL. Measured on 6.18: a 256-byte lowerdir+ is EINVAL with no
+// message, which is why layer directories go by fd (below).
+static const size_t kMaxFsconfigString = 255;
+
+// One directory parameter (lowerdir+, upperdir, workdir…) given by fd, so
+// the path's length never matters. Kernels whose overlay takes files
+// (FSCONFIG_SET_FD; 6.18 measured, O_PATH fds included) get the fd itself;
+// older ones refuse it (EINVAL "Bad value", or EBADF for an O_PATH fd) and
+// get "/proc/self/fd/N" as a string instead: short, and resolved by the
+// kernel at fsconfig time while the fd is still open. `via` forces one way
+// (tests exercise the fallback on kernels that would take the fd).
+enum class Via { Auto, Fd, ProcFd };
+
+static void SetDirParam(const Napi::Env& env, int fsfd, const std::string& key, const std::string& dir, Via via) {
+  FdGuard d;
+  d.fd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (d.fd < 0) ThrowErrno(env, errno, "open", dir, key);
+  if (via != Via::ProcFd) {
+    if (sys_fsconfig(fsfd, FSCONFIG_SET_FD, key.c_str(), nullptr, d.fd) == 0) return;
+    int err = errno;
+    std::string msg = DrainMessages(fsfd);
+    if (via == Via::Fd || (err != EINVAL && err != EBADF)) ThrowErrno(env, err, "fsconfig", key + "=" + dir, msg);
+  }
+  std::string proc = "/proc/self/fd/" + std::to_string(d.fd);
+  if (sys_fsconfig(fsfd, FSCONFIG_SET_STRING, key.c_str(), proc.c_str(), 0) < 0) {
+    int err = errno;
+    ThrowErrno(env, err, "fsconfig", key + "=" + dir, DrainMessages(fsfd));
+  }
+}
+
+// fsMount(fstype, params: [key, value][], target, attrFlags)
+//   value null/undefined → FSCONFIG_SET_FLAG;
+//   string|Buffer        → FSCONFIG_SET_STRING (at most 255 bytes);
+//   {dir, via?}          → the directory by fd (see SetDirParam).
 static Napi::Value FsMount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsString() || !info[3].IsNumber()) {
-    throw Napi::TypeError::New(env, "fsMount(fstype: string, params: [string, string|null][], target: string, attrFlags: number)");
-  }
-  std::string fstype = info[0].As<Napi::String>();
+  std::string fstype = BytesArg(info, 0, "fstype");
+  if (info.Length() < 2 || !info[1].IsArray()) throw ArgTypeError(env, "params must be an array of [key, value]");
   Napi::Array params = info[1].As<Napi::Array>();
-  std::string target = info[2].As<Napi::String>();
-  unsigned attrs = info[3].As<Napi::Number>().Uint32Value();
+  std::string target = BytesArg(info, 2, "target");
+  unsigned attrs = FlagsArg(info, 3, "attrFlags",
+                            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOATIME |
+                                MOUNT_ATTR_STRICTATIME | MOUNT_ATTR_NODIRATIME);
 
   FdGuard fs;
   fs.fd = sys_fsopen(fstype.c_str(), FSOPEN_CLOEXEC);
   if (fs.fd < 0) ThrowErrno(env, errno, "fsopen", fstype);
 
   for (uint32_t i = 0; i < params.Length(); i++) {
-    Napi::Array kv = params.Get(i).As<Napi::Array>();
-    std::string key = kv.Get(uint32_t(0)).As<Napi::String>();
+    Napi::Value entry = params.Get(i);
+    if (!entry.IsArray()) throw ArgTypeError(env, "params[" + std::to_string(i) + "] must be [key, value]");
+    Napi::Array kv = entry.As<Napi::Array>();
+    std::string key = BytesValue(env, kv.Get(uint32_t(0)), "param key");
     Napi::Value v = kv.Get(uint32_t(1));
-    int rc;
-    std::string value;
     if (v.IsNull() || v.IsUndefined()) {
-      rc = sys_fsconfig(fs.fd, FSCONFIG_SET_FLAG, key.c_str(), nullptr, 0);
-    } else {
-      value = v.As<Napi::String>();
-      rc = sys_fsconfig(fs.fd, FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
+      if (sys_fsconfig(fs.fd, FSCONFIG_SET_FLAG, key.c_str(), nullptr, 0) < 0) {
+        int err = errno;
+        ThrowErrno(env, err, "fsconfig", key, DrainMessages(fs.fd));
+      }
+      continue;
     }
-    if (rc < 0) {
+    if (v.IsObject() && !v.IsBuffer() && !v.IsArray()) {
+      Napi::Object o = v.As<Napi::Object>();
+      std::string dir = BytesValue(env, o.Get("dir"), "param " + key + " dir");
+      Napi::Value viaValue = o.Get("via");
+      Via via = Via::Auto;
+      if (viaValue.IsString()) {
+        std::string s = viaValue.As<Napi::String>();
+        if (s == "fd") via = Via::Fd;
+        else if (s == "procfd") via = Via::ProcFd;
+        else throw ArgError(Napi::TypeError::New(env, "via must be \"fd\" or \"procfd\""), "ERR_INVALID_ARG_VALUE");
+      } else if (!viaValue.IsUndefined()) {
+        throw ArgTypeError(env, "via must be a string");
+      }
+      SetDirParam(env, fs.fd, key, dir, via);
+      continue;
+    }
+    std::string value = BytesValue(env, v, "param " + key + " value");
+    if (value.size() > kMaxFsconfigString) {
+      // Say so instead of the kernel's bare EINVAL.
+      ThrowErrno(env, ENAMETOOLONG, "fsconfig", key,
+                 "value is " + std::to_string(value.size()) + " bytes; fsconfig takes at most " + std::to_string(kMaxFsconfigString));
+    }
+    if (sys_fsconfig(fs.fd, FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0) < 0) {
       int err = errno;
-      std::string msg = DrainMessages(fs.fd);
-      ThrowErrno(env, err, "fsconfig", key + (value.empty() ? "" : "=" + value), msg);
+      ThrowErrno(env, err, "fsconfig", key + "=" + value, DrainMessages(fs.fd));
     }
   }
   if (sys_fsconfig(fs.fd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) < 0) {

@@ -5,25 +5,26 @@
 #include <string>
 #include <sys/mount.h>
 
+#include "args.h"
 #include "errno-error.h"
 
 namespace tsgraph {
 
-// mount(source, target, fstype, flags, data)
+// mount(source, target, fstype, flags, data): source, fstype and data may be
+// null (the syscall's NULL); flags are the MS_* bits, all below 2^32.
 static Napi::Value Mount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 5 || !info[1].IsString() || !info[3].IsNumber()) {
-    throw Napi::TypeError::New(env, "mount(source: string|null, target: string, fstype: string|null, flags: number, data: string|null)");
-  }
-  auto opt = [](const Napi::Value& v) -> std::string { return v.IsString() ? std::string(v.As<Napi::String>()) : std::string(); };
-  std::string source = opt(info[0]), target = opt(info[1]), fstype = opt(info[2]), data = opt(info[4]);
-  unsigned long flags = static_cast<unsigned long>(info[3].As<Napi::Number>().Int64Value());
+  std::string source, target = BytesArg(info, 1, "target"), fstype, data;
+  bool hasSource = OptBytesArg(info, 0, "source", source);
+  bool hasFstype = OptBytesArg(info, 2, "fstype", fstype);
+  unsigned long flags = U32Arg(info, 3, "flags");
+  bool hasData = OptBytesArg(info, 4, "data", data);
   if (data.size() >= 4096) {
     // One page is all the kernel reads; refuse rather than let it truncate.
     ThrowErrno(env, E2BIG, "mount", target, "mount data longer than 4095 bytes");
   }
-  if (mount(info[0].IsString() ? source.c_str() : nullptr, target.c_str(), info[2].IsString() ? fstype.c_str() : nullptr, flags,
-            info[4].IsString() ? data.c_str() : nullptr) != 0) {
+  if (mount(hasSource ? source.c_str() : nullptr, target.c_str(), hasFstype ? fstype.c_str() : nullptr, flags,
+            hasData ? data.c_str() : nullptr) != 0) {
     ThrowErrno(env, errno, "mount", target);
   }
   return env.Undefined();
@@ -32,11 +33,9 @@ static Napi::Value Mount(const Napi::CallbackInfo& info) {
 // umount2(target, flags)
 static Napi::Value Umount2(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
-    throw Napi::TypeError::New(env, "umount2(target: string, flags: number)");
-  }
-  std::string target = info[0].As<Napi::String>();
-  if (umount2(target.c_str(), info[1].As<Napi::Number>().Int32Value()) != 0) ThrowErrno(env, errno, "umount2", target);
+  std::string target = BytesArg(info, 0, "target");
+  int flags = static_cast<int>(FlagsArg(info, 1, "flags", MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW));
+  if (umount2(target.c_str(), flags) != 0) ThrowErrno(env, errno, "umount2", target);
   return env.Undefined();
 }
 

@@ -35,12 +35,27 @@ export function native(): NativeBinding {
   return cached;
 }
 
-/** The mount, xattr and mknod part of the addon (see native/*.cc). */
+/**
+ * One fsconfig parameter value: null sets a flag; a string (at most 255
+ * bytes: the kernel's limit, refused with ENAMETOOLONG past it) is
+ * FSCONFIG_SET_STRING; `{ dir }` passes a directory by fd, so its path length
+ * does not matter (`via` forces the fd or the /proc/self/fd/N fallback).
+ */
+export type FsParamValue = string | Buffer | null | { dir: string | Buffer; via?: 'fd' | 'procfd' };
+
+/**
+ * The mount, xattr and mknod part of the addon (see native/*.cc). Every
+ * function checks its arguments: a string or Buffer holding a NUL is a
+ * TypeError with code ERR_INVALID_ARG_VALUE, a number that is not an integer
+ * in its C type's range (or has unknown flag bits) a RangeError with code
+ * ERR_OUT_OF_RANGE. Failed syscalls throw errors shaped like Node's fs ones,
+ * with a symbolic `code` (ENOTBLK…, "UNKNOWN" when nobody names the errno).
+ */
 export interface NativeFs {
-  fsMount(fstype: string, params: Array<[string, string | null]>, target: string, attrFlags: number): void;
+  fsMount(fstype: string, params: Array<[string, FsParamValue]>, target: string | Buffer, attrFlags: number): void;
   hasNewMountApi(): boolean;
-  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
-  umount2(target: string, flags: number): void;
+  mount(source: string | Buffer | null, target: string | Buffer, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string | Buffer, flags: number): void;
   /** Paths may be Buffers (names are bytes); every string or Buffer with a NUL is refused. */
   mknod(path: string | Buffer, mode: number, major: number, minor: number): void;
   lgetxattr(path: string | Buffer, name: string): Buffer | null;

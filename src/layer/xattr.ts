@@ -2,22 +2,42 @@
  * Extended attributes through the native l*xattr calls: never following
  * symlinks, so an image's symlink cannot redirect a metadata write.
  */
+import { TsgraphError } from '../errors.js';
 import { nativeFs } from '../native.js';
+
+/**
+ * The binding refuses a name with a NUL byte (C would cut it short and act
+ * on another attribute). Only image content (PAX SCHILY.xattr.* records)
+ * can carry one, so say which attribute of the layer was refused.
+ */
+function refusedArgument<T>(name: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_INVALID_ARG_VALUE') {
+      throw new TsgraphError('TSG_INVALID_LAYER', `extended attribute ${JSON.stringify(name)} refused: ${(err as Error).message}`, {
+        cause: err,
+        data: { xattr: name },
+      });
+    }
+    throw err;
+  }
+}
 
 export function listXattrs(path: string | Buffer): string[] {
   return nativeFs().llistxattr(path);
 }
 
 export function getXattr(path: string | Buffer, name: string): Buffer | null {
-  return nativeFs().lgetxattr(path, name);
+  return refusedArgument(name, () => nativeFs().lgetxattr(path, name));
 }
 
 export function setXattr(path: string | Buffer, name: string, value: Buffer | string): void {
-  nativeFs().lsetxattr(path, name, Buffer.isBuffer(value) ? value : Buffer.from(value), 0);
+  refusedArgument(name, () => nativeFs().lsetxattr(path, name, Buffer.isBuffer(value) ? value : Buffer.from(value), 0));
 }
 
 export function removeXattr(path: string | Buffer, name: string): void {
-  nativeFs().lremovexattr(path, name);
+  refusedArgument(name, () => nativeFs().lremovexattr(path, name));
 }
 
 /** All xattrs of a path as name → value. */

@@ -3,12 +3,15 @@
  *
  * Overlay goes through the new mount API with one `lowerdir+` per layer:
  * mount(2)'s option string is cut at one page and, past it, the kernel has
- * been measured to mount the wrong layers without an error. Kernel errors
- * come back with the fs context's own message and are mapped to TsgraphError.
+ * been measured to mount the wrong layers without an error. Layer dirs go by
+ * fd, not by name: fsconfig takes at most 255 bytes per string, so by name a
+ * root longer than ~170 bytes made every overlay mount a bare EINVAL.
+ * Kernel errors come back with the fs context's own message and are mapped
+ * to TsgraphError.
  */
 import * as fs from 'node:fs';
-import { BusyError, NotFoundError, TsgraphError, UnsupportedError } from '../errors.js';
-import { nativeFs } from '../native.js';
+import { BusyError, NotFoundError, TsgraphError, UnsupportedError, UsageError } from '../errors.js';
+import { type FsParamValue, nativeFs } from '../native.js';
 import { type MountSpec, MAX_OVERLAY_LOWERS, type OverlayMountSpec } from './mount-spec.js';
 import { isMountPoint } from './mountinfo.js';
 
@@ -34,6 +37,16 @@ function mapError(err: unknown, what: string, target: string): TsgraphError {
   }
   if (e.code === 'ENOENT') return new NotFoundError('TSG_NOT_FOUND', `${what}: ${e.message}`, { cause: err, data });
   if (e.code === 'EBUSY') return new BusyError('TSG_IN_USE', `${what}: ${target} is busy${detail}`, { cause: err, data });
+  if (e.code === 'ENAMETOOLONG' || e.code === 'E2BIG') {
+    return new UnsupportedError('TSG_UNSUPPORTED', `${what}: a path or option is too long for the kernel (${e.message}); use a shorter --root`, {
+      cause: err,
+      data,
+    });
+  }
+  if (typeof e.code === 'string' && /^ERR_(INVALID_ARG|OUT_OF_RANGE)/.test(e.code)) {
+    // The binding refused an argument (a NUL byte, a number out of range) before any syscall.
+    return new UsageError('TSG_USAGE', `${what}: ${e.message}`, { cause: err, data });
+  }
   if (e.code === 'EPERM' || e.code === 'EACCES') {
     return new UnsupportedError('TSG_UNSUPPORTED', `${what}: not permitted (mounting needs root / CAP_SYS_ADMIN)${detail}`, { cause: err, data });
   }
@@ -50,11 +63,12 @@ function mountOverlay(spec: OverlayMountSpec, target: string, options: MountOpti
       { data: { lowers: spec.lowers.length, limit: MAX_OVERLAY_LOWERS } },
     );
   }
-  const params: Array<[string, string | null]> = [['source', 'tsgraph']];
-  for (const lower of spec.lowers) params.push(['lowerdir+', lower]);
+  const params: Array<[string, FsParamValue]> = [['source', 'tsgraph']];
+  for (const lower of spec.lowers) params.push(['lowerdir+', { dir: lower }]);
   if (spec.upper) {
-    params.push(['upperdir', spec.upper]);
-    params.push(['workdir', spec.work ?? '']);
+    if (!spec.work) throw new TsgraphError('TSG_INTERNAL', 'overlay mount with an upper but no work dir');
+    params.push(['upperdir', { dir: spec.upper }]);
+    params.push(['workdir', { dir: spec.work }]);
   }
   for (const opt of spec.options) {
     const eq = opt.indexOf('=');
@@ -164,7 +178,7 @@ export function hasNewMountApi(): boolean {
 export function tryKernelOverlayLowers(lowers: string[], target: string): string | undefined {
   const n = nativeFs();
   try {
-    n.fsMount('overlay', lowers.map((l) => ['lowerdir+', l] as [string, string]), target, n.mountApiConstants.MOUNT_ATTR_RDONLY);
+    n.fsMount('overlay', lowers.map((l): [string, FsParamValue] => ['lowerdir+', { dir: l }]), target, n.mountApiConstants.MOUNT_ATTR_RDONLY);
   } catch (err) {
     const e = err as { detail?: string; message: string };
     return (e.detail ?? e.message).replace(/^e overlay: /, '').trim();
