@@ -12,7 +12,8 @@ import * as fs from 'node:fs';
 import type { Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { type Digest, digestOfHasher, newHasher } from '../digest.js';
-import { IntegrityError } from '../errors.js';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { IntegrityError, throwIfAborted } from '../errors.js';
 import { fsyncDir } from '../util/fs-atomic.js';
 import { writeAll } from '../util/fs-helpers.js';
 import type { FileLock } from '../store/lock.js';
@@ -58,13 +59,25 @@ export class IngestWriter {
       fs.rmSync(dataPath, { force: true });
     }
     this.#fd = fs.openSync(dataPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
-    this.#offset = this.#rehash();
+    this.#sameTarget = sameTarget;
+  }
+
+  #sameTarget: boolean;
+
+  /**
+   * @internal ContentStore.writer() calls this once: hashes what a previous
+   * writer left (so we can append to it) and records the target.
+   */
+  async resume(signal?: AbortSignal): Promise<void> {
+    this.#offset = await this.#rehash(signal);
+    const { expected, ref } = this;
     if (expected.size !== undefined && this.#offset > expected.size) this.reset();
-    if (!sameTarget || this.#offset === 0) {
-      fs.writeFileSync(join(paths.dir, 'ref'), ref);
-      fs.writeFileSync(join(paths.dir, 'expected'), expected.digest);
-      fs.writeFileSync(join(paths.dir, 'total'), expected.size === undefined ? '' : String(expected.size));
-      fs.writeFileSync(join(paths.dir, 'startedat'), new Date().toISOString());
+    if (!this.#sameTarget || this.#offset === 0) {
+      const dir = this.paths.dir;
+      fs.writeFileSync(join(dir, 'ref'), ref);
+      fs.writeFileSync(join(dir, 'expected'), expected.digest);
+      fs.writeFileSync(join(dir, 'total'), expected.size === undefined ? '' : String(expected.size));
+      fs.writeFileSync(join(dir, 'startedat'), new Date().toISOString());
     }
   }
 
@@ -74,15 +87,21 @@ export class IngestWriter {
   }
 
   // Feeds what a previous writer left into the hash so we can append to it.
-  #rehash(): number {
+  // A partial layer can be gigabytes: yield to the event loop every 64 MiB so
+  // a signal is handled (and the abort honoured) instead of waiting for the end.
+  async #rehash(signal?: AbortSignal): Promise<number> {
     const fd = this.#fd!;
     const buf = Buffer.allocUnsafe(1 << 20);
     let pos = 0;
-    for (;;) {
+    for (let i = 1; ; i++) {
       const n = fs.readSync(fd, buf, 0, buf.length, pos);
       if (n === 0) break;
       this.#hash.update(buf.subarray(0, n));
       pos += n;
+      if (i % 64 === 0) {
+        await yieldToLoop();
+        throwIfAborted(signal);
+      }
     }
     return pos;
   }

@@ -132,8 +132,9 @@ export class ContentStore {
     this.#reclaimOnce();
     const key = sha256Hex(ref);
     const lock = await acquireLock(this.lockDir, `ingest-${key}`, { signal: options.signal, timeoutMs: 10 * 60_000 });
+    let w: IngestWriter;
     try {
-      return new IngestWriter(ref, expected, {
+      w = new IngestWriter(ref, expected, {
         dir: join(this.ingestDir, key),
         blobPath: this.blobPath(expected.digest),
         blobsDir: this.blobsDir,
@@ -142,6 +143,13 @@ export class ContentStore {
       lock.release();
       throw err;
     }
+    try {
+      await w.resume(options.signal);
+    } catch (err) {
+      w.close(); // keeps the partial data for the next resume, lets go of the lock
+      throw err;
+    }
+    return w;
   }
 
   /** Stores in-memory bytes (manifests, configs) after checking them. */

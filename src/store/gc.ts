@@ -8,6 +8,7 @@
  * mounts and commits hold it shared, so gc never sees their half-registered
  * content.
  */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { ContentStore } from '../content/store.js';
 import { type Digest, isDigest } from '../digest.js';
 import { chainIds } from '../layer/chain.js';
@@ -75,6 +76,9 @@ export async function collectGarbage(
   };
   const doomed = [...metas.values()].filter((m) => !keepLayers.has(m.chainId)).sort((a, b) => depth(b) - depth(a));
   for (const m of doomed) {
+    // Removing a layer is sync work behind an await (microtasks only): yield to
+    // the event loop between layers so SIGINT/SIGTERM handlers and their watchdog run.
+    await yieldToLoop();
     if (!dryRun) {
       try {
         const id = LayerStore.driverId(m.chainId);
@@ -98,7 +102,9 @@ export async function collectGarbage(
     report.ingestBytes += ing.offset;
     report.bytes += ing.offset;
   }
+  let n = 0;
   for (const b of [...content.walk()]) {
+    if (++n % 256 === 0) await yieldToLoop();
     if (keepBlobs.has(b.digest) || !isDigest(b.digest)) continue;
     if (!dryRun) content.delete(b.digest);
     report.blobs.push(b);
