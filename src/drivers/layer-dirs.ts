@@ -3,13 +3,20 @@
  * `<home>/layers/<id>/` holding the driver's data and `meta.json` (parent,
  * kind, mount count). New layers are staged under a temp name and renamed
  * into place, so a crash never leaves a half-made layer under its real id.
- * Changes to meta go through a driver-wide flock.
+ * Changes to meta go through a driver-wide flock, held only for short steps:
+ * slow work (copying a parent tree, deleting a layer) runs outside it, in a
+ * dir this process flocks (cleanup skips flocked dirs: a live process owns them).
+ *
+ * Mount counts follow "intent first": the count is written before the mount
+ * exists and after it is gone, so a crash leaves at worst a count without a
+ * mount. Before every use the count is reconciled with mountinfo both ways.
  */
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { BusyError, NotFoundError, TsgraphError, UsageError } from '../errors.js';
-import { acquireLock, type FileLock } from '../store/lock.js';
+import { acquireLock, type FileLock, tryLockDir } from '../store/lock.js';
+import { crashPoint, pausePoint } from '../util/crash-point.js';
 import { fsyncDir, readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
 import { isMountPoint, unmount } from '../mount/index.js';
 
@@ -27,19 +34,26 @@ export interface LayerMeta {
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const STAGING = '.staging-';
 const REMOVING = '.removing-';
+/** Bound on mounts stacked on one target that reconciliation takes off. */
+const MAX_STACKED = 64;
+
+/** Takes every mount off `target` (lazily: nobody counted them, nobody should hold them). */
+function detachAll(target: string): void {
+  for (let i = 0; i < MAX_STACKED && isMountPoint(target); i++) unmount(target, { detach: true });
+}
 
 export class LayerDirs {
+  readonly home: string;
   readonly layersDir: string;
   readonly lockDir: string;
 
   /** `subdir`: where per-layer dirs live (aufs keeps docker's `layers/` name for its parent lists). */
-  constructor(
-    readonly home: string,
-    subdir = 'layers',
-  ) {
-    this.layersDir = join(home, subdir);
-    this.lockDir = join(home, 'locks');
-    fs.mkdirSync(this.layersDir, { recursive: true, mode: 0o700 });
+  constructor(home: string, subdir = 'layers') {
+    fs.mkdirSync(join(home, subdir), { recursive: true, mode: 0o700 });
+    // mountinfo lists resolved paths: a home reached through a symlink would never match, and every acquire would take a live mount for a stale count.
+    this.home = fs.realpathSync(home);
+    this.layersDir = join(this.home, subdir);
+    this.lockDir = join(this.home, 'locks');
   }
 
   static checkId(id: string): void {
@@ -102,11 +116,18 @@ export class LayerDirs {
   }
 
   /**
-   * Deletes staging / half-removed dirs, first detaching any mount left on
-   * their `merged/` (a crash between mount and record).
+   * Deletes staging / half-removed dirs of dead processes, first detaching any
+   * mount left on their `merged/`. Runs at every store open, so it never
+   * waits: while another process holds the driver lock, the next run cleans.
    */
   async cleanup(unmountMerged: (mergedDir: string) => void): Promise<void> {
-    await this.locked(() => this.cleanupLeftovers((dir) => unmountMerged(join(dir, 'merged'))));
+    const lock = await acquireLock(this.lockDir, 'layers', { timeoutMs: 0 }).catch(() => undefined);
+    if (!lock) return;
+    try {
+      this.cleanupLeftovers((dir) => unmountMerged(join(dir, 'merged')));
+    } finally {
+      lock.release();
+    }
   }
 
   /**
@@ -122,32 +143,99 @@ export class LayerDirs {
     LayerDirs.checkId(id);
     if (this.exists(id)) throw new BusyError('TSG_EXISTS', `layer ${id} already exists`, { data: { id } });
     const parentMeta = parent === undefined ? undefined : this.meta(parent);
-    const staging = join(this.layersDir, `${STAGING}${id}-${randomBytes(4).toString('hex')}`);
-    fs.mkdirSync(staging, { mode: 0o700 });
+    const staging = this.#newStaging(id);
     try {
-      await fill(staging, parentMeta);
-      const meta: LayerMeta = {
-        id,
-        parent,
-        readWrite,
-        depth: (parentMeta?.depth ?? 0) + 1,
-        mounts: 0,
-        created: new Date().toISOString(),
-      };
-      writeJsonAtomic(join(staging, 'meta.json'), meta);
-      fs.renameSync(staging, join(this.layersDir, id));
+      await fill(staging.dir, parentMeta);
+      const meta = this.#stagedMeta(staging.dir, id, parent, readWrite, parentMeta);
+      fs.renameSync(staging.dir, join(this.layersDir, id));
       fsyncDir(this.layersDir);
       return meta;
     } catch (err) {
-      fs.rmSync(staging, { recursive: true, force: true });
+      fs.rmSync(staging.dir, { recursive: true, force: true });
       throw err;
+    } finally {
+      staging.lock.release();
     }
   }
 
-  /** The meta of `id`, with a reference count reset when its mount is gone (the holder crashed). */
+  /**
+   * Like create(), but the caller holds no lock and `fill` may be slow (vfs
+   * and btrfs copy the parent's tree): it runs in a staging dir this process
+   * flocks, with the parent's dir flocked shared so the parent cannot be
+   * removed meanwhile; the driver lock is taken only to register the layer
+   * (a rename). Readers and other creations never wait on the copy.
+   */
+  async build(
+    id: string,
+    parent: string | undefined,
+    readWrite: boolean,
+    fill: (staging: string, parentMeta: LayerMeta | undefined) => void | Promise<void>,
+  ): Promise<LayerMeta> {
+    LayerDirs.checkId(id);
+    if (this.exists(id)) throw new BusyError('TSG_EXISTS', `layer ${id} already exists`, { data: { id } });
+    let pin: FileLock | undefined;
+    if (parent !== undefined) {
+      pin = this.exists(parent) ? tryLockDir(this.dir(parent), { shared: true }) : undefined;
+      if (!pin) throw new NotFoundError('TSG_NOT_FOUND', `layer ${parent} does not exist (or is being removed)`, { data: { id: parent } });
+    }
+    try {
+      const parentMeta = parent === undefined ? undefined : this.meta(parent);
+      const staging = this.#newStaging(id);
+      try {
+        await fill(staging.dir, parentMeta);
+        pausePoint('layer-create:filled');
+        const meta = this.#stagedMeta(staging.dir, id, parent, readWrite, parentMeta);
+        await this.locked(() => {
+          if (this.exists(id)) throw new BusyError('TSG_EXISTS', `layer ${id} already exists`, { data: { id } });
+          fs.renameSync(staging.dir, join(this.layersDir, id));
+          fsyncDir(this.layersDir);
+        });
+        return meta;
+      } catch (err) {
+        fs.rmSync(staging.dir, { recursive: true, force: true });
+        throw err;
+      } finally {
+        staging.lock.release();
+      }
+    } finally {
+      pin?.release();
+    }
+  }
+
+  /** A fresh staging dir, flocked by this process so cleanup leaves it alone. */
+  #newStaging(id: string): { dir: string; lock: FileLock } {
+    const dir = join(this.layersDir, `${STAGING}${id}-${randomBytes(4).toString('hex')}`);
+    fs.mkdirSync(dir, { mode: 0o700 });
+    const lock = tryLockDir(dir);
+    if (!lock) throw new TsgraphError('TSG_INTERNAL', `cannot lock new staging dir ${dir}`);
+    return { dir, lock };
+  }
+
+  #stagedMeta(staging: string, id: string, parent: string | undefined, readWrite: boolean, parentMeta: LayerMeta | undefined): LayerMeta {
+    const meta: LayerMeta = {
+      id,
+      parent,
+      readWrite,
+      depth: (parentMeta?.depth ?? 0) + 1,
+      mounts: 0,
+      created: new Date().toISOString(),
+    };
+    writeJsonAtomic(join(staging, 'meta.json'), meta);
+    return meta;
+  }
+
+  /**
+   * The meta of `id` with its count reconciled with mountinfo: a count
+   * without a mount (the holder crashed around a mount or unmount) is reset;
+   * a mount without a count (a crash by an older tsgraph between mount and
+   * count) is detached, since nobody was ever given it and mounting on top
+   * would stack a second mount that one unmount leaves behind.
+   */
   #liveMeta(id: string, target: string): LayerMeta {
     const meta = this.meta(id);
-    if (meta.mounts > 0 && !isMountPoint(target)) meta.mounts = 0;
+    const mounted = isMountPoint(target);
+    if (meta.mounts > 0 && !mounted) meta.mounts = 0;
+    else if (meta.mounts === 0 && mounted) detachAll(target);
     return meta;
   }
 
@@ -158,9 +246,20 @@ export class LayerDirs {
   acquire(id: string, target: string, mountFirst: (meta: LayerMeta) => void): Promise<LayerMeta> {
     return this.locked(() => {
       const meta = this.#liveMeta(id, target);
-      if (meta.mounts === 0) mountFirst(meta);
       meta.mounts++;
+      // Intent first: the count is on disk before the mount exists.
       this.writeMeta(meta);
+      if (meta.mounts === 1) {
+        crashPoint('layer-mount:after-count');
+        try {
+          mountFirst(meta);
+        } catch (err) {
+          meta.mounts = 0;
+          this.writeMeta(meta);
+          throw err;
+        }
+        crashPoint('layer-mount:after-mount');
+      }
       return meta;
     });
   }
@@ -170,28 +269,50 @@ export class LayerDirs {
     return this.locked(() => {
       const meta = this.#liveMeta(id, target);
       meta.mounts = options.all ? 0 : Math.max(0, meta.mounts - 1);
-      if (meta.mounts === 0) unmount(target);
+      if (meta.mounts === 0) {
+        // Unmount before the count is written: a crash in between leaves a count without a mount, which #liveMeta resets.
+        unmount(target);
+        detachAll(target);
+        crashPoint('layer-umount:after-unmount');
+      }
       this.writeMeta(meta);
     });
   }
 
   /**
-   * Deletes `id` (under the lock): refused while it has children or live
-   * references; `beforeDelete` runs on the moved-aside dir (detach mounts,
-   * destroy subvolumes…).
+   * Deletes `id`: refused while it has children, live references, or a
+   * build() copying from it. Under the driver lock it is only renamed aside;
+   * `beforeDelete` (detach mounts, destroy subvolumes…) and the deletion run
+   * after, on the moved-aside dir, which stays flocked until it is gone.
    */
-  removeLayer(id: string, target: string, beforeDelete?: (dir: string) => void): Promise<void> {
-    return this.locked(() => {
+  async removeLayer(id: string, target: string, beforeDelete?: (dir: string) => void): Promise<void> {
+    const doomed = await this.locked(() => {
       const meta = this.meta(id);
       const live = this.#liveMeta(id, target);
       if (live.mounts !== meta.mounts) this.writeMeta(live);
-      this.remove(id, beforeDelete);
+      return this.#moveAside(live);
     });
+    try {
+      beforeDelete?.(doomed.dir);
+      fs.rmSync(doomed.dir, { recursive: true, force: true });
+    } finally {
+      doomed.lock.release();
+    }
   }
 
-  /** Refuses while children exist or while mounted; then moves aside and deletes. */
+  /** Refuses while children exist or while mounted; then moves aside and deletes. Caller holds the driver lock. */
   remove(id: string, beforeDelete?: (dir: string) => void): void {
-    const meta = this.meta(id);
+    const doomed = this.#moveAside(this.meta(id));
+    try {
+      beforeDelete?.(doomed.dir);
+      fs.rmSync(doomed.dir, { recursive: true, force: true });
+    } finally {
+      doomed.lock.release();
+    }
+  }
+
+  #moveAside(meta: LayerMeta): { dir: string; lock: FileLock } {
+    const id = meta.id;
     const kids = this.children(id);
     if (kids.length) {
       throw new BusyError('TSG_IN_USE', `layer ${id} has ${kids.length} child layer(s) (${kids.slice(0, 3).join(', ')}); remove them first`, {
@@ -199,19 +320,32 @@ export class LayerDirs {
       });
     }
     if (meta.mounts > 0) throw new BusyError('TSG_IN_USE', `layer ${id} is mounted (${meta.mounts} reference(s))`, { data: { id } });
-    const doomed = join(this.layersDir, `${REMOVING}${id}-${randomBytes(4).toString('hex')}`);
-    fs.renameSync(this.dir(id), doomed);
-    beforeDelete?.(doomed);
-    fs.rmSync(doomed, { recursive: true, force: true });
+    // Exclusive on the layer's own dir: refused while a build() copies from it (it holds the dir shared).
+    const lock = tryLockDir(this.dir(id));
+    if (!lock) throw new BusyError('TSG_IN_USE', `layer ${id} is being copied into a new layer`, { data: { id } });
+    const dir = join(this.layersDir, `${REMOVING}${id}-${randomBytes(4).toString('hex')}`);
+    try {
+      fs.renameSync(this.dir(id), dir);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    return { dir, lock };
   }
 
-  /** Deletes staging and half-removed dirs left by crashes. */
+  /** Deletes staging and half-removed dirs left by crashes (a dir a live process flocks is in use: skipped). */
   cleanupLeftovers(beforeDelete?: (dir: string) => void): void {
     for (const n of fs.readdirSync(this.layersDir)) {
       if (n.startsWith(STAGING) || n.startsWith(REMOVING)) {
         const dir = join(this.layersDir, n);
-        beforeDelete?.(dir);
-        fs.rmSync(dir, { recursive: true, force: true });
+        const lock = tryLockDir(dir);
+        if (!lock) continue;
+        try {
+          beforeDelete?.(dir);
+          fs.rmSync(dir, { recursive: true, force: true });
+        } finally {
+          lock.release();
+        }
       }
     }
   }

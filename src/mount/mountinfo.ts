@@ -35,7 +35,13 @@ export function readMountInfo(): MountInfo[] {
   return out;
 }
 
-/** True when something is mounted exactly at `path`. */
+/** True when something is mounted exactly at `path` (compared resolved: mountinfo lists real paths). */
 export function isMountPoint(path: string): boolean {
-  return readMountInfo().some((m) => m.mountPoint === path);
+  let real = path;
+  try {
+    real = fs.realpathSync(path);
+  } catch {
+    /* gone or unreadable: compare as given */
+  }
+  return readMountInfo().some((m) => m.mountPoint === real);
 }

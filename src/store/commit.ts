@@ -3,8 +3,10 @@
  *   changes → layer tar → (sha256 = diffId) → gzip|zstd|none → content store
  *   base config + diff_id + history + --change → new config
  *   base layers + the new one → an OCI manifest → content store → image record
- * Where the driver keeps layers as diffs (overlay), the container's upper is
- * copied in as the new image layer instead of unpacking the blob again.
+ * The new image layer in the driver is unpacked from the committed blob (its
+ * diffId checked), never copied from the live container: writes that land
+ * after the blob was made would otherwise make the stored layer differ from
+ * its blob and diffId.
  */
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -13,13 +15,12 @@ import type { ContentStore } from '../content/store.js';
 import { type Digest, hexOf, sha256 } from '../digest.js';
 import { HashStream } from '../util/hash-stream.js';
 import { UsageError } from '../errors.js';
-import { chainIds } from '../layer/chain.js';
 import { applyChange, type RunConfig } from '../oci/config-changes.js';
 import { type Compression, MediaType } from '../oci/media-types.js';
 import { imageConfigSchema, manifestSchema, parseJson } from '../oci/schemas.js';
 import { formatPlatform } from '../platform.js';
 import { formatReference, parseReference } from '../reference.js';
-import { copyTree } from '../util/copy-tree.js';
+import { pausePoint } from '../util/crash-point.js';
 import type { ContainerRecord } from './containers.js';
 import { diffLayer, diffTar } from './differ.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
@@ -38,8 +39,6 @@ export interface CommitResult {
   layer: { digest: Digest; diffId: Digest; size: number; mediaType: string };
   /** How the changes were found (native overlay upper, or tree comparison). */
   diffMethod: 'native' | 'naive';
-  /** True when the upper was copied in as the image layer (no re-unpack). */
-  reusedUpper: boolean;
 }
 
 const LAYER_TYPES: Record<Compression, string> = {
@@ -90,6 +89,7 @@ export async function commitContainer(
     writer.discard();
     throw err;
   }
+  pausePoint('commit:layer-written'); // tests: kill here, with the whole layer in its temp ingest
   const blob = writer.commit();
   const diffId = tap.digest;
   const mediaType = LAYER_TYPES[compression];
@@ -135,17 +135,9 @@ export async function commitContainer(
     pulledAt: now,
   };
 
-  // 3. The image layer in the driver: copy the upper where layers are diffs, else unpack the blob.
-  let reusedUpper = false;
-  const chain = chainIds(record.layers.map((l) => l.diffId));
-  const chainId = chain.at(-1)!;
-  if (diff.method === 'native' && driver.capabilities.layout === 'diff' && !layers.isComplete(chainId)) {
-    await layers.importLayer(chainId, chain.at(-2), { diffId, blob: blob.digest, size: blob.size }, (dir) =>
-      copyTree(driver.layerPaths(container.id).own, dir),
-    );
-    reusedUpper = true;
-  }
+  // 3. The image layer in the driver, from the blob's own bytes (the container may have changed since).
+  pausePoint('commit:after-blob');
   await layers.unpack(record, content);
   images.put(record);
-  return { image: record, layer: { digest: blob.digest, diffId, size: blob.size, mediaType }, diffMethod: diff.method, reusedUpper };
+  return { image: record, layer: { digest: blob.digest, diffId, size: blob.size, mediaType }, diffMethod: diff.method };
 }

@@ -1,13 +1,17 @@
 /**
  * Container layers: writable layers on top of an image, by name.
  * `meta/containers/<name>.json` holds the record; the driver holds the layer.
+ * A name is claimed atomically (link(2) of a complete temp record: exactly
+ * one of several racing processes wins) with `state: 'creating'`; the record
+ * loses that state only once its layer exists and is mounted. A record still
+ * `creating` whose creator is gone is a crash leftover (Mounter.repair).
  */
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Digest } from '../digest.js';
 import { BusyError, NotFoundError, UsageError } from '../errors.js';
-import { readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
+import { fsyncDir, readJsonIfExists, tempName, writeJsonAtomic } from '../util/fs-atomic.js';
 
 export interface ContainerRecord {
   name: string;
@@ -22,6 +26,8 @@ export interface ContainerRecord {
   /** Where get() put the root, the last time it was mounted. */
   path: string | undefined;
   createdAt: string;
+  /** `creating` from the claim until the layer is made and mounted; absent when ready. */
+  state?: 'creating' | undefined;
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
@@ -64,11 +70,35 @@ export class ContainerStore {
     writeJsonAtomic(join(this.dir, `${rec.name}.json`), rec);
   }
 
+  static exists(name: string): BusyError {
+    return new BusyError('TSG_EXISTS', `a container named ${name} already exists`, { data: { name } });
+  }
+
+  /**
+   * Claims `rec.name` atomically: the complete record is written to a temp
+   * file and hard-linked to its name, which fails with EEXIST for every
+   * process but one. Throws TSG_EXISTS when the name is taken.
+   */
   claim(rec: ContainerRecord): void {
     ContainerStore.checkName(rec.name);
     const path = join(this.dir, `${rec.name}.json`);
-    if (fs.existsSync(path)) throw new BusyError('TSG_EXISTS', `a container named ${rec.name} already exists`, { data: { name: rec.name } });
-    this.put(rec);
+    const tmp = tempName(path);
+    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+    try {
+      try {
+        fs.writeFileSync(fd, JSON.stringify(rec, null, 2) + '\n');
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.linkSync(tmp, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw ContainerStore.exists(rec.name);
+      throw err;
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+    fsyncDir(this.dir);
   }
 
   remove(name: string): void {

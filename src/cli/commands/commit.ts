@@ -25,7 +25,7 @@ export function commitCommand(): Command {
       const store = await openStore(g);
       const r = await store.commit(name, ref, { compress: flags.compress, changes: flags.change, message: flags.message, author: flags.author });
       if (g.json) {
-        printJson({ name: r.image.name, digest: r.image.manifestDigest, configDigest: r.image.configDigest, layer: r.layer, diffMethod: r.diffMethod, reusedUpper: r.reusedUpper });
+        printJson({ name: r.image.name, digest: r.image.manifestDigest, configDigest: r.image.configDigest, layer: r.layer, diffMethod: r.diffMethod });
       } else {
         writeErr(`layer ${r.layer.digest} (${formatBytes(r.layer.size)}, ${r.diffMethod} diff)\n`);
         writeOut(`${r.image.manifestDigest}\n`);

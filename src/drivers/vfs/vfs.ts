@@ -29,12 +29,15 @@ export class VfsDriver implements GraphDriver {
     return join(this.dirs.dir(id), 'root');
   }
 
+  /**
+   * Copying the parent's tree can take minutes: build() runs it without the
+   * driver-wide lock (only the final rename takes it), so other verbs, even
+   * read-only ones opening the store, never wait on it.
+   */
   async create(id: string, parent: string | undefined, options: CreateOptions = {}): Promise<void> {
-    return this.dirs.locked(async () => {
-      await this.dirs.create(id, parent, options.readWrite ?? false, (staging) => {
-        fs.mkdirSync(join(staging, 'merged'), { mode: 0o700 });
-        this.makeRoot(staging, parent, options.readWrite ?? false);
-      });
+    await this.dirs.build(id, parent, options.readWrite ?? false, (staging) => {
+      fs.mkdirSync(join(staging, 'merged'), { mode: 0o700 });
+      this.makeRoot(staging, parent, options.readWrite ?? false);
     });
   }
 
