@@ -13,13 +13,14 @@
  * store.close();
  * ```
  */
+import * as fs from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ContentStore } from '../content/store.js';
 import { openPrivateRoot, tightenTop } from '../util/private-root.js';
 import { BusyError, NotFoundError, UsageError } from '../errors.js';
-import { hexOf } from '../digest.js';
-import { acquireLock } from './lock.js';
+import { hexOf, sha256Hex } from '../digest.js';
+import { acquireFairLock, acquireLock, type FileLock } from './lock.js';
 import { collectGarbage, type GcReport } from './gc.js';
 import { commitContainer, type CommitOptions, type CommitResult } from './commit.js';
 import { diffLayer, type LayerDiff } from './differ.js';
@@ -40,6 +41,9 @@ import { formatReference, parseReference } from '../reference.js';
 import { type PullEvent, type PullResult, pullImage } from './pull.js';
 
 export const DEFAULT_ROOT = '/var/lib/tsgraph';
+
+/** How long gc, and the verbs that hold the gc lock shared, wait for each other. */
+const GC_LOCK_TIMEOUT_MS = 10 * 60_000;
 
 export interface StoreOptions {
   /** Store root; default `$TSGRAPH_ROOT` or /var/lib/tsgraph. */
@@ -102,13 +106,16 @@ export class Store {
 
   /** Opens (creating when needed) the store at `options.root`. */
   static async open(options: StoreOptions = {}): Promise<Store> {
-    const root = resolve(options.root ?? process.env.TSGRAPH_ROOT ?? DEFAULT_ROOT);
+    const given = resolve(options.root ?? process.env.TSGRAPH_ROOT ?? DEFAULT_ROOT);
     // Private (0700, ours), created without recursive mkdir (it spins on procfs): util/private-root.ts.
-    openPrivateRoot(root);
+    openPrivateRoot(given);
+    // Mount points are compared with mountinfo, which lists resolved paths: a root reached through a symlink is resolved once, here.
+    const root = fs.realpathSync(given);
     const driver = await selectDriver(root, options.driver ?? (process.env.TSGRAPH_DRIVER || undefined));
     const store = new Store(root, options, driver);
     tightenTop(root); // driver and meta dirs made just now
-    // A crash mid-unpack leaves layers marked incomplete: remove them now.
+    // A crash mid-mount leaves container records still `creating`, a crash mid-unpack layers marked incomplete: remove them now.
+    await store.#mounter.repair();
     await store.layers.repair();
     return store;
   }
@@ -193,7 +200,13 @@ export class Store {
   async mount(target: string, options: MountRequest = {}): Promise<MountResult> {
     return this.#shared(async () => {
       if (this.containers.get(target)) return this.#mounter.mountContainer(target, options);
-      return this.#mounter.mountImage(this.findImage(target), options);
+      // The image's lock, shared, until its container is recorded: rmi waits for it and then sees the container.
+      const { image, lock } = await this.#lockImage(target, true, options.signal);
+      try {
+        return await this.#mounter.mountImage(image, options);
+      } finally {
+        lock.release();
+      }
     });
   }
 
@@ -213,7 +226,16 @@ export class Store {
    * and blobs stay until `gc`.
    */
   async removeImage(ref: string, options: { force?: boolean } = {}): Promise<ImageRecord> {
-    const image = this.findImage(ref);
+    // Exclusive: a `mount` of this image still unpacking holds it shared and has not recorded its container yet.
+    const { image, lock } = await this.#lockImage(ref, false);
+    try {
+      return this.#removeImageLocked(image, options);
+    } finally {
+      lock.release();
+    }
+  }
+
+  #removeImageLocked(image: ImageRecord, options: { force?: boolean }): ImageRecord {
     const users = this.containers.list().filter((c) => c.image === image.name || c.imageDigest === image.manifestDigest);
     if (users.length && !options.force) {
       throw new BusyError('TSG_IN_USE', `image ${image.name} is used by container(s) ${users.map((u) => u.name).join(', ')} (rm them, or --force)`, {
@@ -225,8 +247,12 @@ export class Store {
   }
 
   /** Removes layers and blobs that no image or container references. */
-  async gc(options: { dryRun?: boolean } = {}): Promise<GcReport> {
-    const lock = await acquireLock(join(this.root, 'locks'), 'gc', { timeoutMs: 10 * 60_000 });
+  async gc(options: { dryRun?: boolean; lockTimeoutMs?: number } = {}): Promise<GcReport> {
+    // Fair: new pulls and mounts queue behind a waiting gc instead of starving it.
+    const lock = await acquireFairLock(join(this.root, 'locks'), 'gc', {
+      timeoutMs: options.lockTimeoutMs ?? GC_LOCK_TIMEOUT_MS,
+      what: `the gc lock of ${this.root} (pulls, mounts, commits, pushes and rm hold it while they run)`,
+    });
     try {
       return await collectGarbage({ content: this.content, images: this.images, layers: this.layers, containers: this.containers }, options);
     } finally {
@@ -253,12 +279,37 @@ export class Store {
 
   /** Runs `fn` holding the gc lock shared: gc waits until it is done. */
   async #shared<T>(fn: () => Promise<T>): Promise<T> {
-    const lock = await acquireLock(join(this.root, 'locks'), 'gc', { shared: true, timeoutMs: 10 * 60_000 });
+    const lock = await acquireFairLock(join(this.root, 'locks'), 'gc', {
+      shared: true,
+      timeoutMs: GC_LOCK_TIMEOUT_MS,
+      what: `the gc lock of ${this.root} (a gc is running or waiting)`,
+    });
     try {
       return await fn();
     } finally {
       lock.release();
     }
+  }
+
+  /**
+   * Finds image `ref` and takes its lock (`locks/image-<sha256 of name>`):
+   * shared by mounts creating a container from it, exclusive by rmi. The
+   * record is read again under the lock (rmi may have removed it meanwhile).
+   */
+  async #lockImage(ref: string, shared: boolean, signal?: AbortSignal): Promise<{ image: ImageRecord; lock: FileLock }> {
+    const found = this.findImage(ref);
+    const lock = await acquireLock(join(this.root, 'locks'), `image-${sha256Hex(found.name)}`, {
+      shared,
+      signal,
+      timeoutMs: GC_LOCK_TIMEOUT_MS,
+      what: `image ${found.name} (in use by a mount or rmi)`,
+    });
+    const image = this.images.get(found.name);
+    if (!image) {
+      lock.release();
+      throw new NotFoundError('TSG_NOT_FOUND', `image ${ref} is not in the store (pull it first)`, { data: { ref } });
+    }
+    return { image, lock };
   }
 
   /** Container layers with their mount state. */
