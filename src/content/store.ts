@@ -26,6 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { digestOfHasher, newHasher } from '../digest.js';
 import { fsyncDir } from '../util/fs-atomic.js';
+import { mkdirBounded } from '../util/private-root.js';
 import { writeAll } from '../util/fs-helpers.js';
 import { type BlobInfo, type ExpectedBlob, IngestWriter } from './ingest.js';
 
@@ -83,11 +84,9 @@ export class ContentStore {
     this.ingestDir = join(this.dir, 'ingest');
     this.lockDir = join(root, 'locks');
     // 0700: the content of private images must not be readable by other users (chmod: umask cannot loosen it).
+    // mkdirBounded, not a recursive mkdir: that one spins forever on some procfs paths.
     for (const d of [this.dir, join(this.dir, 'blobs'), this.blobsDir, this.ingestDir]) {
-      if (!fs.existsSync(d)) {
-        fs.mkdirSync(d, { recursive: true, mode: 0o700 });
-        fs.chmodSync(d, 0o700);
-      }
+      if (!fs.existsSync(d)) mkdirBounded(d, 'the content store');
     }
   }
 
