@@ -10,8 +10,8 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { hasNewMountApi, mount, tryKernelOverlayLowers, unmount } from '../mount/index.js';
 import { AUFS_REMEDY } from './aufs/aufs.js';
-import { OVERLAY_OPTIONS } from './overlay/overlay.js';
-import { backingFs, kernelHas, probeDType, probeIn, probeReflink, probeUserxattrNeeded, probeWhiteoutMknod } from './probe.js';
+import { OVERLAY_OPTIONS, probeOverlayMount } from './overlay/overlay.js';
+import { backingFs, kernelHas, layerLikeDirs, probeDType, probeIn, probeReflink, probeUserxattrNeeded, probeWhiteoutMknod } from './probe.js';
 
 export interface DoctorProbe {
   name: string;
@@ -33,19 +33,18 @@ function overlayParam(name: string): string {
   }
 }
 
-/** Mounts 500 and then 501 empty lowers to find the kernel's limit. */
+/**
+ * Mounts 500 and then 501 empty lowers to find the kernel's limit, with
+ * paths as long as the real layer dirs under this root (see layerLikeDirs).
+ */
 function maxLowers(root: string): DoctorProbe {
   const p = probeIn(root, 'max overlay lowers', (dir) => {
-    const lowers = Array.from({ length: 501 }, (_, i) => {
-      const d = join(dir, `l${i}`);
-      fs.mkdirSync(d);
-      return d;
-    });
-    fs.mkdirSync(join(dir, 'm'));
-    mount({ type: 'overlay', lowers: lowers.slice(0, 500), options: [] }, join(dir, 'm'), { readOnly: true });
-    unmount(join(dir, 'm'));
+    const lowers = layerLikeDirs(dir, 501, 'diff');
+    const [m] = layerLikeDirs(join(dir, 'c'), 1, 'merged');
+    mount({ type: 'overlay', lowers: lowers.slice(0, 500), options: [] }, m!, { readOnly: true });
+    unmount(m!);
     // Past tsgraph's own cap, ask the kernel directly what it allows.
-    const refusal = tryKernelOverlayLowers(lowers, join(dir, 'm'));
+    const refusal = tryKernelOverlayLowers(lowers, m!);
     return refusal ? `500 (501 refused by the kernel: ${refusal})` : '500 mount; the kernel also takes 501, tsgraph still stops at 500';
   });
   return { ...p, remedy: p.ok ? undefined : 'overlay mounts with many lowers fail here; use fewer layers or another driver' };
@@ -80,7 +79,10 @@ export function runDoctor(root: string): DoctorProbe[] {
   add({ name: 'overlay', ok: overlay, detail: overlay ? 'in /proc/filesystems' : 'not in /proc/filesystems', remedy: overlay ? undefined : 'modprobe overlay' });
   const api = hasNewMountApi();
   add({ name: 'new mount API', ok: api, detail: api ? 'fsopen/fsconfig/fsmount/move_mount' : 'fsopen is missing', remedy: api ? undefined : 'upgrade to Linux ≥ 5.2' });
-  if (overlay && api) add(maxLowers(root));
+  if (overlay && api) {
+    add(remedyIf(probeOverlayMount(root), 'overlay mounts fail here; tsgraph picks btrfs or vfs for this root'));
+    add(maxLowers(root));
+  }
   const fsType = backingFs(root);
   add({ name: 'backing filesystem', ok: fsType !== 'overlay' && fsType !== 'aufs', detail: `${root} is on ${fsType}`, remedy: fsType === 'overlay' ? 'put the root on a real filesystem (overlay on overlay fails)' : undefined });
   add(remedyIf(probeDType(root), 'reformat with d_type (xfs: ftype=1)'));

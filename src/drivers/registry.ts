@@ -13,7 +13,7 @@ import { OverlayDriver } from './overlay/overlay.js';
 import { VfsDriver } from './vfs/vfs.js';
 import { BtrfsDriver } from './btrfs/btrfs.js';
 import { AufsDriver } from './aufs/aufs.js';
-import { backingFs } from './probe.js';
+import { backingFs, cleanupProbes } from './probe.js';
 
 export const DRIVER_NAMES = ['overlay', 'btrfs', 'aufs', 'vfs'] as const;
 export type DriverName = (typeof DRIVER_NAMES)[number];
@@ -40,6 +40,9 @@ async function overlayWorks(root: string): Promise<boolean> {
 
 /** Picks and records the driver for `root`. */
 export async function selectDriver(root: string, requested?: string): Promise<GraphDriver> {
+  // Probe dirs a killed command left (doctor's in the root, status()'s in a
+  // driver home), whichever driver this root ends up with.
+  for (const dir of [root, ...DRIVER_NAMES.map((d) => join(root, d))]) cleanupProbes(dir);
   const recordPath = join(root, 'meta', 'driver');
   // A root from before meta/driver existed still tells by its data dir.
   const recorded = fs.existsSync(recordPath)

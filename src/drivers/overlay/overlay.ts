@@ -18,11 +18,28 @@ import { UnsupportedError } from '../../errors.js';
 import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { overlayFormat } from '../../layer/whiteout.js';
 import { hasNewMountApi, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
-import type { ApplyDiffOptions, CreateOptions, LayerPaths, PutOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
+import type { ApplyDiffOptions, CreateOptions, LayerPaths, PutOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver, Probe } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
-import { backingFs, kernelHas, probeDType, probeIn, probeUserxattrNeeded, probeWhiteoutMknod } from '../probe.js';
+import { crashPoint } from '../../util/crash-point.js';
+import { backingFs, cleanupProbes, kernelHas, layerLikeDirs, probeDType, probeIn, probeUserxattrNeeded, probeWhiteoutMknod } from '../probe.js';
 
 export const OVERLAY_OPTIONS = ['index=off', 'redirect_dir=off', 'metacopy=off'];
+
+/**
+ * Mounts a container-style overlay (two lowers, upper, work) in a probe dir,
+ * with the paths a real container mount has (a 64-hex id per layer): a root
+ * too long for the mount fails here, and then overlay is not picked.
+ */
+export function probeOverlayMount(home: string): Probe {
+  return probeIn(home, 'overlay mount', (dir) => {
+    const [l1, l2] = layerLikeDirs(dir, 2, 'diff');
+    const [upper, work, merged] = ['diff', 'work', 'merged'].map((leaf) => layerLikeDirs(join(dir, 'c'), 1, leaf)[0]!);
+    mount({ type: 'overlay', lowers: [l1!, l2!], upper, work, options: OVERLAY_OPTIONS }, merged!);
+    crashPoint('probe:overlay-mounted'); // tests: a kill here leaves a mounted probe dir behind
+    unmount(merged!);
+    return `mounts with ${OVERLAY_OPTIONS.join(',')} (layer paths ${Buffer.byteLength(upper!)} bytes)`;
+  });
+}
 
 export class OverlayDriver implements GraphDriver {
   readonly name = 'overlay';
@@ -117,17 +134,13 @@ export class OverlayDriver implements GraphDriver {
         ok: true,
         detail: 'on: mounts use redirect_dir=off,metacopy=off so uppers are plain diffs; an upper carrying redirect/metacopy xattrs falls back to the naive diff',
       },
-      probeIn(this.home, 'overlay mount', (dir) => {
-        for (const d of ['l1', 'l2', 'u', 'w', 'm']) fs.mkdirSync(join(dir, d));
-        mount({ type: 'overlay', lowers: [join(dir, 'l1'), join(dir, 'l2')], upper: join(dir, 'u'), work: join(dir, 'w'), options: OVERLAY_OPTIONS }, join(dir, 'm'));
-        unmount(join(dir, 'm'));
-        return `mounts with ${OVERLAY_OPTIONS.join(',')}`;
-      }),
+      probeOverlayMount(this.home),
     ];
     return { driver: this.name, home: this.home, backingFs: backingFs(this.home), probes };
   }
 
   async cleanup(): Promise<void> {
     await this.dirs.cleanup((merged) => unmount(merged, { detach: true }));
+    cleanupProbes(this.home); // a status() probe killed while its overlay was mounted
   }
 }
