@@ -13,6 +13,7 @@ import { TsgraphError } from '../../src/errors.js';
 import { getXattr } from '../../src/layer/xattr.js';
 import { isMountPoint } from '../../src/mount/index.js';
 import { type TarEntry, makeTar } from '../helpers/image-builder.js';
+import { rawTar } from '../layer/raw-tar.js';
 import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
 
 export interface ConformanceOptions {
@@ -42,10 +43,10 @@ export function driverConformance(label: string, make: (home: string) => GraphDr
     });
 
     const id = (name: string) => `${name}-${++n}`;
-    async function layer(name: string, parent: string | undefined, entries: TarEntry[]): Promise<string> {
+    async function layer(name: string, parent: string | undefined, entries: TarEntry[] | Buffer): Promise<string> {
       const lid = id(name);
       await driver.create(lid, parent);
-      await driver.applyDiff(lid, parent, Readable.from([await makeTar(entries)]));
+      await driver.applyDiff(lid, parent, Readable.from([Buffer.isBuffer(entries) ? entries : await makeTar(entries)]));
       return lid;
     }
     /** Mounts a container layer on `top`, runs `fn` on its root, then unmounts and removes it. */
@@ -140,6 +141,69 @@ export function driverConformance(label: string, make: (home: string) => GraphDr
       const a = await layer('opq1', undefined, [{ path: 'o/', type: 'directory' }, { path: 'o/a', content: 'a' }, { path: 'o/b', content: 'b' }]);
       const b = await layer('opq2', a, [{ path: 'o/c', content: 'c' }, { path: 'o/.wh..wh..opq', content: '' }]);
       await view(b, (r) => assert.deepEqual(fs.readdirSync(join(r, 'o')).sort(), ['c']));
+    });
+
+    // OCI: whiteouts and opaque markers in a layer act on lower layers only, whatever their tar order.
+    it('a whiteout then a new directory of the same name hides the lower one\'s content', mountIt, async () => {
+      const a = await layer('wo1', undefined, [{ path: 'x/', type: 'directory' }, { path: 'x/old', content: 'o' }, { path: 'y/', type: 'directory' }, { path: 'y/old', content: 'o' }]);
+      const b = await layer('wo2', a, [
+        { path: '.wh.x', content: '' },
+        { path: 'x/', type: 'directory' },
+        { path: 'x/new', content: 'n' },
+        { path: '.wh.y', content: '' },
+        { path: 'y/sub/f', content: 'implicit parent' },
+      ]);
+      await view(b, (r) => {
+        assert.deepEqual(fs.readdirSync(join(r, 'x')), ['new']);
+        assert.deepEqual(fs.readdirSync(join(r, 'y')), ['sub']);
+      });
+    });
+
+    it('an opaque marker after the layer\'s own entries keeps them', mountIt, async () => {
+      const a = await layer('ow1', undefined, [
+        { path: 'd/', type: 'directory' },
+        { path: 'd/sub/', type: 'directory' },
+        { path: 'd/sub/old', content: 'o' },
+        { path: 'd/other', content: 'o' },
+        { path: 'z/', type: 'directory' },
+        { path: 'z/old', content: 'o' },
+      ]);
+      const b = await layer('ow2', a, [
+        { path: 'd/sub/new', content: 'n' },
+        { path: 'd/.wh..wh..opq', content: '' },
+        { path: 'z/', type: 'directory' },
+        { path: 'z/mine', content: 'm' },
+        { path: '.wh.z', content: '' },
+      ]);
+      await view(b, (r) => {
+        assert.deepEqual(fs.readdirSync(join(r, 'd')), ['sub']);
+        assert.deepEqual(fs.readdirSync(join(r, 'd/sub')), ['new']);
+        assert.equal(read(r, 'd/sub/new'), 'n');
+        assert.deepEqual(fs.readdirSync(join(r, 'z')), ['mine']);
+      });
+    });
+
+    it('keeps file capabilities of a non-root file (owner, mode, then xattrs)', mountIt, async () => {
+      // A v2 capability (cap_net_raw, cap_setfcap): binary, not UTF-8, so built as raw PAX.
+      const cap = Buffer.from([0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+      const a = await layer('cap', undefined, rawTar([{ name: 'ping', data: 'elf', mode: 0o755, uid: 1000, gid: 1000, pax: [['SCHILY.xattr.security.capability', cap]] }]));
+      await view(a, (r) => {
+        const st = fs.statSync(join(r, 'ping'));
+        assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [1000, 1000, 0o755]);
+        assert.deepEqual(getXattr(join(r, 'ping'), 'security.capability'), cap);
+      });
+    });
+
+    it('keeps non-UTF-8 names apart', mountIt, async () => {
+      const a = await layer('bytes', undefined, rawTar([
+        { name: Buffer.from('caf\xe9', 'latin1'), data: 'e9' },
+        { name: Buffer.from('caf\xe8', 'latin1'), data: 'e8' },
+        { name: 'café', data: 'utf8' },
+      ]));
+      await view(a, (r) => {
+        const names = (fs.readdirSync(r, { encoding: 'buffer' }) as Buffer[]).map((b) => b.toString('hex')).sort();
+        assert.deepEqual(names, ['636166c3a9', '636166e8', '636166e9']);
+      });
     });
 
     it('replaces a file with a directory and a directory with a file', mountIt, async () => {
