@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import { DEFAULT_REGISTRY } from '../reference.js';
 import { writeFileAtomic } from '../util/fs-atomic.js';
+import { mkdirBounded } from '../util/private-root.js';
 import { RegistryClient, type RegistryClientOptions } from './client.js';
 import { CredentialStore, type Credentials, dockerConfigPath, normalizeAuthKey } from './credentials.js';
 
@@ -36,7 +37,7 @@ export async function login(registry: string, creds: Credentials, options: Regis
   const path = options.configPath ?? dockerConfigPath();
   const config = readConfig(path);
   config.auths = { ...(config.auths ?? {}), [configKey(registry)]: { auth: Buffer.from(`${creds.username}:${creds.password}`).toString('base64') } };
-  fs.mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  mkdirBounded(dirname(path), 'the docker config directory'); // a recursive mkdir spins on some procfs paths
   writeFileAtomic(path, JSON.stringify(config, null, 2) + '\n', 0o600);
   return path;
 }
