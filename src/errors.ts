@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'TSG_DRIVER_MISMATCH'
   | 'TSG_LOCKED'
   | 'TSG_ABORTED'
+  | 'TSG_NO_SPACE'
   | 'TSG_INTERNAL';
 
 export interface ErrorOptions {
@@ -114,6 +115,11 @@ export class BusyError extends TsgraphError {
   override readonly category = 'busy';
 }
 
+/** The machine ran out of something: disk space or quota (ENOSPC, EDQUOT). Nothing half-stored. */
+export class ResourceError extends TsgraphError {
+  override readonly category = 'resource';
+}
+
 /** Exit code per category; documented in docs/cli.md. */
 export const EXIT_CODES: Record<string, number> = {
   error: 1,
@@ -125,14 +131,36 @@ export const EXIT_CODES: Record<string, number> = {
   unsupported: 7,
   unsafe: 8,
   busy: 9,
+  resource: 10,
 };
 
 /** Wraps anything thrown into a TsgraphError (keeping the original as cause). */
 export function toTsgraphError(err: unknown): TsgraphError {
   if (err instanceof TsgraphError) return err;
   if (isAbortError(err)) return new BusyError('TSG_ABORTED', 'operation aborted', { cause: err });
+  const system = fromSystemError(err);
+  if (system) return system;
   const message = err instanceof Error ? err.message : String(err);
   return new TsgraphError('TSG_INTERNAL', message, { cause: err });
+}
+
+/**
+ * A system error that has a meaning of its own for users, whatever step it
+ * hit: a full disk is TSG_NO_SPACE wherever it happens (blob ingest, unpack,
+ * metadata write, commit), never "malformed layer" or "internal".
+ * Undefined for anything else.
+ */
+export function fromSystemError(err: unknown): TsgraphError | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    const path = (err as { path?: unknown }).path;
+    const where = typeof path === 'string' ? ` (writing ${path})` : '';
+    return new ResourceError('TSG_NO_SPACE', `no space left on the device${code === 'EDQUOT' ? ' (disk quota)' : ''}${where}; free some (tsgraph gc) and try again`, {
+      cause: err,
+      data: { errno: code },
+    });
+  }
+  return undefined;
 }
 
 export function isAbortError(err: unknown): boolean {

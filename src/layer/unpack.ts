@@ -6,7 +6,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../digest.js';
-import { IntegrityError, TsgraphError } from '../errors.js';
+import { IntegrityError, TsgraphError, fromSystemError } from '../errors.js';
 import type { Compression } from '../oci/media-types.js';
 import { decompressionStages } from './compression.js';
 import { TarTap } from './pax.js';
@@ -24,7 +24,7 @@ export function openLayerTar(blob: Readable, compression: Compression): Unpacked
   const tap = new TarTap();
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   const done = pipeline([blob, ...decompressionStages(compression), tap, out] as unknown as [Readable, PassThrough]).catch((err: unknown) => {
-    const e = err instanceof TsgraphError ? err : new TsgraphError('TSG_INVALID_LAYER', `layer blob does not decompress: ${(err as Error).message}`, { cause: err });
+    const e = err instanceof TsgraphError ? err : fromSystemError(err) ?? new TsgraphError('TSG_INVALID_LAYER', `layer blob does not decompress: ${(err as Error).message}`, { cause: err });
     out.destroy(e);
     throw e;
   });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { ContentStore } from '../content/store.js';
 import { type Digest, hexOf } from '../digest.js';
 import type { GraphDriver } from '../drivers/driver.js';
-import { TsgraphError, UnsupportedError } from '../errors.js';
+import { TsgraphError, fromSystemError, UnsupportedError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
 import { checkDiffId, openLayerTar } from '../layer/unpack.js';
 import { layerCompression } from '../oci/media-types.js';
@@ -222,7 +222,7 @@ export class LayerStore {
       tar.destroy();
       await this.#drop(chainId).catch(() => {});
       if (err instanceof TsgraphError) throw err;
-      throw new TsgraphError('TSG_INVALID_LAYER', `unpacking layer ${layer.digest} failed: ${(err as Error).message}`, { cause: err });
+      throw fromSystemError(err) ?? new TsgraphError('TSG_INVALID_LAYER', `unpacking layer ${layer.digest} failed: ${(err as Error).message}`, { cause: err });
     }
   }
 }
