@@ -112,7 +112,7 @@ export function runDoctor(root: string): DoctorProbe[] {
   let runcVersion = '';
   if (runc) {
     try {
-      runcVersion = execFileSync(runc, ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '';
+      runcVersion = execFileSync(runc, ['--version'], { encoding: 'utf8', timeout: 5000 }).split('\n')[0] ?? ''; // every wait bounded: a hung runc must not hang doctor
     } catch {
       /* found but not runnable */
     }
