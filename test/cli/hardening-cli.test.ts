@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ContentStore } from '../../src/content/store.js';
+import { acquireLock } from '../../src/store/lock.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { REPO_ROOT, parseJsonOutput, runCli } from '../helpers/cli.js';
@@ -196,6 +197,38 @@ describe('defect 10: bounded root creation, signals end the process', () => {
     assert.equal(again.code, 0, again.stderr);
     const check = await runCli(['images', '--json'], { TSGRAPH_ROOT: root });
     assert.equal(parseJsonOutput<unknown[]>(check).length, 1);
+  });
+
+  it('SIGTERM ends a verb stuck in a wait that does not take the signal (gc behind a held lock) within 2 s', async () => {
+    const root = join(dir, 'stuck');
+    const env = { TSGRAPH_ROOT: root, TSGRAPH_DRIVER: 'vfs' };
+    assert.equal((await runCli(['pull', '-q', `oci:${FIXTURE}`], env)).code, 0);
+    // Hold the gc lock shared, as a long pull would: gc waits for it.
+    const held = await acquireLock(join(root, 'locks'), 'gc', { shared: true, timeoutMs: 0 });
+    const hooks = join(dir, 'stuck-hooks');
+    fs.mkdirSync(hooks);
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'gc'], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env, TSGRAPH_NOTIFY_AT: 'lock-wait:gc', TSGRAPH_HOOK_DIR: hooks },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      const closed = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      const marker = join(hooks, 'lock-wait_gc.reached');
+      for (let i = 0; i < 600 && !fs.existsSync(marker) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(fs.existsSync(marker), 'gc is waiting for the lock');
+      const t0 = Date.now();
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const code = await closed;
+      clearTimeout(killer);
+      assert.equal(code, 143);
+      assert.ok(Date.now() - t0 < 2000, `ended in ${Date.now() - t0} ms`);
+    } finally {
+      held.release();
+    }
+    const gc = await runCli(['gc'], env);
+    assert.equal(gc.code, 0, `the next run works: ${gc.stderr}`);
   });
 
   it('SIGINT (Ctrl-C) ends a slow pull within 2 s with 130', async () => {
