@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { Command } from 'commander';
 import { formatChanges } from '../../layer/changes.js';
 import { diffTar } from '../../store/differ.js';
+import { displayPath } from '../../util/byte-path.js';
 import { requireStore } from '../context.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
@@ -27,7 +28,7 @@ export function diffCommand(): Command {
         return;
       }
       await diff.release();
-      if (g.json) printJson({ method: diff.method, reason: diff.reason, changes: diff.changes.map((c) => ({ kind: c.kind, path: c.path })) });
+      if (g.json) printJson({ method: diff.method, reason: diff.reason, changes: diff.changes.map((c) => ({ kind: c.kind, path: displayPath(c.path) })) });
       else writeOut(formatChanges(diff.changes));
     });
 }
