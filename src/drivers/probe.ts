@@ -33,8 +33,8 @@ export function backingFs(path: string): string {
 /*
  * Probe scratch dirs are `<home>/.probe-<8 hex>`. A process killed mid-probe
  * (the first command on a new root probes overlay by mounting one) leaves its
- * dir behind, possibly with a mount on it. Every probe and every driver
- * cleanup removes such leftovers. Live probes are told apart by a lock on
+ * dir behind, possibly with a mount on it. Every probe, every store open
+ * (selectDriver) and the overlay driver's cleanup remove such leftovers. Live probes are told apart by a lock on
  * `home` itself (flock on the directory's fd, so no lock file is left): a
  * prober holds it shared for the whole probe, a cleaner needs it exclusive,
  * so a cleaner only ever sees dead probes' dirs.
