@@ -145,9 +145,11 @@ export class IdleGuard extends Readable {
     // timeout there must end the stream, not the process.
     this.on('error', () => {});
     src.on('data', (chunk: Buffer) => {
-      this.#disarm();
       if (this.push(chunk)) this.#arm();
-      else src.pause();
+      else {
+        this.#disarm();
+        src.pause();
+      }
     });
     src.once('end', () => {
       this.#srcEnded = true;
@@ -168,8 +170,12 @@ export class IdleGuard extends Readable {
     src.pause();
   }
 
+  /** Starts the idle clock, or restarts it (refresh: no new timer per chunk on a fast stream). */
   #arm(): void {
-    this.#disarm();
+    if (this.#timer) {
+      this.#timer.refresh();
+      return;
+    }
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.destroy(this.#onIdle());

@@ -195,10 +195,11 @@ export class Transport {
     const linked = signal ? AbortSignal.any([signal, ctl.signal]) : ctl.signal;
     let expired: RegistryError | undefined;
     let timer: NodeJS.Timeout | undefined;
-    const arm = (phase: TimeoutPhase, ms: number) => {
+    // `limit` is the configured limit the message names; `ms` may be longer (see below).
+    const arm = (phase: TimeoutPhase, limit: number, ms = limit) => {
       clearTimeout(timer);
       timer = setTimeout(() => {
-        expired = timeoutError(url.href, phase, ms);
+        expired = timeoutError(url.href, phase, limit);
         ctl.abort(expired);
       }, ms);
       timer.unref(); // the request's socket keeps the process alive while it matters
@@ -213,7 +214,7 @@ export class Transport {
     // The response clock runs from the start, connect included, but never
     // ends before the connect limit (enforced on the socket by the agent),
     // so a slow connect is reported as one.
-    arm('response', Math.max(responseMs, connectMs + 100));
+    arm('response', responseMs, Math.max(responseMs, connectMs + 100));
     let res: Response;
     try {
       res = await fetch(url.href, {
