@@ -144,46 +144,6 @@ export class LayerStore {
     return { unpacked, reused };
   }
 
-  /**
-   * Registers layer `chainId` from files already at hand (commit's upper):
-   * `fill(dir)` writes into the new driver layer's own dir.
-   */
-  async importLayer(
-    chainId: Digest,
-    parent: Digest | undefined,
-    info: { diffId: Digest; blob: Digest; size: number },
-    fill: (dir: string) => void,
-  ): Promise<void> {
-    const lock = await acquireLock(this.lockDir, `layer-${hexOf(chainId)}`);
-    try {
-      if (this.isComplete(chainId)) return;
-      await this.#drop(chainId);
-      const meta: LayerMetaRecord = {
-        chainId,
-        diffId: info.diffId,
-        parent,
-        blob: info.blob,
-        driver: this.driver.name,
-        size: info.size,
-        incomplete: true,
-        createdAt: new Date().toISOString(),
-      };
-      writeJsonAtomic(this.#path(chainId), meta);
-      const id = LayerStore.driverId(chainId);
-      try {
-        await this.driver.create(id, parent ? LayerStore.driverId(parent) : undefined);
-        fill(this.driver.layerPaths(id).own);
-        meta.incomplete = false;
-        writeJsonAtomic(this.#path(chainId), meta);
-      } catch (err) {
-        await this.#drop(chainId).catch(() => {});
-        throw err;
-      }
-    } finally {
-      lock.release();
-    }
-  }
-
   async #unpackOne(
     chainId: Digest,
     parent: Digest | undefined,
