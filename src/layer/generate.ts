@@ -109,6 +109,11 @@ export function generateLayerTar(changes: OverlayChange[], options: GenerateOpti
         return;
       }
       const entry = pack.entry(header as tar.Header, cb);
+      // When the consumer fails (a full disk under commit), the pipeline
+      // destroys the pack, which destroys this entry with the same error:
+      // without a listener that would crash the process instead of failing
+      // the commit.
+      entry.on('error', reject);
       body.on('error', (err) => {
         entry.destroy(err);
         reject(err);

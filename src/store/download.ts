@@ -6,7 +6,7 @@
  * nothing and is not retried (the source is lying, not flaky).
  */
 import type { ContentStore } from '../content/store.js';
-import { IntegrityError, TsgraphError, isAbortError, BusyError, throwIfAborted } from '../errors.js';
+import { IntegrityError, TsgraphError, isAbortError, BusyError, throwIfAborted, fromSystemError } from '../errors.js';
 import type { Descriptor } from '../oci/schemas.js';
 import { DEFAULT_RETRY, backoffDelay, isRetryableNetworkError, waitBeforeRetry } from '../registry/retry.js';
 import type { ImageSource } from '../source/source.js';
@@ -75,7 +75,14 @@ export async function downloadBlob(
     return { fetched, resumedFrom, existed: false };
   } catch (err) {
     // Keep partial bytes for the next attempt; commit()/write() already
-    // removed them when the content itself was wrong.
+    // removed them when the content itself was wrong. A full disk is the
+    // exception: the partial blob is what fills it, and `gc` (which the error
+    // tells the user to run) must be able to give that space back.
+    const full = fromSystemError(err);
+    if (full) {
+      writer.abort();
+      throw full;
+    }
     writer.close();
     if (isAbortError(err)) throw new BusyError('TSG_ABORTED', 'pull aborted', { cause: err });
     throw err;
