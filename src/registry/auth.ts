@@ -4,7 +4,7 @@
  *  - Bearer: GET realm?service=…&scope=… (with Basic credentials when we have
  *    them and credential-scope.ts trusts the realm with them, anonymously
  *    otherwise) returns `{token|access_token, expires_in}`;
- *  - tokens are cached per realm+service+scope+user until `expires_in` runs out.
+ *  - tokens are cached per registry+realm+service+scope+user until `expires_in` runs out.
  */
 import { LRUCache } from 'lru-cache';
 import { AuthError, RegistryError } from '../errors.js';
@@ -118,7 +118,9 @@ export class Authenticator {
     const withheld = creds && !trusted ? `credentials for ${new URL(scope.origin).host} were not sent to the token service at ${url.host}: ${whyRealmUntrusted(scope, url)}` : undefined;
     const service = challenge.params.service ?? '';
     const allScopes = [...new Set([...scopes, ...(challenge.params.scope ? challenge.params.scope.split(' ') : [])])].sort();
-    const key = [realm, service, allScopes.join(' '), sent?.username ?? ''].join('\n');
+    // Per registry too: a token bought for one registry must never be handed to
+    // another one whose challenge names the same realm, service and scope.
+    const key = [scope.origin, realm, service, allScopes.join(' '), sent?.username ?? ''].join('\n');
     const cached = this.#tokens.get(key);
     if (cached) return { authorization: `Bearer ${cached}`, withheld };
 

@@ -182,6 +182,24 @@ describe('credentials stay with the registry (defect 4)', () => {
     assert.ok(front.log.filter((l) => l.method === 'POST').every((l) => l.authorization === BASIC), 'the registry itself got them');
   });
 
+  it('a token bought for one registry is not handed to another that names the same realm', async () => {
+    // The second "registry" (a proxy on another origin) sends the very same challenge;
+    // the user's stored password for it is a different one.
+    const other = await proxy({ upstream: tokenReg.host });
+    const config = join(sb.dir, 'two-registries.json');
+    const auth = (p: string) => ({ auth: Buffer.from(`${TEST_USER}:${p}`).toString('base64') });
+    fs.writeFileSync(config, JSON.stringify({ auths: { [tokenReg.host]: auth(TEST_PASSWORD), [other.host]: auth('not-the-password') } }));
+    const c = new RegistryClient({ credentials: new CredentialStore({ dockerConfig: config }) });
+    try {
+      await c.getManifest(tokenReg.host, 'private/app', 'v1'); // a token for this scope is now cached
+      await rejectsWith(c.getManifest(other.host, 'private/app', 'v1'), 'TSG_AUTH_FAILED');
+    } finally {
+      c.close();
+    }
+    const bearers = other.log.filter((l) => l.authorization?.startsWith('Bearer '));
+    assert.deepEqual(bearers, [], 'no token minted with the first registry\'s password reached the second');
+  });
+
   it('manifest GET and blob HEAD redirected to another host get no Authorization', async () => {
     const cdn = await proxy({ upstream: basicReg.host, bind: '127.0.0.2', upstreamAuth: BASIC });
     const front = await proxy({ upstream: basicReg.host });
