@@ -4,7 +4,8 @@
  * A name is claimed atomically (link(2) of a complete temp record: exactly
  * one of several racing processes wins) with `state: 'creating'`; the record
  * loses that state only once its layer exists and is mounted. A record still
- * `creating` whose creator is gone is a crash leftover (Mounter.repair).
+ * `creating` whose creator is gone is a crash leftover (Mounter.repair), and
+ * so is one still `removing` (the removal is finished).
  */
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -26,8 +27,11 @@ export interface ContainerRecord {
   /** Where get() put the root, the last time it was mounted. */
   path: string | undefined;
   createdAt: string;
-  /** `creating` from the claim until the layer is made and mounted; absent when ready. */
-  state?: 'creating' | undefined;
+  /**
+   * `creating` from the claim until the layer is made and mounted;
+   * `removing` from the start of `rm` until the record is gone; absent when ready.
+   */
+  state?: 'creating' | 'removing' | undefined;
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;

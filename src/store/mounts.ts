@@ -8,7 +8,10 @@
  * a mount before it exists), and the record loses its state last. While it
  * works, the creating process holds `locks/creating-<id>.lock`; a record
  * still `creating` whose lock nobody holds is a crash leftover, and repair()
- * removes it with whatever of its layer exists (unmounted first).
+ * removes it with whatever of its layer exists (unmounted first). `rm` marks
+ * the record `removing` before it touches the layer, so a kill mid-removal
+ * leaves a record that repair finishes removing, never a live-looking record
+ * whose layer is gone.
  */
 import * as fs from 'node:fs';
 import type { ContentStore } from '../content/store.js';
@@ -110,6 +113,8 @@ export class Mounter {
   /** Unmounts (every reference) and deletes container `name`. */
   async remove(name: string): Promise<ContainerRecord> {
     const record = await this.#ready(name);
+    this.containers.put({ ...record, state: 'removing' });
+    crashPoint('rm:after-mark');
     await this.#discard(record);
     return record;
   }
@@ -122,7 +127,15 @@ export class Mounter {
   async repair(): Promise<string[]> {
     const removed: string[] = [];
     for (const rec of this.containers.list()) {
-      if (rec.state === 'creating' && (await this.#repairOne(rec))) removed.push(rec.name);
+      try {
+        if (rec.state === 'creating' && (await this.#repairOne(rec))) removed.push(rec.name);
+        if (rec.state === 'removing') {
+          await this.#discard(rec);
+          removed.push(rec.name);
+        }
+      } catch {
+        // Runs at every open: a leftover that cannot go now (its mount busy) must not stop the verb; the next open tries again.
+      }
     }
     return removed;
   }
@@ -130,6 +143,10 @@ export class Mounter {
   /** The record of `name`, once it is fully made (a crashed creation is cleaned up and reported as absent). */
   async #ready(name: string): Promise<ContainerRecord> {
     const record = this.containers.require(name);
+    if (record.state === 'removing') {
+      await this.#discard(record);
+      throw new NotFoundError('TSG_NOT_FOUND', `no container named ${name} (a killed rm had left it half-removed; removed)`, { data: { name } });
+    }
     if (record.state !== 'creating') return record;
     if (await this.#repairOne(record)) {
       throw new NotFoundError('TSG_NOT_FOUND', `no container named ${name} (a crashed mount had left it half-made; removed)`, { data: { name } });
@@ -157,6 +174,7 @@ export class Mounter {
     if (this.driver.exists(record.id)) {
       await this.driver.put(record.id, { all: true });
       await this.driver.remove(record.id);
+      crashPoint('rm:after-layer-remove');
     }
     this.containers.remove(record.name);
   }

@@ -98,6 +98,22 @@ describe('concurrency and crash hardening', () => {
     });
   }
 
+  for (const step of ['rm:after-mark', 'rm:after-layer-remove']) {
+    it(`defect 13 (sibling in rm): kill at ${step}: the removal is finished by the next command, never a record without its layer`, async () => {
+      const { root, hooks, env } = await setup();
+      assert.equal((await runCli(['mount', 'busybox', '--name', 'k'], env)).code, 0);
+      const killed = await runCli(['rm', 'k'], { ...env, ...hookEnv(hooks, { crash: step }) });
+      assert.equal(killed.signal, 'SIGKILL', `crashed at ${step}: ${killed.stderr}`);
+      assert.deepEqual(parseJsonOutput<unknown[]>(await runCli(['ps', '--json'], env)), []);
+      assert.deepEqual(mountsBelow(root), []);
+      assert.deepEqual(containerLayers(root, 'overlay'), []);
+      const again = await runCli(['mount', 'busybox', '--name', 'k'], env);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal((await runCli(['rm', 'k'], env)).code, 0);
+      assert.equal((await runCli(['rmi', 'busybox'], env)).code, 0, 'no leftover record holds the image');
+    });
+  }
+
   it('defect 13: kill between mount and record of `mount NAME` / between unmount and count of `umount`: counts follow mountinfo', async () => {
     const { root, hooks, env } = await setup();
     const m = await runCli(['mount', 'busybox', '--name', 'd', '--json'], env);
