@@ -57,14 +57,21 @@ describe('driver selection', () => {
     assert.equal((await runCli(['images', '-q'], env)).stdout, 'localhost/busybox:latest\n');
   });
 
+  // An existing (empty) root: `images` never creates a missing one, so it would not open a driver.
+  const mkRoot = (name: string) => {
+    const root = join(tmp.dir, name);
+    fs.mkdirSync(root);
+    return root;
+  };
+
   it('the btrfs driver refuses a root that is not on btrfs', async () => {
-    const r = await runCli(['--driver', 'btrfs', 'images'], { TSGRAPH_ROOT: join(tmp.dir, 'not-btrfs') });
+    const r = await runCli(['--driver', 'btrfs', 'images'], { TSGRAPH_ROOT: mkRoot('not-btrfs') });
     assert.equal(r.code, 7);
     assert.match(r.stderr, /needs its root on btrfs; .* is on tmpfs \(TSG_UNSUPPORTED\)/);
   });
 
   it('an unknown driver name is a usage error', async () => {
-    const r = await runCli(['--driver', 'zfs', 'images'], { TSGRAPH_ROOT: join(tmp.dir, 'unknown') });
+    const r = await runCli(['--driver', 'zfs', 'images'], { TSGRAPH_ROOT: mkRoot('unknown') });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /unknown driver "zfs" \(known: overlay, btrfs, aufs, vfs\)/);
   });

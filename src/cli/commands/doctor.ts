@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { runDoctor } from '../../drivers/doctor.js';
 import { DEFAULT_ROOT } from '../../store/store.js';
-import { openPrivateRoot } from '../../util/private-root.js';
+import { mkdirBounded } from '../../util/private-root.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function doctorCommand(): Command {
@@ -17,7 +17,7 @@ export function doctorCommand(): Command {
     .action(async (_f: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const root = resolve(g.root ?? process.env.TSGRAPH_ROOT ?? DEFAULT_ROOT);
-      openPrivateRoot(root); // created private and bounded, as a store open would
+      mkdirBounded(root); // the probes need the root's filesystem: created 0700 and bounded, nothing else left in it
       const probes = runDoctor(root);
       if (g.json) return printJson({ root, probes });
       const width = Math.max(...probes.map((p) => p.name.length));
