@@ -28,7 +28,7 @@ import { writeAll } from '../util/fs-helpers.js';
 import { type Entry, resolveEntry } from './entry.js';
 import { MAX_PATH_BYTES, baseOf, cleanEntryPath, joinRel, parentOf, unsafe } from './paths.js';
 import { writeSparse } from './sparse.js';
-import { type PaxRecords, TarGuard } from './tar-scan.js';
+import { type PaxRecords, TarGuard, scannedRecords } from './tar-scan.js';
 import { type ApplyContext, type WhiteoutFormat, classifyWhiteout } from './whiteout.js';
 import { mknod, setXattr } from './xattr.js';
 
@@ -36,8 +36,9 @@ export interface ApplyOptions {
   format: WhiteoutFormat;
   signal?: AbortSignal | undefined;
   /**
-   * Unused: applyTar scans the tar itself (its PAX records included), so its
-   * safety never depends on what the caller put in front of it.
+   * Unused: applyTar takes the records from the TarTap of openLayerTar when
+   * handed its stream, and scans any other stream itself, so its safety never
+   * depends on what the caller passes here.
    */
   pax?: PaxRecords | undefined;
 }
@@ -80,12 +81,14 @@ export class LayerApplier implements ApplyContext {
   readonly #dirTimes: Array<[Buffer, Date]> = [];
   #size = 0;
   #entries = 0;
+  readonly #rootSlash: Buffer;
 
   constructor(
     readonly root: string,
     private readonly options: ApplyOptions,
   ) {
     if (fs.readdirSync(root).length === 0) this.#fresh.add('');
+    this.#rootSlash = Buffer.from(`${root}/`, 'utf8');
   }
 
   /** lstat, or what we know without asking the kernel. */
@@ -99,7 +102,12 @@ export class LayerApplier implements ApplyContext {
   }
 
   abs(rel: string): Buffer {
-    return fsPath(this.root, rel);
+    if (!rel) return fsPath(this.root, rel);
+    // fsPath, without re-encoding the root for every entry (the hot path).
+    const out = Buffer.allocUnsafe(this.#rootSlash.length + rel.length);
+    this.#rootSlash.copy(out, 0);
+    out.write(rel, this.#rootSlash.length, 'latin1');
+    return out;
   }
 
   ownsPath(rel: string): boolean {
@@ -358,22 +366,29 @@ function asLayerError(err: unknown, name: string | undefined): unknown {
 /** Extracts a whole (uncompressed) tar stream onto `root`. */
 export async function applyTar(root: string, input: Readable, options: ApplyOptions): Promise<ApplyResult> {
   const applier = new LayerApplier(root, options);
-  const guard = new TarGuard();
   // Names are bytes: latin1 maps each byte of a ustar/GNU name to one char.
   const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
   input.on('error', (err) => extract.destroy(err));
-  guard.on('error', (err) => extract.destroy(err));
-  input.pipe(guard).pipe(extract);
+  // A tar straight from openLayerTar was scanned by its TarTap; anything else is scanned here.
+  let records = scannedRecords(input);
+  let head: Readable = input;
+  if (!records) {
+    const guard = new TarGuard();
+    guard.on('error', (err) => extract.destroy(err));
+    records = guard.scanner.records;
+    head = input.pipe(guard);
+  }
+  head.pipe(extract);
   try {
     for await (const entry of extract) {
       try {
-        await applier.entry(entry.header, entry as unknown as Readable, guard.scanner.records);
+        await applier.entry(entry.header, entry as unknown as Readable, records);
       } catch (err) {
         throw asLayerError(err, entry.header.name);
       }
     }
   } catch (err) {
-    input.unpipe(guard);
+    input.unpipe();
     input.resume();
     if (err instanceof TsgraphError) throw err;
     const message = (err as Error).message ?? String(err);

@@ -32,6 +32,7 @@ export type PaxRecords = Map<number, Map<string, Buffer>>;
 export const MAX_PAX_BYTES = 1 << 20;
 export const BLOCK = 512;
 const CHECKSUM = [148, 156] as const;
+const ZERO = Buffer.alloc(BLOCK);
 
 function invalid(message: string): TsgraphError {
   return new TsgraphError('TSG_INVALID_LAYER', `layer tar is malformed: ${message}`);
@@ -42,19 +43,19 @@ function invalid(message: string): TsgraphError {
  * (as Go's archive/tar accepts), or base-256 with a 0x80 (positive) or 0xff
  * (negative) first byte (as GNU tar writes big values). NaN when malformed.
  */
-export function parseNumericField(field: Uint8Array): number {
-  if (field.length === 0) return 0;
-  const first = field[0]!;
+export function parseNumericField(field: Uint8Array, at = 0, len = field.length - at): number {
+  if (len <= 0) return 0;
+  const first = field[at]!;
   if (first & 0x80) {
     if (first !== 0x80 && first !== 0xff) return NaN;
     const negative = first === 0xff;
     let n = 0;
-    for (let i = 1; i < field.length; i++) n = n * 256 + (negative ? 0xff - field[i]! : field[i]!);
+    for (let i = at + 1; i < at + len; i++) n = n * 256 + (negative ? 0xff - field[i]! : field[i]!);
     if (negative) n = -(n + 1);
     return Number.isSafeInteger(n) ? n : NaN;
   }
-  let start = 0;
-  let end = field.length;
+  let start = at;
+  let end = at + len;
   while (start < end && (field[start] === 0x20 || field[start] === 0)) start++;
   while (end > start && (field[end - 1] === 0x20 || field[end - 1] === 0)) end--;
   let n = 0;
@@ -121,6 +122,27 @@ const NUMERIC_FIELDS: Array<[string, number, number]> = [
   ['devmajor', 329, 8],
   ['devminor', 337, 8],
 ];
+
+/** tar-stream's rule for old tars: a regular file whose (ustar) name ends in "/" is a directory. */
+function isOldDir(h: Buffer, type: string, ustar: boolean): boolean {
+  if (type !== '0' && type !== '\0') return false;
+  const name = cstr(h, 0, 100);
+  return (ustar && h[345] ? `${cstr(h, 345, 155)}/${name}` : name).endsWith('/');
+}
+
+/**
+ * Streams known to have come out of a TarTap: applyTar need not scan them
+ * again. Keyed by the stream object, so only our own pipeline can be in it.
+ */
+const scanned = new WeakMap<object, PaxRecords>();
+
+export function markScanned(stream: object, records: PaxRecords): void {
+  scanned.set(stream, records);
+}
+
+export function scannedRecords(stream: object): PaxRecords | undefined {
+  return scanned.get(stream);
+}
 
 export class TarScanner {
   readonly records: PaxRecords = new Map();
@@ -216,26 +238,20 @@ export class TarScanner {
   }
 
   #onHeader(h: Buffer, start: number): void {
-    let sum = 0;
-    let outside = 0;
-    for (let i = 0; i < BLOCK; i++) {
-      const inChecksum = i >= CHECKSUM[0] && i < CHECKSUM[1];
-      sum += inChecksum ? 0x20 : h[i]!;
-      if (!inChecksum) outside |= h[i]!;
-    }
-    if (outside === 0) {
-      for (let i = CHECKSUM[0]; i < CHECKSUM[1]; i++) if (h[i] !== 0) throw invalid(`a header block at byte ${start} is empty but for its checksum`);
+    // All zero but (maybe) the checksum field is what tar-stream skips as an end block.
+    if (ZERO.compare(h, 0, CHECKSUM[0], 0, CHECKSUM[0]) === 0 && ZERO.compare(h, CHECKSUM[1], BLOCK, CHECKSUM[1], BLOCK) === 0) {
+      if (ZERO.compare(h, CHECKSUM[0], CHECKSUM[1], CHECKSUM[0], CHECKSUM[1]) !== 0) throw invalid(`a header block at byte ${start} is empty but for its checksum`);
       this.#ended = true; // end-of-archive: nothing after this block is part of the archive
       return;
     }
-    const where = `header at byte ${start}`;
-    if (parseNumericField(h.subarray(148, 156)) !== sum) throw invalid(`${where}: checksum mismatch`);
-    if (!h.subarray(257, 263).equals(USTAR) && !h.subarray(257, 265).equals(GNU)) throw invalid(`${where}: not a ustar/GNU header`);
+    // (The checksum itself is tar-stream's to verify: a bad one fails the layer there.)
+    const ustar = USTAR.compare(h, 257, 263) === 0;
+    if (!ustar && GNU.compare(h, 257, 265) !== 0) throw invalid(`header at byte ${start}: not a ustar/GNU header`);
     const type = String.fromCharCode(h[156]!);
-    const ustarSize = parseNumericField(h.subarray(124, 136));
-    if (!(ustarSize >= 0)) throw invalid(`${where}: bad size field`);
+    const ustarSize = parseNumericField(h, 124, 12);
+    if (!(ustarSize >= 0)) throw invalid(`header at byte ${start}: bad size field`);
     for (const [field, at, len] of NUMERIC_FIELDS) {
-      if (Number.isNaN(parseNumericField(h.subarray(at, at + len)))) {
+      if (Number.isNaN(parseNumericField(h, at, len))) {
         throw invalid(`entry ${JSON.stringify(displayPath(this.#entryName(h)))}: header field ${field} is not a number`);
       }
     }
@@ -250,15 +266,14 @@ export class TarScanner {
       if (ustarSize === 0) this.#collected();
       return;
     }
-    const name = this.#entryName(h);
     if (type === 'S') {
       throw new UnsupportedError(
         'TSG_UNSUPPORTED',
-        `layer entry ${JSON.stringify(displayPath(name))} is an old-style GNU sparse file (tar type S), which tsgraph does not unpack; PAX sparse files (tar --sparse --posix) are supported`,
+        `layer entry ${JSON.stringify(displayPath(this.#entryName(h)))} is an old-style GNU sparse file (tar type S), which tsgraph does not unpack; PAX sparse files (tar --sparse --posix) are supported`,
       );
     }
     if (!ENTRY_TYPES.has(type)) {
-      throw new UnsupportedError('TSG_UNSUPPORTED', `layer entry ${JSON.stringify(displayPath(name))} has unsupported tar type ${JSON.stringify(type)}`);
+      throw new UnsupportedError('TSG_UNSUPPORTED', `layer entry ${JSON.stringify(displayPath(this.#entryName(h)))} has unsupported tar type ${JSON.stringify(type)}`);
     }
     let size = ustarSize;
     const paxSize = this.#pending?.get('size');
@@ -266,13 +281,11 @@ export class TarScanner {
     if (paxSize && paxSize.length > 0) {
       const text = paxSize.toString('latin1');
       size = /^[0-9]+$/.test(text) ? Number(text) : NaN;
-      if (!Number.isSafeInteger(size)) throw invalid(`entry ${JSON.stringify(displayPath(name))}: bad PAX size ${JSON.stringify(text.slice(0, 40))}`);
+      if (!Number.isSafeInteger(size)) throw invalid(`entry ${JSON.stringify(displayPath(this.#entryName(h)))}: bad PAX size ${JSON.stringify(text.slice(0, 40))}`);
     }
     // tar-stream's rule for old tars: a regular file whose (ustar) name ends in "/" is a directory.
-    const ustarName = cstr(h, 0, 100);
-    const oldDir = (type === '0' || type === '\0') && (h.subarray(257, 263).equals(USTAR) && h[345] ? `${cstr(h, 345, 155)}/${ustarName}` : ustarName).endsWith('/');
-    if ((HEADER_ONLY.has(type) || oldDir) && size > 0) {
-      throw invalid(`entry ${JSON.stringify(displayPath(name))} of a type without data has a ${size}-byte size (readers disagree on where the next header is)`);
+    if (size > 0 && (HEADER_ONLY.has(type) || isOldDir(h, type, ustar))) {
+      throw invalid(`entry ${JSON.stringify(displayPath(this.#entryName(h)))} of a type without data has a ${size}-byte size (readers disagree on where the next header is)`);
     }
     if (this.#pending) this.records.set(start + BLOCK, this.#pending);
     this.#pending = null;

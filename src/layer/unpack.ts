@@ -10,6 +10,7 @@ import { IntegrityError, TsgraphError, fromSystemError } from '../errors.js';
 import type { Compression } from '../oci/media-types.js';
 import { decompressionStages } from './compression.js';
 import { TarTap } from './pax.js';
+import { markScanned } from './tar-scan.js';
 
 export interface UnpackedTar {
   /** The uncompressed tar, to hand to a driver's applyDiff. */
@@ -28,6 +29,8 @@ export function openLayerTar(blob: Readable, compression: Compression): Unpacked
     out.destroy(e);
     throw e;
   });
+  // `out` carries only what the tap scanned and passed (up to the end marker): applyTar may trust it.
+  markScanned(out, tap.pax);
   return { tar: out, tap, done };
 }
 
