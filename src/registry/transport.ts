@@ -195,8 +195,12 @@ export class Transport {
     const linked = signal ? AbortSignal.any([signal, ctl.signal]) : ctl.signal;
     let expired: RegistryError | undefined;
     let timer: NodeJS.Timeout | undefined;
+    // Once headers are in, the request clock is done: a server may answer
+    // before it read the whole upload, and the rest of it must not re-arm it.
+    let settled = false;
     // `limit` is the configured limit the message names; `ms` may be longer (see below).
     const arm = (phase: TimeoutPhase, limit: number, ms = limit) => {
+      if (settled) return;
       clearTimeout(timer);
       timer = setTimeout(() => {
         expired = timeoutError(url.href, phase, limit);
@@ -232,6 +236,7 @@ export class Transport {
       if ((err as { code?: string }).code === CONNECT_TIMEOUT_CODE) throw timeoutError(url.href, 'connect', connectMs);
       throw err;
     } finally {
+      settled = true;
       clearTimeout(timer);
     }
     if (!res.body) return res;
