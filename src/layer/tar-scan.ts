@@ -78,6 +78,10 @@ export function parsePaxRecords(buf: Buffer): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   const sparse: string[] = [];
   let off = 0;
+  // Some writers pad the records with NULs; tar-stream stops there too.
+  let end = buf.length;
+  while (end > 0 && buf[end - 1] === 0) end--;
+  buf = buf.subarray(0, end);
   while (off < buf.length) {
     const space = buf.indexOf(0x20, off);
     const lenText = space < 0 ? '' : buf.subarray(off, space).toString('latin1');

@@ -1,8 +1,9 @@
 /**
  * Acceptance 3: hostile layers are rejected or contained, and nothing is ever
  * written outside the layer root. Each case runs through every whiteout
- * format (overlay, naive for vfs/btrfs, aufs) on a fresh tmpfs, with a
- * sentinel directory beside the root that must stay exactly as it was.
+ * format (overlay, naive for vfs/btrfs, aufs) on a fresh tmpfs and on btrfs
+ * (a loop file), with a sentinel directory beside the root that must stay
+ * exactly as it was.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -16,8 +17,10 @@ import { openLayerTar } from '../../src/layer/unpack.js';
 import { aufsFormat, naiveFormat, overlayFormat, type WhiteoutFormat } from '../../src/layer/whiteout.js';
 import { listXattrs } from '../../src/layer/xattr.js';
 import { type TarEntry, makeTar } from '../helpers/image-builder.js';
-import { type Tmpfs, mountTmpfs } from '../helpers/tmpfs.js';
+import { mountTmpfs } from '../helpers/tmpfs.js';
+import { makeBtrfs } from '../helpers/btrfs.js';
 import { listTree } from '../helpers/tree.js';
+import { rawTar } from './raw-tar.js';
 
 interface Case {
   name: string;
@@ -111,6 +114,21 @@ const cases: Case[] = [
   { name: 'a char device 0/0 (an overlay whiteout in disguise)', entries: tarOf([{ path: 'wh', type: 'character-device', devmajor: 0, devminor: 0 }]), rejects: 'TSG_UNSAFE_PATH' },
   { name: 'a huge PAX header', entries: () => hugePaxTar(2 << 20), rejects: 'TSG_INVALID_LAYER' },
   {
+    name: 'an entry hidden after the end-of-archive marker',
+    entries: () => rawTar([{ name: 'a', data: 'A' }], rawTar([{ name: 'hidden', data: 'x' }])),
+    rejects: 'TSG_INVALID_LAYER',
+  },
+  {
+    name: 'a char device whose major (2^32) would wrap to 0/0',
+    entries: () => rawTar([{ name: 'wh', type: '3', raw: { devmajor: Buffer.from([0x80, 0, 0, 1, 0, 0, 0, 0]) } }]),
+    rejects: 'TSG_INVALID_LAYER',
+  },
+  {
+    name: 'a non-UTF-8 hardlink target outside the root',
+    entries: () => rawTar([{ name: 'hl', type: '1', linkname: Buffer.from('../outside/secr\xe9t', 'latin1') }]),
+    rejects: 'TSG_UNSAFE_PATH',
+  },
+  {
     name: 'image-supplied trusted.overlay.* and user.overlay.* xattrs',
     entries: tarOf([
       { path: 'd/', type: 'directory', pax: { 'SCHILY.xattr.trusted.overlay.opaque': 'y', 'SCHILY.xattr.user.overlay.opaque': 'y' } },
@@ -143,39 +161,47 @@ const cases: Case[] = [
 
 const formats: WhiteoutFormat[] = [overlayFormat, naiveFormat, aufsFormat];
 
-describe('hostile layers are rejected or contained', () => {
-  let tmp: Tmpfs;
-  before(() => {
-    tmp = mountTmpfs('256m');
-  });
-  after(() => tmp?.cleanup());
+/** Where the layers are applied: a tmpfs, and btrfs on a loop file (vfs/btrfs layers live there). */
+const filesystems: Array<{ name: string; make: () => { dir: string; cleanup(): void } }> = [
+  { name: 'tmpfs', make: () => mountTmpfs('256m') },
+  { name: 'btrfs', make: () => makeBtrfs('512m') },
+];
 
-  for (const format of formats) {
-    describe(`${format.name} format`, () => {
-      cases.forEach((c, i) => {
-        it(c.rejects ? `rejects ${c.name} (${c.rejects})` : `contains ${c.name}`, async () => {
-          const base = join(tmp.dir, `${format.name}-${i}`);
-          const root = join(base, 'root');
-          const outside = join(base, 'outside');
-          fs.mkdirSync(root, { recursive: true });
-          fs.mkdirSync(outside);
-          fs.writeFileSync(join(outside, 'secret'), 'do not touch');
-          const sentinel = listTree(outside);
-          const run = applyLayer(root, await c.entries(), format);
-          if (c.rejects) {
-            await assert.rejects(run, (e: unknown) => {
-              assert.ok(e instanceof TsgraphError, `expected a TsgraphError, got ${String(e)}`);
-              assert.equal(e.code, c.rejects);
-              return true;
-            });
-          } else {
-            await run;
-            c.check?.(root, format);
-          }
-          assert.deepEqual(listTree(outside), sentinel, 'the sentinel beside the root is untouched');
-          assert.deepEqual(fs.readdirSync(base).sort(), ['outside', 'root'], 'nothing new next to the root');
+for (const filesystem of filesystems) {
+  describe(`hostile layers are rejected or contained (${filesystem.name})`, () => {
+    let tmp: { dir: string; cleanup(): void };
+    before(() => {
+      tmp = filesystem.make();
+    });
+    after(() => tmp?.cleanup());
+
+    for (const format of formats) {
+      describe(`${format.name} format`, () => {
+        cases.forEach((c, i) => {
+          it(c.rejects ? `rejects ${c.name} (${c.rejects})` : `contains ${c.name}`, async () => {
+            const base = join(tmp.dir, `${format.name}-${i}`);
+            const root = join(base, 'root');
+            const outside = join(base, 'outside');
+            fs.mkdirSync(root, { recursive: true });
+            fs.mkdirSync(outside);
+            fs.writeFileSync(join(outside, 'secret'), 'do not touch');
+            const sentinel = listTree(outside);
+            const run = applyLayer(root, await c.entries(), format);
+            if (c.rejects) {
+              await assert.rejects(run, (e: unknown) => {
+                assert.ok(e instanceof TsgraphError, `expected a TsgraphError, got ${String(e)}`);
+                assert.equal(e.code, c.rejects);
+                return true;
+              });
+            } else {
+              await run;
+              c.check?.(root, format);
+            }
+            assert.deepEqual(listTree(outside), sentinel, 'the sentinel beside the root is untouched');
+            assert.deepEqual(fs.readdirSync(base).sort(), ['outside', 'root'], 'nothing new next to the root');
+          });
         });
       });
-    });
-  }
-});
+    }
+  });
+}
