@@ -5,13 +5,18 @@
  * Crash safety (a `kill -9` may land between any two steps): the name is
  * claimed first, atomically, with a record in state `creating` that already
  * names the layer id; the layer is then made and mounted (the driver counts
- * a mount before it exists), and the record loses its state last. While it
- * works, the creating process holds `locks/creating-<id>.lock`; a record
- * still `creating` whose lock nobody holds is a crash leftover, and repair()
- * removes it with whatever of its layer exists (unmounted first). `rm` marks
- * the record `removing` before it touches the layer, so a kill mid-removal
- * leaves a record that repair finishes removing, never a live-looking record
+ * a mount before it exists), and the record loses its state last. `rm` marks
+ * the record `removing` before it touches the layer. So a kill leaves either
+ * a ready container or a record with a state, never a live-looking record
  * whose layer is gone.
+ *
+ * Each container has an owner lock, `locks/container-<id>.lock` (the id is
+ * unique to one creation): held by its creator until the record is ready, and
+ * by every mount NAME / umount / rm while it works. A record with a state
+ * whose lock is free is a crash leftover: repair() (at every store open)
+ * removes it with whatever of its layer exists, unmounted first. The lock
+ * file lives as long as the container: whoever holds it when the record is
+ * gone deletes it (a late waiter on the old file then finds no record).
  */
 import * as fs from 'node:fs';
 import type { ContentStore } from '../content/store.js';
@@ -70,7 +75,8 @@ export class Mounter {
     const existing = this.containers.get(name);
     if (existing && !(existing.state === 'creating' && (await this.#repairOne(existing)))) throw ContainerStore.exists(name);
     pausePoint('mount:after-name-check');
-    const creating = await this.#creatorLock(record.id);
+    // Uncontended (a fresh id): held until the record is ready, so repair can tell this creation from a crashed one.
+    const owner = await this.#ownerLock(record.id, 0);
     try {
       this.containers.claim(record);
       crashPoint('mount:after-claim');
@@ -87,52 +93,59 @@ export class Mounter {
         throw err;
       }
     } finally {
-      this.#dropCreatorLock(creating);
+      // The file stays with a live container (later owners wait on it); it goes when the claim failed or was undone.
+      this.#dropOwnerLock(owner, this.containers.get(name)?.id !== record.id);
     }
   }
 
   /** Mounts an existing container once more (one more reference). */
   async mountContainer(name: string, req: MountRequest = {}): Promise<MountResult> {
-    const record = await this.#ready(name);
-    const path = await this.driver.get(record.id, { readOnly: req.readOnly ?? record.readOnly });
-    // Rewritten only when it changed: a blind rewrite could bring back a record a racing `rm` just deleted.
-    if (record.path !== path) {
-      record.path = path;
-      this.containers.put(record);
-    }
-    return { container: record, path };
+    return this.#owned(name, async (record) => {
+      const path = await this.driver.get(record.id, { readOnly: req.readOnly ?? record.readOnly });
+      if (record.path !== path) {
+        record.path = path;
+        this.containers.put(record);
+      }
+      return { container: record, path };
+    });
   }
 
   /** Drops one reference; the driver unmounts at zero. */
   async unmount(name: string): Promise<ContainerRecord> {
-    const record = await this.#ready(name);
-    await this.driver.put(record.id);
-    return record;
+    return this.#owned(name, async (record) => {
+      await this.driver.put(record.id);
+      return record;
+    });
   }
 
   /** Unmounts (every reference) and deletes container `name`. */
   async remove(name: string): Promise<ContainerRecord> {
-    const record = await this.#ready(name);
-    this.containers.put({ ...record, state: 'removing' });
-    crashPoint('rm:after-mark');
-    await this.#discard(record);
-    return record;
+    return this.#owned(name, async (record) => {
+      this.containers.put({ ...record, state: 'removing' });
+      crashPoint('rm:after-mark');
+      pausePoint('rm:after-mark');
+      try {
+        await this.#discard(record);
+      } catch (err) {
+        // Refused (a busy mount): the layer is untouched (removal renames it aside in one step), so the container is ready again.
+        if (this.driver.exists(record.id)) this.containers.put(record);
+        throw err;
+      }
+      return record;
+    });
   }
 
   isMounted(record: ContainerRecord): boolean {
     return record.path !== undefined && isMountPoint(record.path);
   }
 
-  /** Removes containers whose creation a crash cut short. Returns their names. */
+  /** Removes containers a crash left half-made or half-removed. Returns their names. */
   async repair(): Promise<string[]> {
     const removed: string[] = [];
     for (const rec of this.containers.list()) {
+      if (!rec.state) continue;
       try {
-        if (rec.state === 'creating' && (await this.#repairOne(rec))) removed.push(rec.name);
-        if (rec.state === 'removing') {
-          await this.#discard(rec);
-          removed.push(rec.name);
-        }
+        if (await this.#repairOne(rec)) removed.push(rec.name);
       } catch {
         // Runs at every open: a leftover that cannot go now (its mount busy) must not stop the verb; the next open tries again.
       }
@@ -140,32 +153,52 @@ export class Mounter {
     return removed;
   }
 
-  /** The record of `name`, once it is fully made (a crashed creation is cleaned up and reported as absent). */
-  async #ready(name: string): Promise<ContainerRecord> {
-    const record = this.containers.require(name);
-    if (record.state === 'removing') {
-      await this.#discard(record);
-      throw new NotFoundError('TSG_NOT_FOUND', `no container named ${name} (a killed rm had left it half-removed; removed)`, { data: { name } });
+  /**
+   * Runs `fn` on the ready record of `name` holding its owner lock (waiting,
+   * bounded, for another mount/umount/rm of it). A leftover of a crash is
+   * cleaned up and reported as absent; a creation in progress is TSG_IN_USE.
+   */
+  async #owned<T>(name: string, fn: (record: ContainerRecord) => Promise<T>): Promise<T> {
+    const seen = this.containers.require(name);
+    if (seen.state) {
+      if (await this.#repairOne(seen)) {
+        throw new NotFoundError('TSG_NOT_FOUND', `no container named ${name} (a killed ${seen.state === 'creating' ? 'mount' : 'rm'} had left it; cleaned up)`, {
+          data: { name },
+        });
+      }
+      throw new BusyError('TSG_IN_USE', `container ${name} is being ${seen.state === 'creating' ? 'created' : 'removed'} by another tsgraph process`, { data: { name } });
     }
-    if (record.state !== 'creating') return record;
-    if (await this.#repairOne(record)) {
-      throw new NotFoundError('TSG_NOT_FOUND', `no container named ${name} (a crashed mount had left it half-made; removed)`, { data: { name } });
+    const owner = await this.#ownerLock(seen.id, 60_000);
+    let gone = false;
+    try {
+      const record = this.containers.get(name);
+      // Removed (or removed and made anew) while we waited.
+      if (!record || record.id !== seen.id || record.state) {
+        gone = true;
+        throw new NotFoundError('TSG_NOT_FOUND', `no container named ${name} (removed meanwhile)`, { data: { name } });
+      }
+      const out = await fn(record);
+      gone = !this.containers.get(name);
+      return out;
+    } finally {
+      this.#dropOwnerLock(owner, gone);
     }
-    throw new BusyError('TSG_IN_USE', `container ${name} is being created by another tsgraph process`, { data: { name } });
   }
 
-  /** Deletes a `creating` record and its layer if its creator is gone; false while the creator lives. */
+  /** Deletes a record that has a state, and its layer, if no live process owns it; false while one does. */
   async #repairOne(rec: ContainerRecord): Promise<boolean> {
-    const lock = await acquireLock(this.layers.lockDir, `creating-${rec.id}`, { timeoutMs: 0 }).catch(() => undefined);
+    const lock = await this.#ownerLock(rec.id, 0).catch(() => undefined);
     if (!lock) return false;
+    let done = false;
     try {
       const now = this.containers.get(rec.name);
       // Finished, removed or replaced while we looked: nothing of ours to repair.
-      if (!now || now.id !== rec.id || now.state !== 'creating') return false;
+      if (!now || now.id !== rec.id || !now.state) return false;
       await this.#discard(now);
+      done = true;
       return true;
     } finally {
-      this.#dropCreatorLock(lock);
+      this.#dropOwnerLock(lock, done || !this.containers.get(rec.name));
     }
   }
 
@@ -179,14 +212,13 @@ export class Mounter {
     this.containers.remove(record.name);
   }
 
-  /** The creator's lock: unique to one attempt, so it is never contended except by repair. */
-  #creatorLock(id: string): Promise<FileLock> {
-    return acquireLock(this.layers.lockDir, `creating-${id}`, { timeoutMs: 0 });
+  #ownerLock(id: string, timeoutMs: number): Promise<FileLock> {
+    return acquireLock(this.layers.lockDir, `container-${id}`, { timeoutMs, what: `container layer ${id} (in use by another tsgraph process)` });
   }
 
-  /** Only the holder deletes the file (repair never waits on it), so no lock files pile up. */
-  #dropCreatorLock(lock: FileLock): void {
-    fs.rmSync(lock.path, { force: true });
+  /** Releases the owner lock, deleting its file once the record is gone (a waiter that still gets the old file finds no record and stops). */
+  #dropOwnerLock(lock: FileLock, deleteFile: boolean): void {
+    if (deleteFile) fs.rmSync(lock.path, { force: true });
     lock.release();
   }
 }

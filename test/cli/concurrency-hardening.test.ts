@@ -114,6 +114,28 @@ describe('concurrency and crash hardening', () => {
     });
   }
 
+  it('an rm in progress owns its container: mount NAME and a second rm are refused, ps leaves it to rm', async () => {
+    const { root, hooks, env } = await setup();
+    const m = await runCli(['mount', 'busybox', '--name', 'o', '--json'], env);
+    assert.equal(m.code, 0, m.stderr);
+    const rm = startCli(['rm', 'o'], { ...env, ...hookEnv(hooks, { pause: ['rm:after-mark'] }) });
+    await waitReached(hooks, 'rm:after-mark', rm);
+    const ps = parseJsonOutput<Array<{ name: string; state?: string }>>(await runCli(['ps', '--json'], env));
+    assert.deepEqual(ps.map((c) => [c.name, c.state]), [['o', 'removing']], 'ps shows it, and does not remove it behind rm');
+    for (const args of [['mount', 'o'], ['rm', 'o'], ['umount', 'o']]) {
+      const r = await runCli(args, env);
+      assert.notEqual(r.code, 0, args.join(' '));
+      assert.match(r.stderr, /TSG_IN_USE/, args.join(' '));
+    }
+    release(hooks, 'rm:after-mark');
+    const r = await rm.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(parseJsonOutput<unknown[]>(await runCli(['ps', '--json'], env)), []);
+    assert.deepEqual(mountsBelow(root), []);
+    assert.deepEqual(containerLayers(root, 'overlay'), []);
+    assert.deepEqual(fs.readdirSync(join(root, 'locks')).filter((f) => f.startsWith('container-')), [], 'its lock file went with it');
+  });
+
   it('defect 13: kill between mount and record of `mount NAME` / between unmount and count of `umount`: counts follow mountinfo', async () => {
     const { root, hooks, env } = await setup();
     const m = await runCli(['mount', 'busybox', '--name', 'd', '--json'], env);
