@@ -302,7 +302,10 @@ export class LayerApplier implements ApplyContext {
     this.#requireRealParents(targetRel, e.name);
     const target = this.abs(targetRel);
     const st = lstatOrNull(target);
-    if (!st) {
+    // Only an entry this layer wrote: what a lower layer left (only vfs/btrfs
+    // have it here) or a whiteout this layer made (an overlay device, an aufs
+    // marker) would make drivers disagree.
+    if (!st || !this.#mine.has(targetRel) || this.#whitedOut.has(targetRel)) {
       throw new TsgraphError('TSG_INVALID_LAYER', `hardlink ${JSON.stringify(displayPath(e.name))} → ${JSON.stringify(displayPath(e.linkname))}: target not in this layer`);
     }
     if (st.isDirectory()) throw unsafe(e.name, 'hardlink to a directory');

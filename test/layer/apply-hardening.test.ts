@@ -226,6 +226,29 @@ describe('layer apply hardening', () => {
     }
   });
 
+  describe('sibling of defect 6: hardlinks point only at entries of their own layer', () => {
+    for (const format of formats) {
+      it(`refuses a link to a lower file, to a whiteout and to a whiteout marker (${format.name})`, async () => {
+        const bad: RawEntry[][] = [
+          [{ name: 'hl', type: '1', linkname: 'lower' }],
+          [{ name: '.wh.gone' }, { name: 'hl', type: '1', linkname: 'gone' }],
+          [{ name: '.wh.gone' }, { name: 'hl', type: '1', linkname: '.wh.gone' }],
+          [{ name: 'd/f', data: 'x' }, { name: 'hl', type: '1', linkname: 'd' }],
+        ];
+        for (const entries of bad) {
+          const root = fresh();
+          // vfs/btrfs have the lower tree in the layer root; overlay and aufs do not.
+          if (format === naiveFormat) fs.writeFileSync(join(root, 'lower'), 'lower');
+          await assert.rejects(apply(root, rawTar(entries), format), (e: unknown) => e instanceof TsgraphError && /INVALID_LAYER|UNSAFE_PATH/.test(e.code), JSON.stringify(entries));
+          assert.equal(fs.existsSync(join(root, 'hl')), false);
+        }
+        const ok = fresh();
+        await apply(ok, rawTar([{ name: 'f', data: 'x' }, { name: 'hl', type: '1', linkname: './f' }]), format);
+        assert.equal(fs.statSync(join(ok, 'hl')).ino, fs.statSync(join(ok, 'f')).ino);
+      });
+    }
+  });
+
   describe('defect 6: whiteouts act on lower layers only, whatever the tar order', () => {
     /** The lower tree, as vfs/btrfs copy it into the new layer before applying (naive format). */
     const lower = (root: string) => {
