@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <fcntl.h>
 #include <string>
 #include <sys/xattr.h>
@@ -85,52 +86,53 @@ static Napi::Value Freadlink(const Napi::CallbackInfo& info) {
   ThrowErrno(env, ENAMETOOLONG, "readlinkat");
 }
 
+// Most xattr lists and values are small: one call into a 4 KiB buffer, and
+// only on ERANGE ask the size and retry (bounded: the size may keep changing).
+template <typename Call>
+static ssize_t SizedCall(std::vector<char>& buf, Call call) {
+  buf.resize(4096);
+  for (int attempt = 0; attempt < 4; attempt++) {
+    ssize_t n = call(buf.data(), buf.size());
+    if (n >= 0 || errno != ERANGE) return n;
+    ssize_t size = call(nullptr, 0);
+    if (size < 0) return size;
+    buf.resize(static_cast<size_t>(size) + 1);
+  }
+  errno = ERANGE;
+  return -1;
+}
+
 // fgetxattr(fd, name) -> Buffer | null (absent). Works on O_PATH fds too.
 static Napi::Value Fgetxattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = AtFdArg(info, 0, "fd");
   std::string name = BytesArg(info, 1, "xattr name");
-  for (int attempt = 0; attempt < 4; attempt++) {  // bounded: the size may change between calls
-    ssize_t size = GetXattrFd(fd, name.c_str(), nullptr, 0);
-    if (size < 0) {
-      if (errno == ENODATA || errno == ENOTSUP) return env.Null();
-      ThrowErrno(env, errno, "fgetxattr", "", name);
-    }
-    std::vector<char> buf(size > 0 ? size : 1);
-    ssize_t n = GetXattrFd(fd, name.c_str(), buf.data(), buf.size());
-    if (n >= 0) return Napi::Buffer<char>::Copy(env, buf.data(), n);
-    if (errno == ENODATA) return env.Null();
-    if (errno != ERANGE) ThrowErrno(env, errno, "fgetxattr", "", name);
-  }
-  ThrowErrno(env, ERANGE, "fgetxattr", "", name);
+  std::vector<char> buf;
+  ssize_t n = SizedCall(buf, [&](char* b, size_t size) { return GetXattrFd(fd, name.c_str(), b, size); });
+  if (n >= 0) return Napi::Buffer<char>::Copy(env, buf.data(), n);
+  if (errno == ENODATA || errno == ENOTSUP) return env.Null();
+  ThrowErrno(env, errno, "fgetxattr", "", name);
 }
 
 // flistxattr(fd) -> string[]. Works on O_PATH fds too.
 static Napi::Value Flistxattr(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = AtFdArg(info, 0, "fd");
-  for (int attempt = 0; attempt < 4; attempt++) {
-    ssize_t size = ListXattrFd(fd, nullptr, 0);
-    if (size < 0) {
-      if (errno == ENOTSUP) return Napi::Array::New(env);
-      ThrowErrno(env, errno, "flistxattr");
-    }
-    std::vector<char> buf(size > 0 ? size : 1);
-    ssize_t n = ListXattrFd(fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == ERANGE) continue;
-      ThrowErrno(env, errno, "flistxattr");
-    }
-    Napi::Array out = Napi::Array::New(env);
-    uint32_t idx = 0;
-    for (ssize_t i = 0; i < n;) {
-      std::string name(buf.data() + i);
-      if (!name.empty()) out.Set(idx++, Napi::String::New(env, name));
-      i += name.size() + 1;
-    }
-    return out;
+  std::vector<char> buf;
+  ssize_t n = SizedCall(buf, [&](char* b, size_t size) { return ListXattrFd(fd, b, size); });
+  if (n < 0) {
+    if (errno == ENOTSUP) return Napi::Array::New(env);
+    ThrowErrno(env, errno, "flistxattr");
   }
-  ThrowErrno(env, ERANGE, "flistxattr");
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t idx = 0;
+  for (ssize_t i = 0; i < n;) {
+    // Names are NUL-separated; the last one is NUL-terminated by the kernel.
+    size_t len = strnlen(buf.data() + i, n - i);
+    if (len) out.Set(idx++, Napi::String::New(env, buf.data() + i, len));
+    i += len + 1;
+  }
+  return out;
 }
 
 void InitAtOps(Napi::Env env, Napi::Object exports) {

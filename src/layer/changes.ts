@@ -162,13 +162,14 @@ export function overlayChanges(upper: string, lowers: string[]): OverlayChange[]
         if (inLowers(lowers, r)) out.push({ kind: 'D', path: `/${r}` });
         return;
       }
+      const xattrs = node.listXattrs(); // one call; values only for the names present
       for (const x of ['trusted.overlay.redirect', 'trusted.overlay.metacopy']) {
-        if (node.getXattr(x) !== null) {
+        if (xattrs.includes(x)) {
           throw new UnsupportedError('TSG_UNSUPPORTED', `native overlay diff cannot read ${x} on /${displayPath(r)}; using the naive diff`);
         }
       }
       const existed = inLowers(lowers, r);
-      const opaque = node.stats.isDirectory() && node.getXattr('trusted.overlay.opaque')?.toString() === 'y';
+      const opaque = node.stats.isDirectory() && xattrs.includes('trusted.overlay.opaque') && node.getXattr('trusted.overlay.opaque')?.toString() === 'y';
       out.push({ kind: existed ? 'C' : 'A', path: `/${r}`, ...(opaque ? { opaque: true } : {}) });
       if (node.stats.isDirectory()) walk(node);
     });

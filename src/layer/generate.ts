@@ -132,6 +132,8 @@ export function generateLayerTar(changes: OverlayChange[], options: GenerateOpti
   const exportNode = async (node: SafeNode, rel: string, change: OverlayChange, inodes: Map<string, string>) => {
     const st: fs.Stats = node.stats;
     const key = `${st.dev}:${st.ino}`;
+    // A file's content fd, opened first, also serves its xattrs (no second /proc lookup).
+    if (st.isFile() && st.size > 0) node.contentFd();
     const xattrs = exportXattrs(node, options.source);
     const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
     if (st.isDirectory()) {

@@ -74,13 +74,8 @@ export function copyTree(src: string, dst: string, options: CopyOptions = {}): v
       return;
     }
     if (st.isFile()) {
-      const fd = node.openContent();
-      try {
-        // Through the opened fd's magic link: the inode fstat described, not a name.
-        fs.copyFileSync(`/proc/self/fd/${fd}`, to, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
-      } finally {
-        fs.closeSync(fd);
-      }
+      // Through the opened fd's magic link: the inode fstat described, not a name.
+      fs.copyFileSync(`/proc/self/fd/${node.contentFd()}`, to, fs.constants.COPYFILE_FICLONE | fs.constants.COPYFILE_EXCL);
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       const { major, minor } = splitDev(st.rdev);
       mknod(to, st.isCharacterDevice() ? 'char' : 'block', 0o600, major, minor);

@@ -7,9 +7,10 @@
  *    dir fd, with O_PATH|O_NOFOLLOW (a symlink is opened as itself; a device
  *    or FIFO is not opened for I/O, so no driver's open runs and nothing blocks);
  *  - `stats` come from fstat of that fd and are the only facts used;
- *  - content, xattrs, link targets and directory listings come from that fd
- *    (regular files and dirs are reopened through the fd's /proc magic link,
- *    which lands on the very inode, never on a name looked up again).
+ *  - content, xattrs, link targets and directory listings come from that fd:
+ *    regular files and dirs are reopened for reading at once through the
+ *    fd's /proc magic link, which lands on the very inode, never on a name
+ *    looked up again (one fd per node serves stat, xattrs and content).
  * A swap after the open changes nothing we read; a swap before it is simply
  * what we see (a symlink is then exported as a symlink, not read through).
  *
@@ -44,8 +45,11 @@ function isErrno(err: unknown, code: string): boolean {
 /** One opened entry: an O_PATH fd (a dir fd for directories) and its fstat. */
 export class SafeNode {
   #closed = false;
+  #content: number | undefined; // a regular file's readable fd, opened on first use
+  #streams = 0; // readStream()s still reading #content: close() leaves it to them
 
   private constructor(
+    /** A readable dir fd for directories, else O_PATH. */
     readonly fd: number,
     readonly stats: fs.Stats,
     /** The host path the walk started at (for messages and hooks). */
@@ -54,9 +58,13 @@ export class SafeNode {
     readonly rel: string,
   ) {}
 
-  /** Opens a host directory tsgraph chose (a layer dir, a mount point) as the root of a walk. */
+  /**
+   * Opens a host directory tsgraph or its caller chose (a layer dir, a mount
+   * point) as the root of a walk. The trust boundary is below it: the root's
+   * own path is the caller's, so it may be reached through a symlink.
+   */
   static openRoot(path: string): SafeNode {
-    const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+    const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     try {
       return new SafeNode(fd, fs.fstatSync(fd), path, '');
     } catch (err) {
@@ -90,14 +98,15 @@ export class SafeNode {
       throw err;
     }
     try {
-      let st = fs.fstatSync(fd);
+      const st = fs.fstatSync(fd);
       if (st.isDirectory()) {
-        // A readable dir fd for the same inode (listing, fgetxattr); no name is looked up.
+        // A readable dir fd for the same inode (listing, fgetxattr without /proc).
         const dfd = fs.openSync(procFd(fd), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
         fs.closeSync(fd);
         fd = dfd;
-        st = fs.fstatSync(fd);
       }
+      // Regular files stay O_PATH until their content is wanted (a diff listing needs
+      // none); devices, FIFOs and sockets are never opened for I/O at all.
       return new SafeNode(fd, st, this.root, rel);
     } catch (err) {
       fs.closeSync(fd);
@@ -113,11 +122,11 @@ export class SafeNode {
   }
 
   listXattrs(): string[] {
-    return nativeAt().flistxattr(this.fd);
+    return nativeAt().flistxattr(this.#content ?? this.fd);
   }
 
   getXattr(name: string): Buffer | null {
-    return nativeAt().fgetxattr(this.fd, name);
+    return nativeAt().fgetxattr(this.#content ?? this.fd, name);
   }
 
   /** All xattrs of this node, name → value. */
@@ -131,24 +140,38 @@ export class SafeNode {
     return out;
   }
 
-  /** A readable fd on this regular file's inode (caller closes it). O_NONBLOCK: never waits. */
-  openContent(): number {
+  /**
+   * This regular file's readable fd (owned by the node: do not close it),
+   * reopened from the O_PATH fd through its magic link: the inode fstat
+   * described, whatever the name holds now. O_NONBLOCK: never waits.
+   */
+  contentFd(): number {
     if (!this.stats.isFile()) throw new UnsafeError('TSG_UNSAFE_PATH', `${this.where} is not a regular file`);
     safeDirHooks.beforeRead?.(this.root, this.rel);
-    const c = nativeAt().atConstants;
-    return fs.openSync(procFd(this.fd), c.O_RDONLY | c.O_NONBLOCK | c.O_NOCTTY);
+    if (this.#content === undefined) {
+      const c = nativeAt().atConstants;
+      this.#content = fs.openSync(procFd(this.fd), c.O_RDONLY | c.O_NONBLOCK | c.O_NOCTTY);
+    }
+    return this.#content;
   }
 
   /**
    * The file's first `stats.size` bytes as a stream: exactly the size the
    * tar header says. A file that shrank meanwhile is an error (the container
-   * is still writing it), never padded or read past.
+   * is still writing it), never padded or read past. The node's fd stays
+   * open until both the stream and close() are done.
    */
   readStream(): Readable {
-    const fd = this.openContent();
+    const fd = this.contentFd();
     const size = this.stats.size;
     const where = this.where;
     let pos = 0;
+    this.#streams++;
+    const release = (cb: () => void) => {
+      this.#streams--;
+      if (this.#closed && this.#streams === 0) fs.close(fd, () => cb());
+      else cb();
+    };
     return new Readable({
       read() {
         if (pos >= size) {
@@ -164,7 +187,7 @@ export class SafeNode {
         });
       },
       destroy(err, cb) {
-        fs.close(fd, () => cb(err));
+        release(() => cb(err));
       },
     });
   }
@@ -172,29 +195,26 @@ export class SafeNode {
   /** The whole file, refused (TSG_UNSAFE_PATH) when bigger than `cap` bytes. */
   readAll(cap: number): Buffer {
     if (this.stats.size > cap) throw new UnsafeError('TSG_UNSAFE_PATH', `${this.where} is bigger than ${cap} bytes`);
-    const fd = this.openContent();
-    try {
-      const chunks: Buffer[] = [];
-      let total = 0;
-      // Bounded by the cap, whatever the file does meanwhile.
-      for (;;) {
-        const buf = Buffer.allocUnsafe(Math.min(CHUNK, cap + 1 - total));
-        const n = fs.readSync(fd, buf, 0, buf.length, null);
-        if (n === 0) break;
-        chunks.push(buf.subarray(0, n));
-        total += n;
-        if (total > cap) throw new UnsafeError('TSG_UNSAFE_PATH', `${this.where} is bigger than ${cap} bytes`);
-      }
-      return Buffer.concat(chunks);
-    } finally {
-      fs.closeSync(fd);
+    const fd = this.contentFd();
+    const chunks: Buffer[] = [];
+    let total = 0;
+    // Bounded by the cap, whatever the file does meanwhile.
+    for (;;) {
+      const buf = Buffer.allocUnsafe(Math.min(CHUNK, cap + 1 - total));
+      const n = fs.readSync(fd, buf, 0, buf.length, total);
+      if (n === 0) break;
+      chunks.push(buf.subarray(0, n));
+      total += n;
+      if (total > cap) throw new UnsafeError('TSG_UNSAFE_PATH', `${this.where} is bigger than ${cap} bytes`);
     }
+    return Buffer.concat(chunks);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     fs.closeSync(this.fd);
+    if (this.#content !== undefined && this.#streams === 0) fs.closeSync(this.#content);
   }
 
   #mustBeDir(): void {
@@ -205,26 +225,18 @@ export class SafeNode {
 /** Do two regular files hold the same bytes? Read from their fds in chunks, bounded by the sizes. */
 export function sameContent(a: SafeNode, b: SafeNode): boolean {
   if (a.stats.size !== b.stats.size) return false;
-  const fa = a.openContent();
-  try {
-    const fb = b.openContent();
-    try {
-      const ba = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(a.stats.size, 1)));
-      const bb = Buffer.allocUnsafe(ba.length);
-      for (let pos = 0; pos < a.stats.size; ) {
-        const want = Math.min(ba.length, a.stats.size - pos);
-        const na = fs.readSync(fa, ba, 0, want, pos);
-        const nb = fs.readSync(fb, bb, 0, want, pos);
-        if (na !== nb || na === 0 || !ba.subarray(0, na).equals(bb.subarray(0, nb))) return false;
-        pos += na;
-      }
-      return true;
-    } finally {
-      fs.closeSync(fb);
-    }
-  } finally {
-    fs.closeSync(fa);
+  const fa = a.contentFd();
+  const fb = b.contentFd();
+  const ba = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(a.stats.size, 1)));
+  const bb = Buffer.allocUnsafe(ba.length);
+  for (let pos = 0; pos < a.stats.size; ) {
+    const want = Math.min(ba.length, a.stats.size - pos);
+    const na = fs.readSync(fa, ba, 0, want, pos);
+    const nb = fs.readSync(fb, bb, 0, want, pos);
+    if (na !== nb || na === 0 || !ba.subarray(0, na).equals(bb.subarray(0, nb))) return false;
+    pos += na;
   }
+  return true;
 }
 
 /**
@@ -272,14 +284,5 @@ export class SafeTree {
   close(): void {
     while (this.#stack.length) this.#stack.pop()!.close();
     this.#parts.length = 0;
-  }
-}
-
-/** Runs `fn` with an opened node and closes it after, whatever happens. */
-export function withNode<T>(node: SafeNode, fn: (n: SafeNode) => T): T {
-  try {
-    return fn(node);
-  } finally {
-    node.close();
   }
 }
