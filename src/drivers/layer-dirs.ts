@@ -300,17 +300,6 @@ export class LayerDirs {
     }
   }
 
-  /** Refuses while children exist or while mounted; then moves aside and deletes. Caller holds the driver lock. */
-  remove(id: string, beforeDelete?: (dir: string) => void): void {
-    const doomed = this.#moveAside(this.meta(id));
-    try {
-      beforeDelete?.(doomed.dir);
-      fs.rmSync(doomed.dir, { recursive: true, force: true });
-    } finally {
-      doomed.lock.release();
-    }
-  }
-
   #moveAside(meta: LayerMeta): { dir: string; lock: FileLock } {
     const id = meta.id;
     const kids = this.children(id);
