@@ -55,6 +55,10 @@ export class Mounter {
   async mountImage(image: ImageRecord, req: MountRequest = {}): Promise<MountResult> {
     const name = req.name ?? ContainerStore.defaultName(image.name);
     ContainerStore.checkName(name);
+    // A quick answer for a taken name, before any unpacking (a crash leftover is removed and the name reused); claim() decides races.
+    const existing = this.containers.get(name);
+    if (existing && !(existing.state && (await this.#repairOne(existing)))) throw ContainerStore.exists(name);
+    pausePoint('mount:after-name-check');
     pausePoint('mount:before-unpack');
     // Layers may be missing if the image was pulled with --no-unpack or by an older tsgraph.
     await this.layers.unpack(image, this.content, { signal: req.signal });
@@ -71,10 +75,6 @@ export class Mounter {
       createdAt: new Date().toISOString(),
       state: 'creating',
     };
-    // A quick answer for a taken name (a crashed creation's leftover is removed and the name reused); claim() decides races.
-    const existing = this.containers.get(name);
-    if (existing && !(existing.state === 'creating' && (await this.#repairOne(existing)))) throw ContainerStore.exists(name);
-    pausePoint('mount:after-name-check');
     // Uncontended (a fresh id): held until the record is ready, so repair can tell this creation from a crashed one.
     const owner = await this.#ownerLock(record.id, 0);
     try {
