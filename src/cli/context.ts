@@ -21,19 +21,19 @@ export function openStore(g: GlobalOptions, extra: StoreOptions = {}): Promise<S
 }
 
 /**
- * For verbs that only read or act on existing things (images, containers,
- * inspect, diff, umount, rm, rmi): a missing root is never created (a typo
+ * For verbs that only read or act on existing things (everything but pull
+ * and doctor): a missing root is never created (a typo
  * in --root must not leave directories behind). Returns undefined when the
  * root does not exist; the verb prints its empty result or a not-found.
  */
-export async function openExistingStore(g: GlobalOptions): Promise<Store | undefined> {
+export async function openExistingStore(g: GlobalOptions, extra: StoreOptions = {}): Promise<Store | undefined> {
   if (!fs.existsSync(storeRoot(g))) return undefined;
-  return openStore(g);
+  return openStore(g, extra);
 }
 
 /** Like openExistingStore, but a missing root is `what` not found. */
-export async function requireStore(g: GlobalOptions, what: string): Promise<Store> {
-  const store = await openExistingStore(g);
+export async function requireStore(g: GlobalOptions, what: string, extra: StoreOptions = {}): Promise<Store> {
+  const store = await openExistingStore(g, extra);
   if (!store) throw new NotFoundError('TSG_NOT_FOUND', `${what} is not in the store (there is no store at ${storeRoot(g)})`, { data: { root: storeRoot(g) } });
   return store;
 }

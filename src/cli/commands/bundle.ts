@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { createBundle, removeBundle } from '../../runtime/bundle.js';
 import { UsageError } from '../../errors.js';
 import { mkdirBounded } from '../../util/private-root.js';
-import { openStore } from '../context.js';
+import { requireStore } from '../context.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function bundleCommand(): Command {
@@ -22,7 +22,7 @@ export function bundleCommand(): Command {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       if (flags.remove && (image || dir)) throw new UsageError('TSG_USAGE', '--remove DIR takes no IMAGE');
       if (!flags.remove && (!image || !dir)) throw new UsageError('TSG_USAGE', 'bundle needs IMAGE and DIR (or --remove DIR)');
-      const store = await openStore(g);
+      const store = await requireStore(g, flags.remove ? `bundle ${flags.remove}` : `image ${image}`);
       if (flags.remove) {
         const container = await removeBundle(store, flags.remove);
         if (g.json) printJson({ removed: flags.remove, container });

@@ -1,6 +1,6 @@
 /** `tsgraph commit NAME REF`: a container layer becomes an image. */
 import { Command, Option } from 'commander';
-import { openStore } from '../context.js';
+import { requireStore } from '../context.js';
 import { type GlobalOptions, formatBytes, printJson, writeOut, writeErr } from '../output.js';
 
 export function commitCommand(): Command {
@@ -22,7 +22,7 @@ export function commitCommand(): Command {
     .option('-a, --author <name>', 'author')
     .action(async (name: string, ref: string, flags: { compress: 'gzip' | 'zstd' | 'none'; change: string[]; message?: string; author?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await openStore(g);
+      const store = await requireStore(g, `container ${name}`);
       const r = await store.commit(name, ref, { compress: flags.compress, changes: flags.change, message: flags.message, author: flags.author });
       if (g.json) {
         printJson({ name: r.image.name, digest: r.image.manifestDigest, configDigest: r.image.configDigest, layer: r.layer, diffMethod: r.diffMethod });

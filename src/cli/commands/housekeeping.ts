@@ -1,6 +1,6 @@
 /** `tsgraph rm`, `rmi`, `gc`: removing containers, image names, and what nothing references. */
 import { Command } from 'commander';
-import { openStore, requireStore } from '../context.js';
+import { openExistingStore, requireStore } from '../context.js';
 import { type GlobalOptions, formatBytes, printJson, writeOut, writeErr } from '../output.js';
 
 export function rmCommand(): Command {
@@ -44,8 +44,9 @@ export function gcCommand(): Command {
     .option('-n, --dry-run', 'only report what would be removed')
     .action(async (flags: { dryRun?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await openStore(g);
-      const r = await store.gc({ dryRun: flags.dryRun });
+      const store = await openExistingStore(g);
+      // No store, nothing to collect (and no root made by a typo).
+      const r = store ? await store.gc({ dryRun: flags.dryRun }) : { dryRun: !!flags.dryRun, ingests: [], ingestBytes: 0, layers: [], blobs: [], bytes: 0, errors: [] };
       if (g.json) return printJson(r);
       const verb = r.dryRun ? 'would remove' : 'removed';
       const ingests = r.ingests.length ? `, ${r.ingests.length} abandoned ingest(s) (${formatBytes(r.ingestBytes)})` : '';

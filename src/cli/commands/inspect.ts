@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { imageConfigSchema, manifestSchema, parseJson } from '../../oci/schemas.js';
 import { formatReference, parseReference } from '../../reference.js';
-import { openStore, requireStore } from '../context.js';
+import { requireStore } from '../context.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function inspectCommand(): Command {
@@ -38,7 +38,7 @@ export function tagCommand(): Command {
     .argument('<target>', 'new name (registry/repo:tag)')
     .action(async (source: string, target: string, _f: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
-      const store = await openStore(g);
+      const store = await requireStore(g, `image ${source}`);
       const image = store.findImage(source);
       const name = formatReference(parseReference(target));
       store.images.put({ ...image, name, pulledAt: new Date().toISOString() });

@@ -1,7 +1,7 @@
 /** `tsgraph push REF [DEST]`: upload an image to a registry. */
 import { Command } from 'commander';
 import { type RegistryFlags, addRegistryFlags, parseJobs, registryStoreOptions } from '../registry-flags.js';
-import { type CommandContext, openStore } from '../context.js';
+import { type CommandContext, requireStore } from '../context.js';
 import { type GlobalOptions, formatBytes, printJson, writeOut } from '../output.js';
 import { PullProgress, progressMode } from '../progress.js';
 
@@ -20,7 +20,7 @@ export function pushCommand(ctx: CommandContext): Command {
     .action(async (ref: string, dest: string | undefined, flags: RegistryFlags & { chunkSize: string; quiet?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       const progress = new PullProgress(progressMode({ quiet: flags.quiet, json: g.json }));
-      const store = await openStore(g, {
+      const store = await requireStore(g, `image ${ref}`, {
         ...registryStoreOptions(flags),
         onRetry: (r) => progress.line(`retrying in ${(r.delayMs / 1000).toFixed(1)}s (${r.reason})`),
       });
