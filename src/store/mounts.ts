@@ -30,6 +30,9 @@ import type { ImageRecord } from './image-store.js';
 import { LayerStore } from './layer-store.js';
 import { acquireLock, type FileLock } from './lock.js';
 
+/** How long mount NAME / umount / rm / commit wait for each other on one container. */
+const OWNER_WAIT_MS = 10 * 60_000;
+
 export interface MountRequest {
   /** Container name (default: `<image>-<6 hex>`). */
   name?: string | undefined;
@@ -98,9 +101,19 @@ export class Mounter {
     }
   }
 
+  /**
+   * Runs `fn` on ready container `name` holding its owner lock shared (as
+   * mount NAME and umount do): an `rm` waits until `fn` is done, so `commit`
+   * never reads a layer that is being deleted.
+   */
+  async using<T>(name: string, fn: (record: ContainerRecord) => Promise<T>): Promise<T> {
+    return this.#owned(name, true, fn);
+  }
+
   /** Mounts an existing container once more (one more reference). */
   async mountContainer(name: string, req: MountRequest = {}): Promise<MountResult> {
-    return this.#owned(name, async (record) => {
+    // Shared: the count itself is kept under the driver lock.
+    return this.#owned(name, true, async (record) => {
       const path = await this.driver.get(record.id, { readOnly: req.readOnly ?? record.readOnly });
       if (record.path !== path) {
         record.path = path;
@@ -112,7 +125,7 @@ export class Mounter {
 
   /** Drops one reference; the driver unmounts at zero. */
   async unmount(name: string): Promise<ContainerRecord> {
-    return this.#owned(name, async (record) => {
+    return this.#owned(name, true, async (record) => {
       await this.driver.put(record.id);
       return record;
     });
@@ -120,7 +133,7 @@ export class Mounter {
 
   /** Unmounts (every reference) and deletes container `name`. */
   async remove(name: string): Promise<ContainerRecord> {
-    return this.#owned(name, async (record) => {
+    return this.#owned(name, false, async (record) => {
       this.containers.put({ ...record, state: 'removing' });
       crashPoint('rm:after-mark');
       pausePoint('rm:after-mark');
@@ -154,11 +167,12 @@ export class Mounter {
   }
 
   /**
-   * Runs `fn` on the ready record of `name` holding its owner lock (waiting,
-   * bounded, for another mount/umount/rm of it). A leftover of a crash is
-   * cleaned up and reported as absent; a creation in progress is TSG_IN_USE.
+   * Runs `fn` on the ready record of `name` holding its owner lock, shared
+   * (mount, umount, commit) or exclusive (rm), waiting a bounded time for
+   * the others. A leftover of a crash is cleaned up and reported as absent; a
+   * creation or removal in progress is TSG_IN_USE.
    */
-  async #owned<T>(name: string, fn: (record: ContainerRecord) => Promise<T>): Promise<T> {
+  async #owned<T>(name: string, shared: boolean, fn: (record: ContainerRecord) => Promise<T>): Promise<T> {
     const seen = this.containers.require(name);
     if (seen.state) {
       if (await this.#repairOne(seen)) {
@@ -168,7 +182,7 @@ export class Mounter {
       }
       throw new BusyError('TSG_IN_USE', `container ${name} is being ${seen.state === 'creating' ? 'created' : 'removed'} by another tsgraph process`, { data: { name } });
     }
-    const owner = await this.#ownerLock(seen.id, 60_000);
+    const owner = await this.#ownerLock(seen.id, OWNER_WAIT_MS, shared);
     let gone = false;
     try {
       const record = this.containers.get(name);
@@ -212,8 +226,12 @@ export class Mounter {
     this.containers.remove(record.name);
   }
 
-  #ownerLock(id: string, timeoutMs: number): Promise<FileLock> {
-    return acquireLock(this.layers.lockDir, `container-${id}`, { timeoutMs, what: `container layer ${id} (in use by another tsgraph process)` });
+  #ownerLock(id: string, timeoutMs: number, shared = false): Promise<FileLock> {
+    return acquireLock(this.layers.lockDir, `container-${id}`, {
+      shared,
+      timeoutMs,
+      what: `container layer ${id} (in use by another tsgraph process: a commit, mount, umount or rm)`,
+    });
   }
 
   /** Releases the owner lock, deleting its file once the record is gone (a waiter that still gets the old file finds no record and stops). */

@@ -268,7 +268,10 @@ export class Store {
 
   /** Commits container `name` as image `ref`. */
   async commit(name: string, ref: string, options: CommitOptions = {}): Promise<CommitResult> {
-    return this.#shared(() => commitContainer({ content: this.content, images: this.images, layers: this.layers }, this.containers.require(name), ref, options));
+    // The container's owner lock, shared: an `rm` of it waits until the commit is done.
+    return this.#shared(() =>
+      this.#mounter.using(name, (container) => commitContainer({ content: this.content, images: this.images, layers: this.layers }, container, ref, options)),
+    );
   }
 
   /** Changes of container `name` against its image (and how they were found). */

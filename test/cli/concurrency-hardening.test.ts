@@ -252,6 +252,29 @@ describe('concurrency and crash hardening', () => {
     assert.equal((await runCli(['rm', 'w'], env)).code, 0);
   });
 
+  it('defect 16 (sibling): rm of a container waits for its commit to finish', async () => {
+    const { root, hooks, env } = await setup();
+    const m = await runCli(['mount', 'busybox', '--name', 'cr', '--json'], env);
+    const { path, id } = parseJsonOutput<{ path: string; id: string }>(m);
+    fs.writeFileSync(join(path, 'kept'), 'yes\n');
+    const commit = startCli(['commit', 'cr', 'localhost/cr:1', '--json'], { ...env, ...hookEnv(hooks, { pause: ['commit:after-blob'] }) });
+    await waitReached(hooks, 'commit:after-blob', commit);
+    const lockWait = `lock-wait:container-${id}`;
+    const rm = startCli(['rm', 'cr'], { ...env, ...hookEnv(hooks, { notify: [lockWait] }) });
+    await waitReached(hooks, lockWait, rm);
+    assert.ok(fs.existsSync(join(path, 'kept')), 'the container is intact while its commit runs');
+    release(hooks, 'commit:after-blob');
+    const c = await commit.done;
+    assert.equal(c.code, 0, c.stderr);
+    const r = await rm.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(mountsBelow(root), []);
+    const again = await runCli(['mount', 'localhost/cr:1', '--name', 'cr2', '--json'], env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(fs.readFileSync(join(parseJsonOutput<{ path: string }>(again).path, 'kept'), 'utf8'), 'yes\n');
+    assert.equal((await runCli(['rm', 'cr2'], env)).code, 0);
+  });
+
   it('defect 16: vfs copying a parent tree blocks neither `images` nor `ps`', async () => {
     const { root, hooks, env } = await setup('vfs');
     const mount = startCli(['mount', 'busybox', '--name', 'v', '--json'], { ...env, ...hookEnv(hooks, { pause: ['layer-create:filled'] }) });
