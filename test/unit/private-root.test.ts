@@ -124,4 +124,28 @@ describe('temp ingests', () => {
     assert.equal(temps().length, 0);
     assert.deepEqual(fs.readdirSync(join(root, 'locks')).filter((n) => n.startsWith('ingest-tmp-')), [], 'no lock files pile up');
   });
+
+  it('an in-memory (config/manifest) ingest left by a dead process is temporary too; a resumable download is not', async () => {
+    const root = join(dir, 'mem');
+    openPrivateRoot(root);
+    // A dead writer of each kind: `mem-` (writeBlob: a config with a timestamp inside) and a layer download.
+    const code = `import('${join(process.cwd(), 'src/content/store.ts')}').then(async (m) => {
+      const c = new m.ContentStore('${root}');
+      const a = await c.writer('mem-sha256:${'a'.repeat(64)}', { digest: 'sha256:${'a'.repeat(64)}', size: 100 });
+      a.write(Buffer.alloc(10));
+      const b = await c.writer('layer-sha256:${'b'.repeat(64)}', { digest: 'sha256:${'b'.repeat(64)}', size: 100 });
+      b.write(Buffer.alloc(10));
+      process.exit(0);
+    })`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const content = new ContentStore(root);
+    assert.deepEqual(
+      content.ingests().map((i) => [i.ref.slice(0, 4), i.temporary]).sort(),
+      [['laye', false], ['mem-', true]],
+    );
+    const reclaimed = await content.reclaimTemporaryIngests();
+    assert.deepEqual(reclaimed.map((i) => i.ref.slice(0, 4)), ['mem-']);
+    assert.deepEqual(content.ingests().map((i) => i.ref.slice(0, 4)), ['laye'], 'the download stays for its resume');
+  });
 });
