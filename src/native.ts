@@ -67,7 +67,7 @@ export interface NativeFs {
   btrfsSnapshot(source: string, destParentDir: string, name: string, readOnly: boolean): void;
   btrfsSetReadOnly(subvol: string, readOnly: boolean): void;
   btrfsIsReadOnly(subvol: string): boolean;
-  btrfsSubvolDestroy(parentDir: string, name: string): void;
+  btrfsSubvolDestroy(parentDir: string, name: string | Buffer): void;
   mountApiConstants: { MOUNT_ATTR_RDONLY: number; MOUNT_ATTR_NOSUID: number; MOUNT_ATTR_NODEV: number; MOUNT_ATTR_NOEXEC: number };
   mountConstants: {
     MS_RDONLY: number;

@@ -16,16 +16,19 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { hexOf } from '../../src/digest.js';
+import { BtrfsDriver } from '../../src/drivers/btrfs/btrfs.js';
 import { VfsDriver } from '../../src/drivers/vfs/vfs.js';
 import { chainIds } from '../../src/layer/chain.js';
 import { formatChanges } from '../../src/layer/changes.js';
 import { parsePaxRecords } from '../../src/layer/pax.js';
 import { getXattr, setXattr } from '../../src/layer/xattr.js';
+import { nativeFs } from '../../src/native.js';
 import { diffTar } from '../../src/store/differ.js';
 import { Store } from '../../src/store/store.js';
 import { byteString, bytesOf } from '../../src/util/byte-path.js';
 import { copyTree } from '../../src/util/copy-tree.js';
 import { safeDirHooks } from '../../src/util/safe-dir.js';
+import { hasBtrfsTools, makeBtrfs } from '../helpers/btrfs.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { suiteTmpfs } from '../helpers/tmpfs.js';
 
@@ -309,5 +312,32 @@ describe('reading container content on the host side', () => {
     assert.equal(got.groupFifo?.code, 'TSG_UNSAFE_PATH');
     assert.equal(got.symlink?.code, 'TSG_USAGE', 'a symlinked /etc/passwd counts as absent, never followed');
     assert.deepEqual(got.fine, { uid: 1234, gid: 50 });
+  });
+});
+
+describe('btrfs: removing a container layer reads its tree as bytes, by dir fds', { skip: hasBtrfsTools() ? false : 'mkfs.btrfs missing' }, () => {
+  it('removes a layer holding latin-1 names and a nested subvolume under one, and never walks a symlink', async () => {
+    const loop = makeBtrfs('1g');
+    try {
+      const driver = new BtrfsDriver(join(loop.dir, 'home'));
+      await driver.create('base', undefined);
+      await driver.create('ctr', 'base', { readWrite: true });
+      const root = driver.rootDir('ctr');
+      const latin = Buffer.concat([Buffer.from(`${root}/`), Buffer.from('caf\xe9', 'latin1')]);
+      fs.mkdirSync(latin);
+      fs.writeFileSync(Buffer.concat([latin, Buffer.from('/f')]), 'x');
+      nativeFs().btrfsSubvolCreate(root, 'nested');
+      nativeFs().btrfsSubvolCreate(join(root, 'nested'), Buffer.from('sub\xe8', 'latin1') as unknown as string);
+      // A host subvolume a symlink in the container points at: the walk must not go there.
+      nativeFs().btrfsSubvolCreate(loop.dir, 'host-subvol');
+      fs.writeFileSync(join(loop.dir, 'host-subvol/keep'), 'host');
+      fs.symlinkSync(loop.dir, join(root, 'to-host'));
+      await driver.remove('ctr');
+      await driver.remove('base');
+      assert.deepEqual(fs.readdirSync(join(loop.dir, 'home', 'layers')), []);
+      assert.equal(fs.readFileSync(join(loop.dir, 'host-subvol/keep'), 'utf8'), 'host');
+    } finally {
+      loop.cleanup();
+    }
   });
 });

@@ -12,6 +12,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { UnsupportedError } from '../../errors.js';
 import { nativeFs } from '../../native.js';
+import { bytesOf } from '../../util/byte-path.js';
+import { SafeNode } from '../../util/safe-dir.js';
 import type { DriverStatus } from '../driver.js';
 import { backingFs, kernelHas, probeIn } from '../probe.js';
 import { VfsDriver } from '../vfs/vfs.js';
@@ -78,7 +80,11 @@ function isSubvolumeRoot(path: string): boolean {
 /**
  * Deletes subvolume `path`: nested subvolumes first (a subvolume cannot be
  * destroyed while another sits inside it), clearing read-only flags on the
- * way so their parents can be modified.
+ * way so their parents can be modified. The tree is a container's: it is
+ * walked by dir fds without following (util/safe-dir.ts), names are bytes,
+ * and nested subvolumes are reached through their parent's fd
+ * (`/proc/self/fd/N/.`), so a symlink swapped in cannot lead the walk, or a
+ * destroy, onto the host.
  */
 export function deleteSubvolumes(path: string): void {
   const n = nativeFs();
@@ -87,15 +93,29 @@ export function deleteSubvolumes(path: string): void {
     return;
   }
   if (n.btrfsIsReadOnly(path)) n.btrfsSetReadOnly(path, false);
-  const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      if (!e.isDirectory()) continue;
-      const p = join(dir, e.name);
-      if (isSubvolumeRoot(p)) deleteSubvolumes(p);
-      else walk(p);
+  const viaFd = (node: SafeNode) => `/proc/self/fd/${node.fd}/.`;
+  const walk = (dir: SafeNode) => {
+    for (const name of dir.names()) {
+      const child = dir.open(name);
+      if (!child) continue;
+      let nested = false;
+      try {
+        if (!child.stats.isDirectory()) continue;
+        nested = child.stats.ino === SUBVOL_ROOT_INO;
+        if (nested && n.btrfsIsReadOnly(viaFd(child))) n.btrfsSetReadOnly(viaFd(child), false);
+        walk(child);
+      } finally {
+        child.close();
+      }
+      if (nested) n.btrfsSubvolDestroy(viaFd(dir), bytesOf(name));
     }
   };
-  walk(path);
+  const root = SafeNode.openRoot(path);
+  try {
+    walk(root);
+  } finally {
+    root.close();
+  }
   const i = path.lastIndexOf('/');
   n.btrfsSubvolDestroy(path.slice(0, i), path.slice(i + 1));
 }
