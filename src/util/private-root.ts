@@ -93,7 +93,7 @@ export function openPrivateRoot(root: string, options: OpenRootOptions = {}): bo
   }
   if (st.mode & 0o1000) throw refuse(root, 'it is a shared directory (sticky bit, like /tmp); use a directory of its own');
   const wasLoose = (st.mode & LOOSE) !== 0;
-  if (wasLoose) fs.chmodSync(root, PRIVATE_DIR);
+  if (wasLoose) chmodPrivate(root, PRIVATE_DIR);
   for (const d of STORE_DIRS) {
     const p = join(root, d);
     try {
@@ -135,14 +135,23 @@ function tightenTree(root: string, dir: string, depth: number, dev: number): voi
     if (isLayerTree(rel)) continue;
     const st = fs.lstatSync(p, { throwIfNoEntry: false });
     if (!st?.isDirectory() || st.dev !== dev) continue;
-    if (st.mode & LOOSE) fs.chmodSync(p, st.mode & 0o7700);
+    if (st.mode & LOOSE) chmodPrivate(p, st.mode);
     tightenTree(root, p, depth + 1, dev);
   }
 }
 
 function tightenOne(p: string): void {
   const st = fs.lstatSync(p, { throwIfNoEntry: false });
-  if (st?.isDirectory() && st.mode & LOOSE) fs.chmodSync(p, st.mode & 0o7700);
+  if (st?.isDirectory() && st.mode & LOOSE) chmodPrivate(p, st.mode);
+}
+
+function chmodPrivate(p: string, mode: number): void {
+  try {
+    fs.chmodSync(p, mode & 0o7700);
+  } catch (err) {
+    // e.g. EPERM on a dir someone else owns: say so instead of a bare errno.
+    throw new UsageError('TSG_USAGE', `cannot make ${p} private (the store must not be readable by other users): ${(err as Error).message}`, { cause: err, data: { path: p } });
+  }
 }
 
 function readDirs(dir: string): string[] {
