@@ -17,6 +17,7 @@ import { pushCommand } from './commands/push.js';
 import { bundleCommand } from './commands/bundle.js';
 import { gcCommand, rmCommand, rmiCommand } from './commands/housekeeping.js';
 import { doctorCommand } from './commands/doctor.js';
+import { checkCommand } from './commands/check.js';
 import { benchCommand } from './commands/bench.js';
 import { inspectCommand, tagCommand } from './commands/inspect.js';
 import { loginCommand, logoutCommand } from './commands/login.js';
@@ -51,6 +52,7 @@ export function buildProgram(ctx: CommandContext): Command {
     rmCommand(),
     rmiCommand(),
     gcCommand(),
+    checkCommand(ctx),
     doctorCommand(),
     benchCommand(),
   ];
@@ -102,7 +104,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
     const sig = signals.signalled();
-    return sig ? SIGNAL_EXIT_CODES[sig]! : 0;
+    // A verb whose success has degrees (check: clean / repaired / damaged) sets process.exitCode.
+    return sig ? SIGNAL_EXIT_CODES[sig]! : typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version exit 0; any other parse error is a usage error.

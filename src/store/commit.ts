@@ -20,7 +20,7 @@ import { type Compression, MediaType } from '../oci/media-types.js';
 import { imageConfigSchema, manifestSchema, parseJson } from '../oci/schemas.js';
 import { formatPlatform } from '../platform.js';
 import { formatReference, parseReference } from '../reference.js';
-import { pausePoint } from '../util/crash-point.js';
+import { crashPoint, pausePoint } from '../util/crash-point.js';
 import type { ContainerRecord } from './containers.js';
 import { diffLayer, diffTar } from './differ.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
@@ -138,6 +138,8 @@ export async function commitContainer(
   // 3. The image layer in the driver, from the blob's own bytes (the container may have changed since).
   pausePoint('commit:after-blob');
   await layers.unpack(record, content);
+  crashPoint('commit:before-register');
   images.put(record);
+  crashPoint('commit:registered');
   return { image: record, layer: { digest: blob.digest, diffId, size: blob.size, mediaType }, diffMethod: diff.method };
 }

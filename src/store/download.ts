@@ -10,6 +10,7 @@ import { IntegrityError, TsgraphError, isAbortError, BusyError, throwIfAborted, 
 import type { Descriptor } from '../oci/schemas.js';
 import { DEFAULT_RETRY, backoffDelay, isRetryableNetworkError, waitBeforeRetry } from '../registry/retry.js';
 import type { ImageSource } from '../source/source.js';
+import { crashPoint } from '../util/crash-point.js';
 
 export interface DownloadProgress {
   /** Bytes on disk for this blob so far (resumed bytes included). */
@@ -57,6 +58,7 @@ export async function downloadBlob(
         if (start !== writer.offset) writer.reset();
         for await (const chunk of body as AsyncIterable<Buffer>) {
           writer.write(chunk);
+          crashPoint('pull:ingest-partial'); // tests: killed with some bytes in the ingest
           fetched += chunk.length;
           options.onProgress?.({ current: writer.offset, total: desc.size });
         }
@@ -72,6 +74,7 @@ export async function downloadBlob(
       }
     }
     writer.commit();
+    crashPoint('pull:blob-committed');
     return { fetched, resumedFrom, existed: false };
   } catch (err) {
     // Keep partial bytes for the next attempt; commit()/write() already

@@ -16,6 +16,7 @@ import { manifestSchema, parseJson } from '../oci/schemas.js';
 import type { ContainerStore } from './containers.js';
 import type { ImageStore } from './image-store.js';
 import { LayerStore, type LayerMetaRecord } from './layer-store.js';
+import { crashPoint } from '../util/crash-point.js';
 
 export interface GcReport {
   dryRun: boolean;
@@ -83,6 +84,7 @@ export async function collectGarbage(
       try {
         const id = LayerStore.driverId(m.chainId);
         if (layers.driver.exists(id)) await layers.driver.remove(id);
+        crashPoint('gc:layer-removed'); // tests: the driver layer is gone, its record not yet
         layers.forget(m.chainId);
       } catch (err) {
         report.errors.push(`layer ${m.chainId}: ${(err as Error).message}`);

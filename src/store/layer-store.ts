@@ -17,6 +17,7 @@ import { layerCompression } from '../oci/media-types.js';
 import { readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
 import type { ImageRecord } from './image-store.js';
 import { acquireLock } from './lock.js';
+import { crashPoint } from '../util/crash-point.js';
 
 export interface LayerMetaRecord {
   chainId: Digest;
@@ -170,13 +171,16 @@ export class LayerStore {
     done.catch(() => {}); // observed below; avoid an unhandled rejection meanwhile
     try {
       await this.driver.create(id, parentId);
+      crashPoint('pull:layer-created');
       const result = await this.driver.applyDiff(id, parentId, tar, { signal, pax: tap.pax });
       tar.resume(); // whatever follows the end-of-archive still counts for the diffId
       await done;
       checkDiffId(tap, layer.diffId, layer.digest);
+      crashPoint('pull:layer-applied'); // tests: the whole tree is there, still marked incomplete
       meta.size = result.size;
       meta.incomplete = false;
       writeJsonAtomic(this.#path(chainId), meta);
+      crashPoint('pull:layer-complete');
       return result.size;
     } catch (err) {
       tar.destroy();

@@ -28,6 +28,7 @@ import { downloadBlob } from './download.js';
 import { mapLimit } from '../util/map-limit.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
 import type { UnpackEvent } from './layer-store.js';
+import { crashPoint } from '../util/crash-point.js';
 
 export interface PullOptions {
   /** Platform to pick from an index; default: this host. */
@@ -226,7 +227,9 @@ export async function pullImage(
     pulledAt: new Date().toISOString(),
   };
   const unpack = (await options.beforeRegister?.(record)) ?? { unpacked: 0, reused: 0 };
+  crashPoint('pull:before-register');
   images.put(record);
+  crashPoint('pull:registered');
   return {
     name: record.name,
     image: record,

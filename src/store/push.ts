@@ -14,6 +14,7 @@ import { type Reference, formatReference, parseReference } from '../reference.js
 import type { RegistryClient } from '../registry/client.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
 import { mapLimit } from '../util/map-limit.js';
+import { crashPoint } from '../util/crash-point.js';
 
 export interface PushOptions {
   jobs?: number | undefined;
@@ -106,6 +107,7 @@ export async function pushImage(
   };
 
   await mapLimit(blobs, options.jobs ?? 3, pushBlob);
+  crashPoint('push:blobs-uploaded');
 
   const manifest = content.readBlob(image.manifestDigest);
   await client.pushManifest(dest.registry, dest.repository, dest.digest ?? dest.tag ?? 'latest', manifest, image.manifestMediaType, options.signal);

@@ -22,6 +22,9 @@ import { BusyError, NotFoundError, UsageError } from '../errors.js';
 import { hexOf, sha256Hex } from '../digest.js';
 import { acquireFairLock, acquireLock, type FileLock } from './lock.js';
 import { collectGarbage, type GcReport } from './gc.js';
+import { crashPoint } from '../util/crash-point.js';
+import { checkStore, type CheckOptions, type CheckReport } from './check.js';
+import type { LayerDirs } from '../drivers/layer-dirs.js';
 import { commitContainer, type CommitOptions, type CommitResult } from './commit.js';
 import { diffLayer, type LayerDiff } from './differ.js';
 import { pushImage, type PushOptions, type PushResult } from './push.js';
@@ -59,6 +62,12 @@ export interface StoreOptions {
   /** Directories holding `certs.d/<host>/` (default: tsgraph's config dir, then /etc/tsgraph). */
   configDirs?: string[] | undefined;
   retry?: Partial<RetryPolicy> | undefined;
+  /**
+   * Repair crash leftovers at open (default true): half-made containers,
+   * half-unpacked layers. `tsgraph check` opens with false so that it can
+   * report them before `--repair` fixes them.
+   */
+  repairOnOpen?: boolean | undefined;
   /** Registry connect / response / idle limits (default: `$TSGRAPH_TIMEOUT`, else 30 s / 60 s / 60 s). */
   timeouts?: Partial<Timeouts> | undefined;
   /** Called when a request is retried (network error, 5xx, 429). */
@@ -115,8 +124,10 @@ export class Store {
     const store = new Store(root, options, driver);
     tightenTop(root); // driver and meta dirs made just now
     // A crash mid-mount leaves container records still `creating`, a crash mid-unpack layers marked incomplete: remove them now.
-    await store.#mounter.repair();
-    await store.layers.repair();
+    if (options.repairOnOpen !== false) {
+      await store.#mounter.repair();
+      await store.layers.repair();
+    }
     return store;
   }
 
@@ -242,8 +253,27 @@ export class Store {
         data: { image: image.name, containers: users.map((u) => u.name) },
       });
     }
+    crashPoint('rmi:before-remove');
     this.images.remove(image.name);
     return image;
+  }
+
+  /**
+   * Compares records with the disk and the mount table (see check.ts); with
+   * `repair`, fixes what it can. Holds the gc lock exclusively: no pull,
+   * mount or commit is half-way while it looks.
+   */
+  async check(options: CheckOptions & { lockTimeoutMs?: number } = {}): Promise<CheckReport> {
+    const lock = await acquireFairLock(join(this.root, 'locks'), 'gc', {
+      timeoutMs: options.lockTimeoutMs ?? GC_LOCK_TIMEOUT_MS,
+      what: `the gc lock of ${this.root} (pulls, mounts, commits, pushes and rm hold it while they run)`,
+    });
+    try {
+      const parts = { root: this.root, content: this.content, images: this.images, layers: this.layers, containers: this.containers, mounter: this.#mounter };
+      return await checkStore({ ...parts, dirs: (this.driver as { dirs?: LayerDirs }).dirs }, options);
+    } finally {
+      lock.release();
+    }
   }
 
   /** Removes layers and blobs that no image or container references. */

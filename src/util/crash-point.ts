@@ -34,6 +34,7 @@ export function hookFileName(step: string): string {
 /** SIGKILLs this process when `TSGRAPH_CRASH_AT` names `step`. */
 export function crashPoint(step: string): void {
   if (named('TSGRAPH_CRASH_AT', step)) process.kill(process.pid, 'SIGKILL');
+  pauseIfNamed(step);
 }
 
 function reached(step: string): string | undefined {
@@ -54,6 +55,12 @@ export function notifyPoint(step: string): void {
  * until the test lets `step` go, when `TSGRAPH_PAUSE_AT` names it.
  */
 export function pausePoint(step: string): void {
+  // Any step is a crash point too: one name list for the crash matrix.
+  if (named('TSGRAPH_CRASH_AT', step)) process.kill(process.pid, 'SIGKILL');
+  pauseIfNamed(step);
+}
+
+function pauseIfNamed(step: string): void {
   if (!named('TSGRAPH_PAUSE_AT', step)) return;
   const base = reached(step);
   if (!base) return;
