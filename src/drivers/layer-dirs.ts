@@ -19,6 +19,7 @@ import { acquireLock, type FileLock, tryLockDir } from '../store/lock.js';
 import { crashPoint, pausePoint } from '../util/crash-point.js';
 import { fsyncDir, readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
 import { isMountPoint, unmount } from '../mount/index.js';
+import { removeTree } from '../util/safe-remove.js';
 
 export interface LayerMeta {
   id: string;
@@ -151,7 +152,7 @@ export class LayerDirs {
       fsyncDir(this.layersDir);
       return meta;
     } catch (err) {
-      fs.rmSync(staging.dir, { recursive: true, force: true });
+      removeTree(staging.dir);
       throw err;
     } finally {
       staging.lock.release();
@@ -192,7 +193,7 @@ export class LayerDirs {
         });
         return meta;
       } catch (err) {
-        fs.rmSync(staging.dir, { recursive: true, force: true });
+        removeTree(staging.dir);
         throw err;
       } finally {
         staging.lock.release();
@@ -294,7 +295,7 @@ export class LayerDirs {
     });
     try {
       beforeDelete?.(doomed.dir);
-      fs.rmSync(doomed.dir, { recursive: true, force: true });
+      removeTree(doomed.dir); // a container may still write to it through its own mount
     } finally {
       doomed.lock.release();
     }
@@ -331,7 +332,7 @@ export class LayerDirs {
         if (!lock) continue;
         try {
           beforeDelete?.(dir);
-          fs.rmSync(dir, { recursive: true, force: true });
+          removeTree(dir);
         } finally {
           lock.release();
         }

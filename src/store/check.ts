@@ -30,12 +30,12 @@ import type { LayerDirs } from '../drivers/layer-dirs.js';
 import { TsgraphError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
 import { readMountInfo, unmount } from '../mount/index.js';
-import { manifestSchema, parseJson } from '../oci/schemas.js';
 import type { ContainerStore } from './containers.js';
 import type { ImageStore } from './image-store.js';
 import { LayerStore } from './layer-store.js';
+import { containerBlobs } from './gc.js';
 import { native } from '../native.js';
-import { newHasher, digestOfHasher } from '../digest.js';
+import { newHasher, digestOfHasher, sha256Hex } from '../digest.js';
 import type { Mounter } from './mounts.js';
 
 export type Severity = 'damage' | 'repairable' | 'reclaimable';
@@ -201,11 +201,9 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
   }
   for (const ctr of containers.list()) {
     needed.add(ctr.imageDigest);
-    try {
-      const m = parseJson(manifestSchema, content.readBlob(ctr.imageDigest), 'manifest');
-      needed.add(m.config.digest);
-      for (const l of m.layers) needed.add(l.digest);
-    } catch {
+    const blobs = containerBlobs(content, ctr);
+    for (const d of blobs ?? []) needed.add(d);
+    if (!blobs) {
       add({ kind: 'container-image-missing', severity: 'damage', subject: ctr.name, detail: `container ${ctr.name}: its image manifest ${ctr.imageDigest} is gone; it cannot be committed` });
     }
     if (ctr.parent && !layers.isComplete(ctr.parent)) {
@@ -257,7 +255,7 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
   // 8. Lock files of things that are gone (they pile up: one per container, ingest, layer, image).
   const lockDir = join(parts.root, 'locks');
   const layerHex = new Set(layers.list().map((m) => hexOf(m.chainId)));
-  const imageLockNames = new Set(images.list().map((i) => i.name));
+  const imageLockNames = new Set(images.list().map((i) => sha256Hex(i.name)));
   for (const file of fs.existsSync(lockDir) ? fs.readdirSync(lockDir) : []) {
     const stale = staleLock(file, { containerIds, ingestKeys, layerHex, imageNames: imageLockNames });
     if (!stale) continue;
@@ -276,12 +274,14 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
 /** Why lock file `file` is stale, or undefined when it still guards something (or is a fixed one). */
 function staleLock(
   file: string,
+  /** imageNames: sha256 hex of each image name, as the lock files are named. */
   live: { containerIds: Set<string>; ingestKeys: Set<string>; layerHex: Set<string>; imageNames: Set<string> },
 ): string | undefined {
   let m: RegExpExecArray | null;
   if ((m = /^container-(.+)\.lock$/.exec(file))) return live.containerIds.has(m[1]!) ? undefined : 'guards a container that no longer exists';
   if ((m = /^ingest-(.+)\.lock$/.exec(file))) return live.ingestKeys.has(m[1]!) ? undefined : 'guards a download that no longer exists';
   if ((m = /^layer-([0-9a-f]{64})\.lock$/.exec(file))) return live.layerHex.has(m[1]!) ? undefined : 'guards a layer that no longer exists';
+  if ((m = /^image-([0-9a-f]{64})\.lock$/.exec(file))) return live.imageNames.has(m[1]!) ? undefined : 'guards an image name that no longer exists';
   return undefined;
 }
 

@@ -13,7 +13,7 @@ import type { ContentStore } from '../content/store.js';
 import { type Digest, isDigest } from '../digest.js';
 import { chainIds } from '../layer/chain.js';
 import { manifestSchema, parseJson } from '../oci/schemas.js';
-import type { ContainerStore } from './containers.js';
+import type { ContainerRecord, ContainerStore } from './containers.js';
 import type { ImageStore } from './image-store.js';
 import { LayerStore, type LayerMetaRecord } from './layer-store.js';
 import { crashPoint } from '../util/crash-point.js';
@@ -34,6 +34,20 @@ export interface GcReport {
   bytes: number;
   /** Layers that could not be removed (still in use by something unknown to tsgraph). */
   errors: string[];
+}
+
+/**
+ * The blobs a container needs even after `rmi --force` of its image (commit
+ * reads them): its base manifest, that manifest's config and layers.
+ * Undefined when the manifest is unreadable.
+ */
+export function containerBlobs(content: ContentStore, ctr: ContainerRecord): Digest[] | undefined {
+  try {
+    const m = parseJson(manifestSchema, content.readBlob(ctr.imageDigest), 'manifest');
+    return [ctr.imageDigest, m.config.digest, ...m.layers.map((l) => l.digest)];
+  } catch {
+    return undefined;
+  }
 }
 
 export async function collectGarbage(
@@ -57,14 +71,8 @@ export async function collectGarbage(
     for (const c of chainIds(img.layers.map((l) => l.diffId))) keepLayers.add(c);
   }
   for (const ctr of containers.list()) {
-    keepBlobs.add(ctr.imageDigest);
-    try {
-      const m = parseJson(manifestSchema, content.readBlob(ctr.imageDigest), 'manifest');
-      keepBlobs.add(m.config.digest);
-      for (const l of m.layers) keepBlobs.add(l.digest);
-    } catch {
-      /* manifest gone already: nothing more to keep for it */
-    }
+    // A manifest gone already leaves nothing more to keep for it.
+    for (const d of containerBlobs(content, ctr) ?? [ctr.imageDigest]) keepBlobs.add(d);
     keepChainFrom(ctr.parent);
   }
 

@@ -12,27 +12,14 @@ import { parseJsonOutput, runCli } from '../helpers/cli.js';
 import { type BuiltImage, FIXED_MTIME, layerFromTar, makeImage, makeLayer, writeOciLayout } from '../helpers/image-builder.js';
 import { type LoopFs, makeLoopFs } from '../helpers/loopfs.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
+import { ustarHeader } from '../../src/layer/tar-header.js';
 
 const MiB = 1 << 20;
 
 /** A one-file tar made by hand: tar-stream would buffer the whole body anyway. */
 function oneFileTar(name: string, body: Buffer): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 'latin1');
-  h.write('0000644\0', 100, 'latin1');
-  h.write('0000000\0', 108, 'latin1');
-  h.write('0000000\0', 116, 'latin1');
-  h.write(body.length.toString(8).padStart(11, '0') + '\0', 124, 'latin1');
-  h.write(Math.floor(FIXED_MTIME.getTime() / 1000).toString(8).padStart(11, '0') + '\0', 136, 'latin1');
-  h.write('0', 156, 'latin1');
-  h.write('ustar\0', 257, 'latin1');
-  h.write('00', 263, 'latin1');
-  h.fill(' ', 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
   const pad = Buffer.alloc((512 - (body.length % 512)) % 512);
-  return Buffer.concat([h, body, pad, Buffer.alloc(1024)]);
+  return Buffer.concat([ustarHeader(name, '0', body.length, Math.floor(FIXED_MTIME.getTime() / 1000)), body, pad, Buffer.alloc(1024)]);
 }
 
 describe('a full disk (ENOSPC) on a small loop filesystem', () => {

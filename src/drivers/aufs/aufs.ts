@@ -18,6 +18,7 @@ import { type MountSpec, mount, unmount } from '../../mount/index.js';
 import type { ApplyDiffOptions, CreateOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver, LayerPaths, PutOptions } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
 import { backingFs, kernelHas } from '../probe.js';
+import { removeTree } from '../../util/safe-remove.js';
 
 export const AUFS_REMEDY = 'aufs is not in this kernel (mainline never merged it): load the `aufs` module from an aufs-patched kernel, or use --driver overlay';
 
@@ -88,7 +89,7 @@ export class AufsDriver implements GraphDriver {
   async remove(id: string): Promise<void> {
     await this.dirs.removeLayer(id, this.mntDir(id), () => {
       unmount(this.mntDir(id), { detach: true });
-      for (const d of [this.diffDir(id), this.mntDir(id), join(this.home, 'layers', id)]) fs.rmSync(d, { recursive: true, force: true });
+      for (const d of [this.diffDir(id), this.mntDir(id), join(this.home, 'layers', id)]) removeTree(d);
     });
   }
 
@@ -108,7 +109,7 @@ export class AufsDriver implements GraphDriver {
     await this.dirs.locked(() => {
       for (const d of ['diff', 'mnt', 'layers']) {
         for (const id of fs.readdirSync(join(this.home, d))) {
-          if (!this.dirs.exists(id)) fs.rmSync(join(this.home, d, id), { recursive: true, force: true });
+          if (!this.dirs.exists(id)) removeTree(join(this.home, d, id));
         }
       }
     });

@@ -17,6 +17,7 @@ import { SafeNode } from '../../util/safe-dir.js';
 import type { DriverStatus } from '../driver.js';
 import { backingFs, kernelHas, probeIn } from '../probe.js';
 import { VfsDriver } from '../vfs/vfs.js';
+import { removeTree } from '../../util/safe-remove.js';
 
 /** Inode number of every subvolume's root directory on btrfs. */
 const SUBVOL_ROOT_INO = 256;
@@ -89,7 +90,7 @@ function isSubvolumeRoot(path: string): boolean {
 export function deleteSubvolumes(path: string): void {
   const n = nativeFs();
   if (!isSubvolumeRoot(path)) {
-    fs.rmSync(path, { recursive: true, force: true });
+    removeTree(path);
     return;
   }
   if (n.btrfsIsReadOnly(path)) n.btrfsSetReadOnly(path, false);
