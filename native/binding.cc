@@ -52,6 +52,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsgraph::InitFsOps(env, exports);
   tsgraph::InitBtrfs(env, exports);
   tsgraph::InitAtOps(env, exports);
+  tsgraph::InitSignalWatchdog(env, exports);
   return exports;
 }
 

@@ -21,5 +21,6 @@ void InitMountClassic(Napi::Env env, Napi::Object exports);
 void InitFsOps(Napi::Env env, Napi::Object exports);
 void InitBtrfs(Napi::Env env, Napi::Object exports);
 void InitAtOps(Napi::Env env, Napi::Object exports);
+void InitSignalWatchdog(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsgraph

@@ -12,6 +12,12 @@ import { UnsupportedError } from './errors.js';
 export interface NativeBinding {
   /** flock(2); returns false when LOCK_NB was given and the lock is held elsewhere. */
   flock(fd: number, operation: number): boolean;
+  /**
+   * Makes SIGINT/SIGTERM end the process `graceMs` after they arrive even
+   * while JavaScript is blocked in synchronous work (native/signal-watchdog.cc).
+   * Call after installing the JS listeners.
+   */
+  armSignalWatchdog(graceMs: number): void;
   lockConstants: { LOCK_SH: number; LOCK_EX: number; LOCK_NB: number; LOCK_UN: number };
 }
 

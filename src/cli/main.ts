@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { BusyError } from '../errors.js';
+import { native } from '../native.js';
 import { imagesCommand } from './commands/images.js';
 import { pullCommand } from './commands/pull.js';
 import { mountCommand } from './commands/mount.js';
@@ -88,6 +89,13 @@ function installSignalHandling(controller: AbortController): { signalled: () => 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The JS watchdog above needs a free event loop; a synchronous call (a big tree copy, a
+  // blocking wait) would hold the signal until it returns. The native one does not.
+  try {
+    native().armSignalWatchdog(SIGNAL_GRACE_MS + 300);
+  } catch {
+    /* no addon built: --help and --version still work; the JS watchdog remains */
+  }
   return {
     signalled: () => got,
     dispose: () => {

@@ -67,12 +67,11 @@ export class OverlayDriver implements GraphDriver {
         { data: { id, lowers, limit: MAX_OVERLAY_LOWERS } },
       );
     }
-    return this.dirs.locked(async () => {
-      await this.dirs.create(id, parent, readWrite, (staging) => {
-        fs.mkdirSync(join(staging, 'diff'), { mode: 0o755 });
-        fs.mkdirSync(join(staging, 'merged'), { mode: 0o700 });
-        if (readWrite) fs.mkdirSync(join(staging, 'work'), { mode: 0o700 });
-      });
+    // build(): the driver lock only for the rename, so `images` never waits on a creation.
+    await this.dirs.build(id, parent, readWrite, (staging) => {
+      fs.mkdirSync(join(staging, 'diff'), { mode: 0o755 });
+      fs.mkdirSync(join(staging, 'merged'), { mode: 0o700 });
+      if (readWrite) fs.mkdirSync(join(staging, 'work'), { mode: 0o700 });
     });
   }
 
