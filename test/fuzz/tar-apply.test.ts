@@ -4,7 +4,7 @@
  * and the classic escape attempts (symlinks out of the root, absolute and
  * relative, hardlinks to outside, whiteouts through symlinks); each case
  * mutates header fields (with a fixed or broken checksum), names, PAX records
- * or raw bytes, and applies the result into a fresh root beside a sentinel
+ * (lying lengths, sparse maps, paths, sizes) or raw bytes, and applies the result into a fresh root beside a sentinel
  * dir. A case passes when the apply succeeds or refuses with a TsgraphError,
  * and the sentinel and everything outside the root are untouched.
  */
@@ -140,6 +140,47 @@ function mutateHeader(rng: Rng, tar: Buffer): Buffer {
   return out;
 }
 
+/**
+ * Mutates the records of a PAX extended header ('x' or 'g'): lengths that lie,
+ * keys and values swapped for interesting ones, records cut or doubled; the
+ * header's size field is rewritten to match (or not) and its checksum fixed.
+ */
+function mutatePax(rng: Rng, tar: Buffer): Buffer {
+  const heads: number[] = [];
+  for (let off = 0; off + BLOCK <= tar.length; off += BLOCK) {
+    const t = tar[off + 156];
+    if (tar.toString('latin1', off + 257, off + 262) === 'ustar' && (t === 0x78 || t === 0x67)) heads.push(off);
+  }
+  if (!heads.length) return mutateBytes(rng, tar, 2);
+  const off = rng.pick(heads);
+  const size = parseInt(tar.toString('latin1', off + 124, off + 135), 8) || 0;
+  const dataEnd = off + BLOCK + Math.ceil(size / BLOCK) * BLOCK;
+  let records = tar.subarray(off + BLOCK, off + BLOCK + size);
+  const keys = ['path', 'linkpath', 'size', 'uid', 'gid', 'mtime', 'GNU.sparse.map', 'GNU.sparse.size', 'GNU.sparse.major', 'GNU.sparse.minor', 'GNU.sparse.realsize', 'SCHILY.xattr.trusted.overlay.opaque', 'SCHILY.xattr.security.capability', 'hdrcharset'];
+  switch (rng.int(4)) {
+    case 0: // a whole new record with an interesting key and value
+      records = Buffer.concat([records, encodePaxRecord(rng.pick(keys), Buffer.from(rng.pick(INTERESTING_STRINGS), 'latin1'))]);
+      break;
+    case 1: { // a length prefix that lies
+      const lie = Buffer.from(`${rng.pick([0, 1, 5, 9, 99999, records.length + 1, -3])} ${rng.pick(keys)}=x\n`);
+      records = Buffer.concat([rng.chance(0.5) ? lie : records, rng.chance(0.5) ? records : lie]);
+      break;
+    }
+    case 2:
+      records = Buffer.concat([records, records]);
+      break;
+    default:
+      records = mutateBytes(rng, records, 3);
+  }
+  const pad = Buffer.alloc((BLOCK - (records.length % BLOCK)) % BLOCK);
+  const head = Buffer.from(tar.subarray(off, off + BLOCK));
+  const claimed = rng.chance(0.9) ? records.length : records.length + rng.int(1024) - 512;
+  head.fill(0, 124, 136);
+  head.write(octal(Math.max(0, claimed), 12), 124, 'latin1');
+  checksum(head);
+  return Buffer.concat([tar.subarray(0, off), head, records, pad, tar.subarray(dataEnd)]);
+}
+
 function snapshot(dir: string): string {
   const out: string[] = [];
   const walk = (p: string) => {
@@ -167,7 +208,8 @@ describe('fuzz: layer tars through the applier', () => {
     let applied = 0;
     const report = await fuzz('applyTar', fuzzConfig(CASES, 0x7a4), async (rng, i) => {
       const seed = rng.pick(seedTars);
-      const input = rng.chance(0.6) ? mutateHeader(rng, seed) : mutateBytes(rng, seed, 3);
+      const roll = rng.int(10);
+      const input = roll < 5 ? mutateHeader(rng, seed) : roll < 7 ? mutatePax(rng, seed) : mutateBytes(rng, seed, 3);
       if (process.env.FUZZ_DUMP) fs.writeFileSync(process.env.FUZZ_DUMP, input);
       fs.mkdirSync(root, { mode: 0o755 });
       try {
