@@ -323,6 +323,16 @@ export class LayerDirs {
     return { dir, lock };
   }
 
+  /** Staging and half-removed dirs that no live process holds: crash leftovers (names only). */
+  leftovers(): string[] {
+    return fs.readdirSync(this.layersDir).filter((n) => {
+      if (!n.startsWith(STAGING) && !n.startsWith(REMOVING)) return false;
+      const lock = tryLockDir(join(this.layersDir, n));
+      lock?.release();
+      return lock !== undefined;
+    });
+  }
+
   /** Deletes staging and half-removed dirs left by crashes (a dir a live process flocks is in use: skipped). */
   cleanupLeftovers(beforeDelete?: (dir: string) => void): void {
     for (const n of fs.readdirSync(this.layersDir)) {

@@ -5,7 +5,8 @@
  *   images      → their blobs (manifest, config, layers), and with
  *                 --verify-blobs every blob re-hashed; their layer chains
  *   layers      → incomplete marks, records without a driver layer, driver
- *                 layers without a record (and not a container's)
+ *                 layers without a record (and not a container's), staging
+ *                 and half-removed dirs of killed processes
  *   containers  → half-made / half-removed records, records whose layer is gone
  *   mounts      → counts without a mount, mounts without a count, mounts
  *                 under the root that belong to nothing (probe leftovers)
@@ -163,6 +164,15 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
       const f = add({ kind: 'layer-orphan', severity: 'repairable', subject: id, detail: `driver layer ${id.slice(0, 12)} belongs to no image layer or container` });
       await attempt(f, repair, () => layers.driver.remove(id));
     }
+  }
+
+  // Half-built or half-removed layer dirs of killed processes.
+  for (const name of dirs?.leftovers() ?? []) {
+    const f = add({ kind: 'layer-leftover', severity: 'repairable', subject: name, detail: `${name} was left by a killed layer creation or removal` });
+    await attempt(f, repair, async () => {
+      await layers.driver.cleanup();
+      if (dirs?.leftovers().includes(name)) throw new TsgraphError('TSG_IN_USE', 'the driver lock is busy; try again');
+    });
   }
 
   // 4. Images: blobs present (and intact), layer chain complete.

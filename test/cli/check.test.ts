@@ -167,6 +167,19 @@ describe('tsgraph check', () => {
     await s.cleanup();
   });
 
+  it('a staging dir of a killed layer creation', async () => {
+    const s = await fresh();
+    const leftover = join(s.root, 'overlay', 'layers', '.staging-c-0123-deadbeef');
+    fs.mkdirSync(join(leftover, 'diff', 'etc'), { recursive: true });
+    fs.writeFileSync(join(leftover, 'diff', 'etc', 'half'), 'x');
+    const [r, report] = await s.check();
+    assert.equal(r.code, 4);
+    assert.deepEqual(kinds(report), ['layer-leftover']);
+    const [fixed] = await s.check('--repair');
+    assert.equal(fixed.code, 1, fixed.stdout);
+    assert.ok(!fs.existsSync(leftover));
+  });
+
   it('check of a missing root is not found, and never creates it', async () => {
     const root = join(tmp.dir, 'nowhere');
     const r = await runCli(['check', '--json'], { TSGRAPH_ROOT: root });
