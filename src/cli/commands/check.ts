@@ -36,11 +36,13 @@ export function checkCommand(ctx: CommandContext): Command {
         process.exitCode = CHECK_EXIT_CODES[r.status];
         if (g.json) return printJson(r);
         for (const f of r.findings) if (f.severity !== 'reclaimable') writeOut(line(f));
-        const reclaim = r.findings.filter((f) => f.severity === 'reclaimable').length;
-        const faults = r.findings.length - reclaim;
+        const reclaim = r.findings.filter((f) => f.severity === 'reclaimable');
+        const locks = reclaim.filter((f) => f.kind === 'lock-stale');
+        const faults = r.findings.length - reclaim.length;
         const verified = flags.verifyBlobs ? `, ${r.blobsVerified} blob(s) re-hashed` : '';
-        const space = reclaim ? `; ${formatBytes(r.reclaimableBytes)} reclaimable by gc (${reclaim} item(s))` : '';
-        writeOut(`${r.status}: ${faults} fault(s)${verified}${space}\n`);
+        const space = reclaim.length > locks.length ? `; ${formatBytes(r.reclaimableBytes)} reclaimable by gc (${reclaim.length - locks.length} item(s))` : '';
+        const clutter = locks.length ? `; ${locks.length} stale lock file(s)${flags.repair ? ' removed' : ' (--repair removes them)'}` : '';
+        writeOut(`${r.status}: ${faults} fault(s)${verified}${space}${clutter}\n`);
       } finally {
         store.close();
       }
