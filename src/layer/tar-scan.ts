@@ -40,10 +40,39 @@ function invalid(message: string): TsgraphError {
 
 /**
  * A numeric header field, strictly: octal digits between optional spaces/NULs
- * (as Go's archive/tar accepts), or base-256 with a 0x80 (positive) or 0xff
- * (negative) first byte (as GNU tar writes big values). NaN when malformed.
+ * (as Go's archive/tar and GNU tar read it), or base-256 with a 0x80
+ * (positive) or 0xff (negative) first byte (as GNU tar writes big values).
+ * NaN when malformed — and NaN when tar-stream, which does the unpacking,
+ * would read the same bytes as another number: a size field that scanners
+ * read as 512 and tar-stream as 0 would frame the archive two ways and hide
+ * an entry from every scanner, a uid read as 1000 by them and 0 by us would
+ * hide a setuid-root file. One reading or none.
  */
 export function parseNumericField(field: Uint8Array, at = 0, len = field.length - at): number {
+  const n = strictNumber(field, at, len);
+  return Number.isNaN(n) || n === tarStreamReading(field.subarray(at, at + len)) ? n : NaN;
+}
+
+/** What tar-stream 3's decodeOct makes of a field (kept in step with node_modules/tar-stream/headers.js). */
+function tarStreamReading(val: Uint8Array): number {
+  if (val.length === 0) return 0;
+  if (val[0]! & 0x80) {
+    if (val[0] !== 0x80 && val[0] !== 0xff) return NaN;
+    const positive = val[0] === 0x80;
+    let sum = 0;
+    for (let i = 1; i < val.length; i++) sum = sum * 256 + (positive ? val[i]! : 0xff - val[i]!);
+    return positive ? sum : -sum;
+  }
+  let offset = 0;
+  while (offset < val.length && val[offset] === 0x20) offset++;
+  let end = val.indexOf(0x20, offset);
+  if (end < 0) end = val.length;
+  while (offset < end && val[offset] === 0) offset++;
+  if (end === offset) return 0;
+  return parseInt(Buffer.from(val.subarray(offset, end)).toString('latin1'), 8);
+}
+
+function strictNumber(field: Uint8Array, at: number, len: number): number {
   if (len <= 0) return 0;
   const first = field[at]!;
   if (first & 0x80) {

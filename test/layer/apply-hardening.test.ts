@@ -19,7 +19,7 @@ import { openLayerTar } from '../../src/layer/unpack.js';
 import { aufsFormat, naiveFormat, overlayFormat, type WhiteoutFormat } from '../../src/layer/whiteout.js';
 import { getXattr } from '../../src/layer/xattr.js';
 import { type Tmpfs, mountTmpfs } from '../helpers/tmpfs.js';
-import { type RawEntry, rawTar } from './raw-tar.js';
+import { type RawEntry, rawHeader, rawTar } from './raw-tar.js';
 
 const formats: WhiteoutFormat[] = [overlayFormat, naiveFormat, aufsFormat];
 const latin1 = (s: string) => Buffer.from(s, 'latin1');
@@ -184,6 +184,29 @@ describe('layer apply hardening', () => {
         assert.deepEqual(fs.readdirSync(root), [], 'nothing was made');
       });
     }
+
+    it('refuses numeric fields that GNU tar/Go and tar-stream would read differently (no hidden entry, no hidden setuid root)', async () => {
+      // "\0 0000001000": GNU tar and Go trim both ends (512), tar-stream stops at the space (0).
+      // Read as 512, the next header is file data: `hidden` would be invisible to every scanner.
+      const hidden = rawHeader({ name: 'hidden' }, 0);
+      const framed = rawTar([{ name: 'innocent', raw: { size: Buffer.from('\0 0000001000', 'latin1') }, size: 0 }, { name: 'after' }]);
+      const bytes = Buffer.concat([framed.subarray(0, 512), hidden, framed.subarray(512)]);
+      const root = fresh();
+      await assert.rejects(apply(root, bytes), isCode('TSG_INVALID_LAYER'));
+      assert.deepEqual(fs.readdirSync(root), []);
+      // "\0 001750": uid 1000 to them, 0 to tar-stream: a setuid file that is root's only for us.
+      const setuid = rawTar([{ name: 'su', mode: 0o4755, raw: { uid: Buffer.from('\0 001750', 'latin1') } }]);
+      await assert.rejects(apply(fresh(), setuid), isCode('TSG_INVALID_LAYER'));
+      // Forms every reader agrees on still work: leading NULs, leading spaces, a trailing space.
+      const fine = rawTar([
+        { name: 'a', raw: { uid: Buffer.from('\x001750\0', 'latin1') } },
+        { name: 'b', raw: { uid: Buffer.from('   1750 ', 'latin1') } },
+      ]);
+      const ok = fresh();
+      await apply(ok, fine);
+      assert.equal(fs.lstatSync(join(ok, 'a')).uid, 1000);
+      assert.equal(fs.lstatSync(join(ok, 'b')).uid, 1000);
+    });
 
     it('refuses a global PAX header that sets a path', async () => {
       const bytes = Buffer.concat([rawTar([{ name: 'g', type: 'g', data: '16 path=global\n' }]).subarray(0, 1024), rawTar([{ name: 'f' }])]);
