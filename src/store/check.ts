@@ -35,6 +35,7 @@ import type { ContainerStore } from './containers.js';
 import type { ImageStore } from './image-store.js';
 import { LayerStore } from './layer-store.js';
 import { containerBlobs } from './gc.js';
+import { removeTree } from '../util/safe-remove.js';
 import { native } from '../native.js';
 import { newHasher, digestOfHasher, sha256Hex } from '../digest.js';
 import type { Mounter } from './mounts.js';
@@ -140,6 +141,10 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
   }
   const containerIds = new Set(containers.list().map((c) => c.id));
 
+  // Mounts first (a layer dir cannot go while something is mounted in it): each layer's
+  // count against the mount table, and tsgraph mount points that belong to nothing.
+  if (dirs) await checkMounts(parts, dirs, repair, add);
+
   // 2. Layer records against the driver.
   for (const m of layers.list()) {
     const id = LayerStore.driverId(m.chainId);
@@ -160,6 +165,12 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
   const known = new Set(layers.list().map((m) => LayerStore.driverId(m.chainId)));
   if (dirs) {
     for (const id of dirs.ids()) {
+      if (!dirs.exists(id)) {
+        // Layers are staged and renamed into place with their meta: a dir without one is debris.
+        const f = add({ kind: 'layer-junk', severity: 'repairable', subject: id, detail: `driver dir ${id.slice(0, 12)} has no layer metadata` });
+        await attempt(f, repair, () => removeTree(dirs.dir(id)));
+        continue;
+      }
       if (known.has(id) || containerIds.has(id)) continue;
       const f = add({ kind: 'layer-orphan', severity: 'repairable', subject: id, detail: `driver layer ${id.slice(0, 12)} belongs to no image layer or container` });
       await attempt(f, repair, () => layers.driver.remove(id));
@@ -259,8 +270,6 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
     }
   }
 
-  // 7. Mounts: each layer's count against the mount table, and mounts that belong to nothing.
-  if (dirs) await checkMounts(parts, dirs, repair, add);
 
   // 8. Lock files of things that are gone (they pile up: one per container, ingest, layer, image).
   const lockDir = join(parts.root, 'locks');
@@ -308,16 +317,35 @@ function removeUnheldLock(path: string): void {
   }
 }
 
+/**
+ * Where a mount point sits among tsgraph's own: a layer's mount target
+ * (`<home>/layers/<id>/merged`, aufs `<home>/mnt/<id>`), a probe's scratch
+ * dir (`.probe-*`), or none. Only those are ever judged: a filesystem the
+ * user mounted under the root (a disk for content/, a volume bind-mounted
+ * into a container) is not tsgraph's to unmount.
+ */
+function ownMount(point: string, root: string, home: string, layersDir: string): { id?: string } | undefined {
+  const inLayers = relative(layersDir, point).split(sep);
+  if (!inLayers[0]!.startsWith('..') && inLayers.length === 2 && inLayers[1] === 'merged') return { id: inLayers[0] };
+  const inHome = relative(home, point).split(sep);
+  if (!inHome[0]!.startsWith('..') && inHome.length === 2 && inHome[0] === 'mnt') return { id: inHome[1] };
+  const inRoot = relative(root, point).split(sep);
+  if (!inRoot[0]!.startsWith('..') && inRoot.some((p) => /^\.probe-[0-9a-f]{8}$/.test(p))) return {};
+  return undefined;
+}
+
 async function checkMounts(parts: CheckParts, dirs: LayerDirs, repair: boolean, add: (f: Finding) => Finding): Promise<void> {
+  const root = fs.realpathSync(parts.root);
   const home = fs.realpathSync(dirs.home);
-  const mounted = new Map<string, string[]>(); // layer id → mount points below its dirs
-  const unowned: string[] = [];
-  const ids = new Set(dirs.ids());
-  for (const point of mountsBelow(parts.root, [home, fs.realpathSync(dirs.layersDir)])) {
-    const rel = relative(home, point);
-    const id = rel.startsWith('..') ? undefined : rel.split(sep).find((part) => ids.has(part));
-    if (id) mounted.set(id, [...(mounted.get(id) ?? []), point]);
-    else unowned.push(point);
+  const layersDir = fs.realpathSync(dirs.layersDir);
+  const mounted = new Map<string, string[]>(); // layer id → its mount target, once per mount stacked there
+  const stray: string[] = [];
+  const ids = new Set(dirs.ids().filter((id) => dirs.exists(id)));
+  for (const point of mountsBelow(root, [home, layersDir])) {
+    const own = ownMount(point, root, home, layersDir);
+    if (!own) continue;
+    if (own.id !== undefined && ids.has(own.id)) mounted.set(own.id, [...(mounted.get(own.id) ?? []), point]);
+    else if (!stray.includes(point)) stray.push(point);
   }
   for (const id of ids) {
     let meta;
@@ -327,20 +355,21 @@ async function checkMounts(parts: CheckParts, dirs: LayerDirs, repair: boolean, 
       continue; // a layer being removed right now
     }
     const points = mounted.get(id) ?? [];
-    if (meta.mounts > 0 && points.length === 0) {
+    const target = points[0];
+    if (meta.mounts > 0 && !target) {
       const f = add({ kind: 'mount-count-stale', severity: 'repairable', subject: id, detail: `layer ${id.slice(0, 12)} counts ${meta.mounts} mount(s) but is not mounted` });
       await attempt(f, repair, () => dirs.locked(() => dirs.writeMeta({ ...dirs.meta(id), mounts: 0 })));
-    } else if (meta.mounts === 0 && points.length > 0) {
-      const f = add({ kind: 'mount-uncounted', severity: 'repairable', subject: id, detail: `layer ${id.slice(0, 12)} is mounted at ${points[0]} but nothing counts it (a killed mount)` });
-      await attempt(f, repair, () => dirs.locked(() => points.forEach((p) => detach(p))));
-    } else if (new Set(points).size < points.length) {
-      // Two mounts on one point: a second mount on top of an uncounted one. One unmount would leave one behind.
-      const f = add({ kind: 'mount-stacked', severity: 'repairable', subject: id, detail: `layer ${id.slice(0, 12)} has mounts stacked on ${points[0]}` });
-      await attempt(f, repair, () => dirs.locked(() => unmount(points[0]!, { detach: true })));
+    } else if (meta.mounts === 0 && target) {
+      const f = add({ kind: 'mount-uncounted', severity: 'repairable', subject: id, detail: `layer ${id.slice(0, 12)} is mounted at ${target} but nothing counts it (a killed mount)` });
+      await attempt(f, repair, () => dirs.locked(() => detach(target)));
+    } else if (target && points.length > 1) {
+      // Two mounts on one target: a second mount on top of an uncounted one. One unmount would leave one behind.
+      const f = add({ kind: 'mount-stacked', severity: 'repairable', subject: id, detail: `layer ${id.slice(0, 12)} has ${points.length} mounts stacked on ${target}` });
+      await attempt(f, repair, () => dirs.locked(() => unmount(target, { detach: true })));
     }
   }
-  for (const point of unowned) {
-    const f = add({ kind: 'mount-stray', severity: 'repairable', subject: point, detail: `${point} is mounted under the store but belongs to no layer (a killed probe or removal)` });
+  for (const point of stray) {
+    const f = add({ kind: 'mount-stray', severity: 'repairable', subject: point, detail: `${point} is a tsgraph mount point but belongs to no layer (a killed probe or removal)` });
     await attempt(f, repair, () => detach(point));
   }
 }

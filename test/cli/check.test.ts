@@ -23,6 +23,15 @@ interface Report {
 
 const IMAGE = 'localhost/layout:v1';
 
+/** Unmounts `p` if it is mounted (cleanup after a test that may have failed half-way). */
+function spawnUmount(p: string): void {
+  try {
+    execFileSync('umount', ['-l', p], { stdio: 'ignore' });
+  } catch {
+    /* not mounted */
+  }
+}
+
 describe('tsgraph check', () => {
   const tmp = suiteTmpfs('512m');
   let layout: string;
@@ -122,13 +131,13 @@ describe('tsgraph check', () => {
     // b: its count zeroed while mounted (a mount nobody counts).
     const metaB = join(s.root, 'overlay', 'layers', b.id, 'meta.json');
     fs.writeFileSync(metaB, JSON.stringify({ ...JSON.parse(fs.readFileSync(metaB, 'utf8')), mounts: 0 }));
-    // A tmpfs under the store that belongs to no layer.
-    const stray = join(s.root, 'overlay', 'stray-mount');
-    fs.mkdirSync(stray);
+    // A mount left on the target of a layer that is gone (a killed removal).
+    const stray = join(s.root, 'overlay', 'layers', 'c-ffffffffffffffffffffffffffffffff', 'merged');
+    fs.mkdirSync(stray, { recursive: true });
     execFileSync('mount', ['-t', 'tmpfs', 'stray', stray]);
     const [r, report] = await s.check();
     assert.equal(r.code, 4);
-    assert.deepEqual(kinds(report), ['mount-count-stale', 'mount-stray', 'mount-uncounted']);
+    assert.deepEqual(kinds(report), ['layer-junk', 'mount-count-stale', 'mount-stray', 'mount-uncounted']);
     const [fixed] = await s.check('--repair');
     assert.equal(fixed.code, 1, fixed.stdout);
     const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8');
@@ -139,6 +148,39 @@ describe('tsgraph check', () => {
     await s.ok(['mount', 'a']);
     await s.ok(['mount', 'b']);
     assert.equal(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(` ${b.path} `)).length, 1);
+    await s.cleanup();
+  });
+
+  it("never touches the user's own mounts: a disk under the root, a volume inside a container", async () => {
+    const s = await fresh('vol');
+    const list = parseJsonOutput<Array<{ name: string; path: string }>>(await s.cli(['containers', '--json']));
+    const merged = list[0]!.path;
+    // A stack a killed mount leaves (the same overlay mounted twice on its target)...
+    execFileSync('mount', ['--bind', merged, merged]);
+    // ...and the user's: a volume bound inside the container, a tmpfs of their own under the root.
+    const volume = join(tmp.dir, `volume-${n}`);
+    fs.mkdirSync(volume);
+    fs.writeFileSync(join(volume, 'keep'), 'user data');
+    fs.mkdirSync(join(merged, 'data'));
+    execFileSync('mount', ['--bind', volume, join(merged, 'data')]);
+    const own = join(s.root, 'scratch');
+    fs.mkdirSync(own);
+    execFileSync('mount', ['-t', 'tmpfs', 'users-own', own]);
+    try {
+      const [r, report] = await s.check();
+      assert.equal(r.code, 4);
+      assert.deepEqual(kinds(report), ['mount-stacked'], JSON.stringify(report.findings));
+      const [fixed] = await s.check('--repair');
+      assert.equal(fixed.code, 1, fixed.stdout);
+      const table = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+      assert.ok(table.includes(` ${own} `), "the user's tmpfs under the root is still mounted");
+      assert.equal(table.split('\n').filter((l) => l.split(' ')[4] === merged).length, 1, 'exactly one mount left on the target');
+      const [again] = await s.check();
+      assert.equal(again.code, 0, again.stdout);
+    } finally {
+      execFileSync('umount', ['-R', '-l', own]);
+      for (const p of [join(merged, 'data')]) spawnUmount(p);
+    }
     await s.cleanup();
   });
 
