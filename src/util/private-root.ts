@@ -7,8 +7,11 @@
  *   mkdir, which spins forever on some procfs/sysfs paths such as
  *   `/proc/nope`), so creation is bounded by the number of components and a
  *   failure names the component.
- * - An existing root must be a directory owned by the current user and not a
- *   shared sticky directory like /tmp; group/other bits on it are removed.
+ * - An existing root must be a directory owned by the current user, not a
+ *   shared sticky directory like /tmp, empty or already a store (so a typo
+ *   like `--root /etc` never chmods a system directory), and reached only
+ *   through symlinks and directories no other user can change; group/other
+ *   bits on it are removed.
  *   When the root itself was loose (a root from before this rule, or a
  *   `chmod -R`), every store directory below it is tightened too, except the
  *   layer trees (image content keeps its own modes) and mount points.
@@ -92,6 +95,12 @@ export function openPrivateRoot(root: string, options: OpenRootOptions = {}): bo
     throw refuse(root, `it is owned by uid ${st.uid}, not by the user running tsgraph (uid ${uid}); the store must be private to its owner`);
   }
   if (st.mode & 0o1000) throw refuse(root, 'it is a shared directory (sticky bit, like /tmp); use a directory of its own');
+  checkPathTrusted(root, uid);
+  // Only a tsgraph store (or an empty dir) is made private: `--root /etc` must not chmod /etc.
+  const entries = fs.readdirSync(root);
+  if (entries.length > 0 && !entries.includes('meta') && !entries.includes('content')) {
+    throw refuse(root, 'it is neither empty nor a tsgraph store (no meta/ or content/); use an empty or new directory');
+  }
   const wasLoose = (st.mode & LOOSE) !== 0;
   if (wasLoose) chmodPrivate(root, PRIVATE_DIR);
   for (const d of STORE_DIRS) {
@@ -106,6 +115,38 @@ export function openPrivateRoot(root: string, options: OpenRootOptions = {}): bo
   if (wasLoose) tightenTree(root, root, 0, fs.statSync(root).dev);
   else tightenTop(root);
   return true;
+}
+
+/**
+ * Nobody else may be able to swap the root for something of theirs: a
+ * symlink on the way must be owned by us or root (another user's symlink in a
+ * shared dir would point tsgraph, running as root, at any directory), and
+ * every directory above the root must be writable only by us or root, or be
+ * sticky (like /tmp: others cannot rename our entries there).
+ */
+function checkPathTrusted(root: string, uid: number | undefined): void {
+  if (uid === undefined) return;
+  const trusted = (owner: number) => owner === uid || owner === 0;
+  const abs = resolve(root);
+  let cur: string = sep;
+  for (const part of abs.split(sep).filter(Boolean)) {
+    cur = join(cur, part);
+    const lst = fs.lstatSync(cur, { throwIfNoEntry: false });
+    if (lst?.isSymbolicLink() && !trusted(lst.uid)) {
+      throw refuse(root, `${cur} is a symlink owned by uid ${lst.uid}; another user could point the store anywhere`);
+    }
+  }
+  const real = fs.realpathSync(abs);
+  let dir = real;
+  for (let i = 0; i < 4096 && dir !== sep; i++) {
+    dir = join(dir, '..');
+    const st = fs.statSync(dir);
+    // Safe: owned by us or root, and either not writable by others or sticky (they cannot rename our entries).
+    const safe = trusted(st.uid) && ((st.mode & 0o022) === 0 || (st.mode & 0o1000) !== 0);
+    if (!safe) {
+      throw refuse(root, `${dir} can be changed by other users (mode ${(st.mode & 0o7777).toString(8)}, owner uid ${st.uid}); they could replace the store`);
+    }
+  }
 }
 
 /** Removes group/other bits from the store dirs at depth 1 and 2 (driver dirs appear after the driver opens). */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { jsonText, safeCell, safeText } from '../../src/cli/output.js';
 import { ContentStore } from '../../src/content/store.js';
 import { TsgraphError } from '../../src/errors.js';
@@ -147,5 +147,49 @@ describe('temp ingests', () => {
     const reclaimed = await content.reclaimTemporaryIngests();
     assert.deepEqual(reclaimed.map((i) => i.ref.slice(0, 4)), ['mem-']);
     assert.deepEqual(content.ingests().map((i) => i.ref.slice(0, 4)), ['laye'], 'the download stays for its resume');
+  });
+});
+
+describe('a root another user could redirect, or a directory that is not a store', () => {
+  let base: string;
+  beforeEach(() => {
+    base = makeTempDir('tsgraph-root-trust-');
+  });
+  afterEach(() => removeDir(base));
+
+  it("refuses another user's symlink as the root and leaves its target alone (review finding)", () => {
+    // A root-owned 0755 tree, and a shared, non-sticky dir where user 65534 planted a symlink to it.
+    const victim = join(base, 'victim');
+    fs.mkdirSync(join(victim, 'sub'), { recursive: true, mode: 0o755 });
+    fs.chmodSync(victim, 0o755);
+    const shared = join(base, 'shared');
+    fs.mkdirSync(shared);
+    fs.chmodSync(shared, 0o777);
+    fs.symlinkSync(victim, join(shared, 'store'));
+    fs.lchownSync(join(shared, 'store'), 65534, 65534);
+    assert.throws(() => openPrivateRoot(join(shared, 'store')), (e: unknown) => e instanceof TsgraphError && e.code === 'TSG_USAGE' && /symlink owned by uid 65534/.test(e.message));
+    assert.equal(fs.statSync(victim).mode & 0o777, 0o755, 'the target keeps its mode');
+    assert.deepEqual(fs.readdirSync(victim), ['sub'], 'no store dirs were made in it');
+    // Our own symlink to a store of ours is fine, but not below a dir others can change.
+    fs.chmodSync(shared, 0o755);
+    fs.rmSync(join(shared, 'store'));
+    const mine = join(base, 'mine');
+    fs.mkdirSync(join(base, 'real'));
+    fs.symlinkSync(join(base, 'real'), mine);
+    assert.equal(openPrivateRoot(mine), true);
+    const loose = join(base, 'loose');
+    fs.mkdirSync(loose);
+    fs.chmodSync(loose, 0o777);
+    assert.throws(() => openPrivateRoot(join(loose, 'store')), (e: unknown) => e instanceof TsgraphError && /can be changed by other users/.test(e.message));
+  });
+
+  it('refuses to make a non-empty directory that is not a store private (--root /etc)', () => {
+    const etc = join(base, 'etc');
+    fs.mkdirSync(join(etc, 'ssh'), { recursive: true });
+    fs.chmodSync(etc, 0o755);
+    fs.writeFileSync(join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+    assert.throws(() => openPrivateRoot(etc), (e: unknown) => e instanceof TsgraphError && /neither empty nor a tsgraph store/.test(e.message));
+    assert.equal(fs.statSync(etc).mode & 0o777, 0o755);
+    assert.deepEqual(fs.readdirSync(etc).sort(), ['passwd', 'ssh']);
   });
 });
