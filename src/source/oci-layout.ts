@@ -5,9 +5,10 @@
  * TAG the index must name exactly one manifest.
  */
 import * as fs from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { type Digest, hexOf, sha256 } from '../digest.js';
-import { IntegrityError, NotFoundError, UsageError } from '../errors.js';
+import { IntegrityError, NotFoundError, UnsafeError, UsageError } from '../errors.js';
+import { SafeNode, SafeTree } from '../util/safe-dir.js';
 import { MediaType } from '../oci/media-types.js';
 import { type Descriptor, type Index, indexSchema, parseJson } from '../oci/schemas.js';
 import { MAX_MANIFEST_BYTES } from '../registry/client.js';
@@ -27,12 +28,53 @@ export class OciLayoutSource implements ImageSource {
     this.imageName = `localhost/${repo}:${tag ?? 'latest'}`;
   }
 
+  /**
+   * Opens `rel` below the layout without following any link and checks it is
+   * a regular file. A layout may come from anywhere (an unpacked download): a
+   * symlink to /dev/zero, a FIFO or a link out of the layout must not make a
+   * pull read forever, hang, or read host files. Null when absent.
+   */
+  #open(rel: string, what: string): SafeNode | null {
+    let tree: SafeTree;
+    try {
+      tree = new SafeTree(this.dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new NotFoundError('TSG_NOT_FOUND', `${this.dir} is not an OCI image layout (no such directory)`, { data: { dir: this.dir } });
+      throw err;
+    }
+    let node: SafeNode | null;
+    try {
+      node = tree.open(rel);
+    } finally {
+      tree.close();
+    }
+    if (node && !node.stats.isFile()) {
+      node.close();
+      throw new UnsafeError('TSG_UNSAFE_PATH', `${what} in ${this.dir} is not a regular file (a link, FIFO or device)`, { data: { dir: this.dir, path: rel } });
+    }
+    return node;
+  }
+
+  /** A small JSON file of the layout, read with a cap. */
+  #readSmall(rel: string, what: string): Buffer | undefined {
+    const node = this.#open(rel, what);
+    if (!node) return undefined;
+    try {
+      if (node.stats.size > MAX_MANIFEST_BYTES) throw new UsageError('TSG_INVALID_MANIFEST', `${what} in ${this.dir} is too large (${node.stats.size} bytes)`);
+      return node.readAll(MAX_MANIFEST_BYTES);
+    } finally {
+      node.close();
+    }
+  }
+
   #index(): Index {
-    const layoutFile = join(this.dir, 'oci-layout');
-    if (!fs.existsSync(layoutFile)) {
+    if (!this.#readSmall('oci-layout', 'oci-layout')) {
       throw new NotFoundError('TSG_NOT_FOUND', `${this.dir} is not an OCI image layout (no oci-layout file)`, { data: { dir: this.dir } });
     }
-    return parseJson(indexSchema, fs.readFileSync(join(this.dir, 'index.json')), `${this.dir}/index.json`);
+    const bytes = this.#readSmall('index.json', 'index.json');
+    if (!bytes) throw new NotFoundError('TSG_NOT_FOUND', `${this.dir} has no index.json`, { data: { dir: this.dir } });
+    return parseJson(indexSchema, bytes, `${this.dir}/index.json`);
   }
 
   async resolve(): Promise<FetchedManifest> {
@@ -55,11 +97,8 @@ export class OciLayoutSource implements ImageSource {
   }
 
   async manifest(desc: Descriptor): Promise<FetchedManifest> {
-    const path = this.#blobPath(desc.digest);
-    const st = fs.statSync(path, { throwIfNoEntry: false });
-    if (!st) throw new NotFoundError('TSG_BLOB_NOT_FOUND', `manifest ${desc.digest} is missing from ${this.dir}`);
-    if (st.size > MAX_MANIFEST_BYTES) throw new UsageError('TSG_INVALID_MANIFEST', `manifest ${desc.digest} is too large`);
-    const bytes = fs.readFileSync(path);
+    const bytes = this.#readSmall(this.#blobPath(desc.digest), `manifest ${desc.digest}`);
+    if (!bytes) throw new NotFoundError('TSG_BLOB_NOT_FOUND', `manifest ${desc.digest} is missing from ${this.dir}`);
     const digest = sha256(bytes);
     if (digest !== desc.digest || bytes.length !== desc.size) {
       throw new IntegrityError('TSG_DIGEST_MISMATCH', `manifest ${desc.digest} in ${this.dir} does not match its descriptor (got ${digest}, ${bytes.length} bytes)`, {
@@ -70,15 +109,22 @@ export class OciLayoutSource implements ImageSource {
   }
 
   async blob(desc: Descriptor, offset: number): Promise<BlobStream> {
-    const path = this.#blobPath(desc.digest);
-    if (!fs.existsSync(path)) {
+    const node = this.#open(this.#blobPath(desc.digest), `blob ${desc.digest}`);
+    if (!node) {
       throw new NotFoundError('TSG_BLOB_NOT_FOUND', `blob ${desc.digest} is missing from ${this.dir}`, { data: { digest: desc.digest } });
     }
-    return { start: offset, body: fs.createReadStream(path, { start: offset }) };
+    try {
+      // Its own fd on the very inode checked above (the node's O_PATH fd is closed now).
+      const fd = fs.openSync(`/proc/self/fd/${node.fd}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      return { start: offset, body: fs.createReadStream('', { fd, start: offset }) };
+    } finally {
+      node.close();
+    }
   }
 
+  /** Relative to the layout dir. */
   #blobPath(digest: Digest): string {
-    return join(this.dir, 'blobs', 'sha256', hexOf(digest));
+    return `blobs/sha256/${hexOf(digest)}`;
   }
 
   close(): void {}

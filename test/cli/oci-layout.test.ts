@@ -92,3 +92,66 @@ describe('pull from an OCI layout', () => {
     assert.match(r.stderr, /tag nope not found in .*fixtures\/busybox \(has: latest\) \(TSG_TAG_NOT_FOUND\)/);
   });
 });
+
+describe('a hostile OCI layout (review finding): links, FIFOs and devices are refused, never read or waited on', () => {
+  let sb: Sandbox;
+  let layout: string;
+  before(async () => {
+    sb = makeSandbox();
+    layout = join(sb.dir, 'hostile');
+    fs.cpSync(FIXTURE, layout, { recursive: true });
+  });
+  after(() => sb?.cleanup());
+
+  const pull = () => runCli(['pull', `oci:${layout}`, '--json'], sb.env, 20_000);
+  const manifestPath = () => {
+    const index = JSON.parse(fs.readFileSync(join(FIXTURE, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+    return join(layout, 'blobs', 'sha256', index.manifests[0]!.digest.slice('sha256:'.length));
+  };
+
+  it('a manifest blob that is a symlink to /dev/zero is TSG_UNSAFE_PATH at once (it ate memory before)', async () => {
+    const p = manifestPath();
+    const saved = fs.readFileSync(p);
+    fs.rmSync(p);
+    fs.symlinkSync('/dev/zero', p);
+    try {
+      const r = await pull();
+      assert.equal(r.signal, null, 'it ended by itself');
+      assert.equal(parseJsonOutput<{ error: { code: string } }>(r).error.code, 'TSG_UNSAFE_PATH', r.stdout + r.stderr);
+    } finally {
+      fs.rmSync(p);
+      fs.writeFileSync(p, saved);
+    }
+  });
+
+  it('an index.json that is a FIFO is refused without blocking', async () => {
+    const p = join(layout, 'index.json');
+    const saved = fs.readFileSync(p);
+    fs.rmSync(p);
+    spawnSync('mkfifo', [p]);
+    try {
+      const r = await pull();
+      assert.equal(r.signal, null, 'it did not hang until the test killed it');
+      assert.equal(parseJsonOutput<{ error: { code: string } }>(r).error.code, 'TSG_UNSAFE_PATH', r.stdout + r.stderr);
+    } finally {
+      fs.rmSync(p);
+      fs.writeFileSync(p, saved);
+    }
+  });
+
+  it('blobs/ as a symlink out of the layout is not followed; the intact layout still pulls', async () => {
+    const blobs = join(layout, 'blobs');
+    fs.renameSync(blobs, join(sb.dir, 'elsewhere'));
+    fs.symlinkSync(join(sb.dir, 'elsewhere'), blobs);
+    try {
+      const r = await pull();
+      assert.notEqual(r.code, 0);
+      assert.match(parseJsonOutput<{ error: { code: string } }>(r).error.code, /TSG_BLOB_NOT_FOUND|TSG_UNSAFE_PATH/);
+    } finally {
+      fs.rmSync(blobs);
+      fs.renameSync(join(sb.dir, 'elsewhere'), blobs);
+    }
+    const ok = await pull();
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+});
