@@ -56,17 +56,18 @@ ssize_t ListXattrFd(int fd, char* buf, size_t size) {
 
 }  // namespace
 
-// openatNoFollow(dirfd, name, flags, mode?) -> fd. O_NOFOLLOW and O_CLOEXEC
+// openatNoFollow(dirfd, name, flags) -> fd, read-only. O_NOFOLLOW and O_CLOEXEC
 // are always added: a symlink as the name fails with ELOOP (or is opened as
 // itself with O_PATH), never followed.
 static Napi::Value OpenatNoFollow(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int dirfd = AtFdArg(info, 0, "dirfd");
   std::string name = NameArg(info, 1);
-  int flags = I32Arg(info, 2, "flags") | O_NOFOLLOW | O_CLOEXEC;
-  mode_t mode = info.Length() > 3 ? U32Arg(info, 3, "mode") : 0;
-  if (flags & O_CREAT) throw Napi::TypeError::New(env, "openatNoFollow is for reading: O_CREAT is refused");
-  int fd = openat(dirfd, name.c_str(), flags, mode);
+  // Reading only: no access mode but O_RDONLY, nothing that creates, truncates
+  // or writes (O_CREAT, O_TRUNC, O_TMPFILE, O_WRONLY, O_RDWR, O_APPEND are refused).
+  int flags = static_cast<int>(FlagsArg(info, 2, "flags", O_PATH | O_DIRECTORY | O_NONBLOCK | O_NOCTTY | O_NOATIME | O_NOFOLLOW | O_CLOEXEC)) |
+              O_NOFOLLOW | O_CLOEXEC;
+  int fd = openat(dirfd, name.c_str(), flags);
   if (fd < 0) ThrowErrno(env, errno, "openat", name);
   return Napi::Number::New(env, fd);
 }

@@ -38,7 +38,13 @@ describe('native fd-relative ops', () => {
     }
     assert.throws(() => at().openatNoFollow(-1, 'target', O_PATH), RangeError);
     assert.throws(() => at().openatNoFollow(dirfd + 0.5, 'target', O_PATH), RangeError);
-    assert.throws(() => at().openatNoFollow(dirfd, 'new', fs.constants.O_CREAT | fs.constants.O_WRONLY), TypeError);
+    assert.throws(() => at().openatNoFollow(dirfd, 'new', fs.constants.O_CREAT | fs.constants.O_WRONLY), RangeError);
+    assert.ok(!fs.existsSync(join(dir, 'new')));
+    // Read-only: nothing that writes, truncates or makes a file gets through (review finding).
+    for (const flags of [fs.constants.O_WRONLY | fs.constants.O_TRUNC, fs.constants.O_RDWR, fs.constants.O_APPEND, 0o20200000 /* O_TMPFILE */]) {
+      assert.throws(() => at().openatNoFollow(dirfd, 'target', flags), (e: Error) => e instanceof TypeError || e instanceof RangeError, `flags ${flags.toString(8)} refused`);
+    }
+    assert.equal(fs.readFileSync(join(dir, 'target'), 'utf8').length > 0, true, 'the file was not truncated');
   });
 
   it('never follows: a symlink fails to open for reading, and as O_PATH shows its own target and xattrs', () => {
