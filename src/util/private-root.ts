@@ -78,6 +78,9 @@ export interface OpenRootOptions {
  * Returns false when it does not exist and `create` is false.
  */
 export function openPrivateRoot(root: string, options: OpenRootOptions = {}): boolean {
+  const uid = process.geteuid?.();
+  // Before anything is created: nobody else may steer the path (their symlinks, dirs they can change).
+  checkPathTrusted(root, uid);
   let st: fs.Stats | undefined;
   try {
     st = fs.statSync(root, { throwIfNoEntry: false });
@@ -90,19 +93,24 @@ export function openPrivateRoot(root: string, options: OpenRootOptions = {}): bo
     st = fs.statSync(root);
   }
   if (!st.isDirectory()) throw refuse(root, 'it is not a directory');
-  const uid = process.geteuid?.();
   if (uid !== undefined && st.uid !== uid) {
     throw refuse(root, `it is owned by uid ${st.uid}, not by the user running tsgraph (uid ${uid}); the store must be private to its owner`);
   }
-  if (st.mode & 0o1000) throw refuse(root, 'it is a shared directory (sticky bit, like /tmp); use a directory of its own');
-  checkPathTrusted(root, uid);
-  // Only a tsgraph store (or an empty dir) is made private: `--root /etc` must not chmod /etc.
   const entries = fs.readdirSync(root);
-  if (entries.length > 0 && !entries.includes('meta') && !entries.includes('content')) {
-    throw refuse(root, 'it is neither empty nor a tsgraph store (no meta/ or content/); use an empty or new directory');
+  // A fresh tmpfs is 1777: sticky but empty is a dir of its own; sticky with entries is shared (/tmp).
+  if (st.mode & 0o1000 && entries.length > 0) throw refuse(root, 'it is a shared directory (sticky bit, like /tmp); use a directory of its own');
+  // Only what tsgraph makes may be in a root: `--root /etc` or a website with a content/ dir is not a store.
+  const foreign = entries.filter((e) => !STORE_ENTRY.test(e));
+  if (foreign.length) {
+    throw refuse(root, `it is neither empty nor a tsgraph store (it holds ${foreign.slice(0, 3).map((e) => JSON.stringify(e)).join(', ')}); use an empty or new directory`);
   }
-  const wasLoose = (st.mode & LOOSE) !== 0;
+  // Someone else could write here: whatever they planted (symlinks, their own dirs) would be trusted from now on.
+  if (st.mode & 0o022 && entries.length > 0) {
+    throw refuse(root, `it was writable by group or others (mode ${(st.mode & 0o7777).toString(8)}); check what is in it, then chmod go-w it`);
+  }
+  const wasLoose = (st.mode & LOOSE) !== 0 || (st.mode & 0o1000) !== 0;
   if (wasLoose) chmodPrivate(root, PRIVATE_DIR);
+  for (const e of entries) requireOwnDir(root, e, uid);
   for (const d of STORE_DIRS) {
     const p = join(root, d);
     try {
@@ -111,10 +119,23 @@ export function openPrivateRoot(root: string, options: OpenRootOptions = {}): bo
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw refuse(root, `cannot create ${p}: ${(err as Error).message}`, err);
     }
+    requireOwnDir(root, d, uid);
   }
   if (wasLoose) tightenTree(root, root, 0, fs.statSync(root).dev);
   else tightenTop(root);
   return true;
+}
+
+/** What a store root may hold: its own dirs, the drivers' homes, probes' scratch dirs. */
+const STORE_ENTRY = /^(content|meta|locks|overlay|vfs|btrfs|aufs|\.probe-[0-9a-f]{8})$/;
+
+/** `rel` under the root must be a real directory (not a symlink) owned by us, or the store is not ours. */
+function requireOwnDir(root: string, rel: string, uid: number | undefined): void {
+  const p = join(root, rel);
+  const st = fs.lstatSync(p, { throwIfNoEntry: false });
+  if (!st) return;
+  if (!st.isDirectory()) throw refuse(root, `${p} is not a directory (a ${st.isSymbolicLink() ? 'symlink' : 'file'}); a store holds only its own directories`);
+  if (uid !== undefined && st.uid !== uid) throw refuse(root, `${p} is owned by uid ${st.uid}, not by the user running tsgraph (uid ${uid})`);
 }
 
 /**
@@ -129,23 +150,40 @@ function checkPathTrusted(root: string, uid: number | undefined): void {
   const trusted = (owner: number) => owner === uid || owner === 0;
   const abs = resolve(root);
   let cur: string = sep;
+  let deepest: string = sep; // the deepest component that exists: what gets created goes in there
   for (const part of abs.split(sep).filter(Boolean)) {
     cur = join(cur, part);
-    const lst = fs.lstatSync(cur, { throwIfNoEntry: false });
-    if (lst?.isSymbolicLink() && !trusted(lst.uid)) {
+    let lst: fs.Stats | undefined;
+    try {
+      lst = fs.lstatSync(cur, { throwIfNoEntry: false });
+    } catch (err) {
+      if (errnoOf(err) === 'ENOTDIR') break; // a file on the way: mkdirBounded says so
+      throw refuse(root, `${cur}: ${(err as Error).message}`, err);
+    }
+    if (!lst) break;
+    if (!lst.isDirectory() && !lst.isSymbolicLink()) break; // a file on the way: mkdirBounded says so
+    if (lst.isSymbolicLink() && !trusted(lst.uid)) {
       throw refuse(root, `${cur} is a symlink owned by uid ${lst.uid}; another user could point the store anywhere`);
     }
+    deepest = cur;
   }
-  const real = fs.realpathSync(abs);
-  let dir = real;
-  for (let i = 0; i < 4096 && dir !== sep; i++) {
-    dir = join(dir, '..');
+  let real: string;
+  try {
+    real = fs.realpathSync(deepest);
+  } catch (err) {
+    throw refuse(root, `${deepest}: ${(err as Error).message}`, err);
+  }
+  // The existing part of the path: every dir on it, and the one new dirs are made in.
+  let dir = abs === deepest ? join(real, '..') : real;
+  for (let i = 0; i < 4096; i++) {
     const st = fs.statSync(dir);
     // Safe: owned by us or root, and either not writable by others or sticky (they cannot rename our entries).
     const safe = trusted(st.uid) && ((st.mode & 0o022) === 0 || (st.mode & 0o1000) !== 0);
     if (!safe) {
       throw refuse(root, `${dir} can be changed by other users (mode ${(st.mode & 0o7777).toString(8)}, owner uid ${st.uid}); they could replace the store`);
     }
+    if (dir === sep) break;
+    dir = join(dir, '..');
   }
 }
 

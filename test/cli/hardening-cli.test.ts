@@ -113,9 +113,11 @@ describe('defect 5: the store is private', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /owned by uid 65534.*\(TSG_USAGE\)/);
     assert.deepEqual(fs.readdirSync(theirs), [], 'nothing was written into it');
+    // Sticky with someone else's entries in it is shared, like /tmp (an empty sticky dir, e.g. a fresh tmpfs, is fine).
     const shared = join(dir, 'shared');
     fs.mkdirSync(shared);
     fs.chmodSync(shared, 0o1777);
+    fs.writeFileSync(join(shared, 'someone-elses'), 'x');
     const s = await runCli(['gc'], { TSGRAPH_ROOT: shared });
     assert.equal(s.code, 2, s.stderr);
     assert.match(s.stderr, /sticky/);

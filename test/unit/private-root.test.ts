@@ -67,10 +67,37 @@ describe('private store root', () => {
     const tree = join(root, 'vfs', 'layers', 'abc', 'root', 'usr');
     mkdirBounded(tree);
     fs.mkdirSync(join(root, 'meta', 'images', 'x'), { recursive: true });
-    spawnSync('chmod', ['-R', 'go+rwX', root]);
+    spawnSync('chmod', ['-R', 'go+rX', root]);
     openPrivateRoot(root);
     for (const d of ['.', 'content/ingest', 'meta/images', 'meta/images/x', 'vfs', 'vfs/layers', 'vfs/layers/abc']) assert.equal(mode(join(root, d)) & 0o077, 0, d);
-    assert.equal(mode(tree) & 0o077, 0o077, 'layer content keeps its modes');
+    assert.equal(mode(tree) & 0o077, 0o055, 'layer content keeps its modes');
+  });
+
+  it('refuses a store others could write to (they may have planted links), and dirs in it that are not its own', () => {
+    const root = join(dir, 'planted');
+    openPrivateRoot(root);
+    fs.chmodSync(root, 0o777);
+    assert.throws(() => openPrivateRoot(root), /was writable by group or others/);
+    fs.chmodSync(root, 0o700);
+    // A store dir replaced by a symlink (review: root then made dirs in the link's target).
+    fs.rmSync(join(root, 'locks'), { recursive: true });
+    fs.symlinkSync(join(dir, 'elsewhere'), join(root, 'locks'));
+    assert.throws(() => openPrivateRoot(root), /locks is not a directory \(a symlink\)/);
+    assert.ok(!fs.existsSync(join(dir, 'elsewhere')));
+    fs.rmSync(join(root, 'locks'));
+    fs.mkdirSync(join(root, 'locks'));
+    fs.chownSync(join(root, 'locks'), 65534, 65534);
+    assert.throws(() => openPrivateRoot(root), /locks is owned by uid 65534/);
+  });
+
+  it('a website with a content/ dir is not a store (review: its tree was made 0700)', () => {
+    const site = join(dir, 'site');
+    fs.mkdirSync(join(site, 'content', 'posts'), { recursive: true });
+    fs.mkdirSync(join(site, 'layouts'));
+    for (const d of ['.', 'content', 'content/posts', 'layouts']) fs.chmodSync(join(site, d), 0o755);
+    assert.throws(() => openPrivateRoot(site), /neither empty nor a tsgraph store/);
+    assert.equal(mode(join(site, 'content', 'posts')) & 0o777, 0o755);
+    assert.deepEqual(fs.readdirSync(site).sort(), ['content', 'layouts']);
   });
 
   it('mkdirBounded names what it was making', () => {
