@@ -18,7 +18,7 @@ import { BusyError, NotFoundError, TsgraphError, UsageError } from '../errors.js
 import { acquireLock, type FileLock, tryLockDir } from '../store/lock.js';
 import { crashPoint, pausePoint } from '../util/crash-point.js';
 import { fsyncDir, readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
-import { isMountPoint, unmount } from '../mount/index.js';
+import { isMountPoint, readMountInfo, unmount } from '../mount/index.js';
 import { removeTree } from '../util/safe-remove.js';
 
 export interface LayerMeta {
@@ -291,6 +291,19 @@ export class LayerDirs {
       const meta = this.meta(id);
       const live = this.#liveMeta(id, target);
       if (live.mounts !== meta.mounts) this.writeMeta(live);
+      // Refused before anything moves: a mount inside the layer other than its own target (a
+      // volume bound into the container) would have its data deleted with the layer.
+      const dir = fs.realpathSync(this.dir(id));
+      let own = target;
+      try {
+        own = fs.realpathSync(target);
+      } catch {
+        /* no target dir: nothing of ours is mounted */
+      }
+      const foreign = readMountInfo().find((m) => m.mountPoint.startsWith(`${dir}/`) && m.mountPoint !== own);
+      if (foreign) {
+        throw new BusyError('TSG_IN_USE', `layer ${id} has ${foreign.mountPoint} mounted inside it; unmount it first`, { data: { id, mountPoint: foreign.mountPoint } });
+      }
       return this.#moveAside(live);
     });
     try {
@@ -343,6 +356,8 @@ export class LayerDirs {
         try {
           beforeDelete?.(dir);
           removeTree(dir);
+        } catch {
+          // Best effort at every open (a mount left inside, a busy dir): never fails the verb; check reports it.
         } finally {
           lock.release();
         }

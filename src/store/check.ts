@@ -117,13 +117,40 @@ async function hashBlob(content: ContentStore, digest: Digest): Promise<{ ok: bo
 }
 
 export async function checkStore(parts: CheckParts, options: CheckOptions = {}): Promise<CheckReport> {
+  const findings: Finding[] = [];
+  const blobs = { verified: 0 };
+  try {
+    await run(parts, options, findings, blobs);
+  } catch (err) {
+    // Exit 1 means "repaired": a check that cannot finish must never say that. Whatever stopped it
+    // (an abort, something no record explains) is damage left, with what was found so far.
+    if ((err as { code?: string }).code === 'TSG_ABORTED') throw err;
+    findings.push({ kind: 'check-failed', severity: 'damage', subject: parts.root, detail: `the check could not finish: ${(err as Error).message}` });
+  }
+  const reclaimableBytes = findings.filter((f) => f.severity === 'reclaimable').reduce((n, f) => n + (f.bytes ?? 0), 0);
+  const faults = findings.filter((f) => f.severity !== 'reclaimable');
+  const status = faults.length === 0 ? 'clean' : faults.every((f) => f.repaired) ? 'repaired' : 'damaged';
+  return { findings, status, reclaimableBytes, blobsVerified: blobs.verified };
+}
+
+async function run(parts: CheckParts, options: CheckOptions, findings: Finding[], counts: { verified: number }): Promise<void> {
   const { content, images, layers, containers, mounter, dirs } = parts;
   const repair = options.repair ?? false;
-  const findings: Finding[] = [];
+
+  // 0. Records that do not parse, do not have their shape, or are not filed under their own name:
+  // every verb skips them (their fields would become paths); they are damage, removed by --repair.
+  for (const [what, store] of [['image', images], ['layer', layers], ['container', containers]] as const) {
+    for (const file of store.scan().invalid) {
+      const f = add({ kind: 'record-invalid', severity: 'damage', subject: file, detail: `${what} record ${file} is unreadable or malformed; it is ignored` });
+      await attempt(f, repair, () => store.removeInvalid(file));
+    }
+  }
   // Layers that were recorded when we started: an image whose chain had any is an unpacked image (not --no-unpack).
   const recorded = new Set<string>(layers.list().map((m) => m.chainId));
-  const add = (f: Finding) => (findings.push(f), f);
-  let blobsVerified = 0;
+  function add(f: Finding): Finding {
+    findings.push(f);
+    return f;
+  }
 
   // 1. Containers left half-made or half-removed by a crash (the owner is gone).
   for (const rec of containers.list()) {
@@ -164,7 +191,9 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
   // 3. Driver layers nobody records: not an image layer, not a container's.
   const known = new Set(layers.list().map((m) => LayerStore.driverId(m.chainId)));
   if (dirs) {
-    for (const id of dirs.ids()) {
+    // Children first: a parent goes only once nothing stands on it.
+    const depth = (id: string) => (dirs.exists(id) ? dirs.meta(id).depth : 0);
+    for (const id of dirs.ids().sort((a, b) => depth(b) - depth(a))) {
       if (!dirs.exists(id)) {
         // Layers are staged and renamed into place with their meta: a dir without one is debris.
         const f = add({ kind: 'layer-junk', severity: 'repairable', subject: id, detail: `driver dir ${id.slice(0, 12)} has no layer metadata` });
@@ -234,9 +263,14 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
 
   // 5. Blobs: verified on request; unreferenced ones are gc's (reclaimable, not a fault).
   for (const b of [...content.walk()]) {
+    if (!fs.lstatSync(content.blobPath(b.digest), { throwIfNoEntry: false })?.isFile()) {
+      const f = add({ kind: 'blob-stray', severity: 'repairable', subject: b.digest, detail: `${b.digest} in the blob store is not a regular file` });
+      await attempt(f, repair, () => removeTree(content.blobPath(b.digest)));
+      continue;
+    }
     if (options.verifyBlobs) {
       options.signal?.throwIfAborted();
-      blobsVerified++;
+      counts.verified++;
       const actual = await hashBlob(content, b.digest);
       if (!actual.ok) {
         const f = add({ kind: 'blob-corrupt', severity: 'damage', subject: b.digest, detail: `blob ${b.digest} hashes to ${actual.digest} (${actual.size} bytes); it is removed by --repair so a pull fetches it again`, bytes: b.size });
@@ -251,7 +285,7 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
   for (const name of fs.readdirSync(content.blobsDir)) {
     if (!isDigest(`sha256:${name}`)) {
       const f = add({ kind: 'blob-stray', severity: 'repairable', subject: name, detail: `stray file ${name} among the blobs` });
-      await attempt(f, repair, () => fs.rmSync(join(content.blobsDir, name), { recursive: true, force: true }));
+      await attempt(f, repair, () => removeTree(join(content.blobsDir, name)));
     }
   }
 
@@ -284,10 +318,6 @@ export async function checkStore(parts: CheckParts, options: CheckOptions = {}):
     await attempt(f, repair, () => removeUnheldLock(path));
   }
 
-  const reclaimableBytes = findings.filter((f) => f.severity === 'reclaimable').reduce((n, f) => n + (f.bytes ?? 0), 0);
-  const faults = findings.filter((f) => f.severity !== 'reclaimable');
-  const status = faults.length === 0 ? 'clean' : faults.every((f) => f.repaired) ? 'repaired' : 'damaged';
-  return { findings, status, reclaimableBytes, blobsVerified };
 }
 
 /** Why lock file `file` is stale, or undefined when it still guards something (or is a fixed one). */

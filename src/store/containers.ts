@@ -10,7 +10,8 @@
 import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Digest } from '../digest.js';
+import { type Digest, isDigest } from '../digest.js';
+import { type RecordScan, isObject, isOptionalDigest, isString, scanRecords } from './records.js';
 import { BusyError, NotFoundError, UsageError } from '../errors.js';
 import { fsyncDir, readJsonIfExists, tempName, writeJsonAtomic } from '../util/fs-atomic.js';
 
@@ -35,6 +36,23 @@ export interface ContainerRecord {
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+/** Layer ids as LayerDirs accepts them: one path component, never `.` or `..`. */
+const LAYER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** A record is used only when its fields are what they claim and it is filed under its own name. */
+function validContainer(file: string, v: unknown): v is ContainerRecord {
+  if (!isObject(v)) return false;
+  return (
+    isString(v.name) && NAME_RE.test(v.name) && file === `${v.name}.json` &&
+    isString(v.id) && LAYER_ID_RE.test(v.id) &&
+    isString(v.image) && isDigest(v.imageDigest) && isOptionalDigest(v.parent) &&
+    isString(v.driver) && typeof v.readOnly === 'boolean' &&
+    (v.path === undefined || v.path === null || isString(v.path)) &&
+    isString(v.createdAt) &&
+    (v.state === undefined || v.state === 'creating' || v.state === 'removing')
+  );
+}
 
 export class ContainerStore {
   readonly dir: string;
@@ -61,7 +79,13 @@ export class ContainerStore {
 
   get(name: string): ContainerRecord | undefined {
     if (!NAME_RE.test(name)) return undefined;
-    return readJsonIfExists<ContainerRecord>(join(this.dir, `${name}.json`));
+    let rec: unknown;
+    try {
+      rec = readJsonIfExists(join(this.dir, `${name}.json`));
+    } catch {
+      return undefined; // unparsable: check reports it
+    }
+    return rec !== undefined && validContainer(`${name}.json`, rec) ? rec : undefined;
   }
 
   require(name: string): ContainerRecord {
@@ -110,11 +134,17 @@ export class ContainerStore {
   }
 
   list(): ContainerRecord[] {
-    return fs
-      .readdirSync(this.dir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => readJsonIfExists<ContainerRecord>(join(this.dir, f)))
-      .filter((r): r is ContainerRecord => !!r)
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return this.scan().records.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** Valid records, and the files that are not (see records.ts). */
+  scan(): RecordScan<ContainerRecord> {
+    return scanRecords(this.dir, validContainer);
+  }
+
+  /** Deletes a record file that is not a valid record (check --repair). */
+  removeInvalid(file: string): void {
+    if (file.includes('/') || !file.endsWith('.json')) return;
+    fs.rmSync(join(this.dir, file), { force: true });
   }
 }

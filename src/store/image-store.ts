@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { type Digest, sha256Hex } from '../digest.js';
+import { type Digest, isDigest, sha256Hex } from '../digest.js';
+import { type RecordScan, isObject, isString, scanRecords } from './records.js';
 import { NotFoundError } from '../errors.js';
 import { readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
 
@@ -39,6 +40,13 @@ export interface ImageRecord {
   pulledAt: string;
 }
 
+/** Filed under the hash of its own name, with digests that are digests. */
+function validImage(file: string, v: unknown): v is ImageRecord {
+  if (!isObject(v) || !isString(v.name) || file !== `${sha256Hex(v.name)}.json`) return false;
+  if (!isDigest(v.digest) || !isDigest(v.manifestDigest) || !isDigest(v.configDigest) || !Array.isArray(v.layers)) return false;
+  return v.layers.every((l: unknown) => isObject(l) && isDigest(l.digest) && isDigest(l.diffId));
+}
+
 export class ImageStore {
   readonly dir: string;
 
@@ -52,7 +60,13 @@ export class ImageStore {
   }
 
   get(name: string): ImageRecord | undefined {
-    return readJsonIfExists<ImageRecord>(this.#path(name));
+    let rec: unknown;
+    try {
+      rec = readJsonIfExists(this.#path(name));
+    } catch {
+      return undefined; // unparsable: check reports it
+    }
+    return rec !== undefined && validImage(`${sha256Hex(name)}.json`, rec) ? rec : undefined;
   }
 
   /** Like get(), but throws TSG_NOT_FOUND. */
@@ -78,12 +92,17 @@ export class ImageStore {
   }
 
   list(): ImageRecord[] {
-    const out: ImageRecord[] = [];
-    for (const f of fs.readdirSync(this.dir)) {
-      if (!f.endsWith('.json')) continue;
-      const rec = readJsonIfExists<ImageRecord>(join(this.dir, f));
-      if (rec) out.push(rec);
-    }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return this.scan().records.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Valid records, and the files that are not (see records.ts). */
+  scan(): RecordScan<ImageRecord> {
+    return scanRecords(this.dir, validImage);
+  }
+
+  /** Deletes a record file that is not a valid record (check --repair). */
+  removeInvalid(file: string): void {
+    if (file.includes('/') || !file.endsWith('.json')) return;
+    fs.rmSync(join(this.dir, file), { force: true });
   }
 }

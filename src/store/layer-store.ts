@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { ContentStore } from '../content/store.js';
-import { type Digest, hexOf } from '../digest.js';
+import { type Digest, hexOf, isDigest } from '../digest.js';
+import { type RecordScan, isObject, isOptionalDigest, scanRecords } from './records.js';
 import type { GraphDriver } from '../drivers/driver.js';
 import { TsgraphError, fromSystemError, UnsupportedError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
@@ -68,11 +69,20 @@ export class LayerStore {
   }
 
   list(): LayerMetaRecord[] {
-    return fs
-      .readdirSync(this.dir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => readJsonIfExists<LayerMetaRecord>(join(this.dir, f)))
-      .filter((m): m is LayerMetaRecord => !!m);
+    return this.scan().records;
+  }
+
+  /** Valid records, and the files that are not (see records.ts). */
+  scan(): RecordScan<LayerMetaRecord> {
+    return scanRecords(this.dir, (file, v): v is LayerMetaRecord =>
+      isObject(v) && isDigest(v.chainId) && file === `${hexOf(v.chainId)}.json` && isDigest(v.diffId) && isOptionalDigest(v.parent) && isDigest(v.blob),
+    );
+  }
+
+  /** Deletes a record file that is not a valid record (check --repair). */
+  removeInvalid(file: string): void {
+    if (file.includes('/') || !file.endsWith('.json')) return;
+    fs.rmSync(join(this.dir, file), { force: true });
   }
 
   /** Drops the record of a layer already removed from the driver. */

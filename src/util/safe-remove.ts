@@ -7,10 +7,13 @@
  * is opened relative to its parent's fd without following (util/safe-dir.ts)
  * and removed through that parent fd's /proc magic link, so the only name
  * ever resolved is a single component in a directory we hold open; unlink and
- * rmdir never follow a final symlink.
+ * rmdir never follow a final symlink. It never crosses into another
+ * filesystem: a mount inside the tree (a volume bound into a container) is
+ * refused with TSG_IN_USE, never emptied.
  */
 import * as fs from 'node:fs';
-import { TsgraphError } from '../errors.js';
+import { BusyError, TsgraphError } from '../errors.js';
+import { readMountInfo } from '../mount/mountinfo.js';
 import { bytesOf } from './byte-path.js';
 import { SafeNode } from './safe-dir.js';
 
@@ -28,13 +31,13 @@ function childPath(dir: SafeNode, name: string): Buffer {
 }
 
 /** Removes entry `name` of `dir`, whatever it is now. */
-function removeEntry(dir: SafeNode, name: string, depth: number): void {
+function removeEntry(dir: SafeNode, name: string, depth: number, dev: number): void {
   for (let pass = 0; pass < MAX_PASSES; pass++) {
     const child = dir.open(name);
     if (!child) return;
     const isDir = child.stats.isDirectory();
     try {
-      if (isDir) emptyDir(child, depth + 1);
+      if (isDir) emptyDir(child, depth + 1, dev);
     } finally {
       child.close();
     }
@@ -52,9 +55,11 @@ function removeEntry(dir: SafeNode, name: string, depth: number): void {
   throw new TsgraphError('TSG_IN_USE', `${dir.where}: ${JSON.stringify(name)} keeps changing while it is removed (is a container still running on it?)`);
 }
 
-function emptyDir(dir: SafeNode, depth: number): void {
+function emptyDir(dir: SafeNode, depth: number, dev: number): void {
   if (depth > MAX_DEPTH) throw new TsgraphError('TSG_INVALID_LAYER', `${dir.where} is nested deeper than ${MAX_DEPTH} levels`);
-  for (const name of dir.names()) removeEntry(dir, name, depth);
+  // Another filesystem below the tree (a mount made after the check in removeTree): not ours to empty.
+  if (dir.stats.dev !== dev) throw new BusyError('TSG_IN_USE', `${dir.where} is another filesystem mounted inside; unmount it first`);
+  for (const name of dir.names()) removeEntry(dir, name, depth, dev);
 }
 
 /**
@@ -73,10 +78,14 @@ export function removeTree(path: string): void {
     fs.rmSync(path, { force: true });
     return;
   }
+  // A mount inside (a volume bound into the container's tree) would be emptied too: host data.
+  const real = fs.realpathSync(path);
+  const inside = readMountInfo().find((m) => m.mountPoint === real || m.mountPoint.startsWith(`${real}/`));
+  if (inside) throw new BusyError('TSG_IN_USE', `${inside.mountPoint} is mounted inside ${path}; unmount it first`, { data: { mountPoint: inside.mountPoint } });
   const root = SafeNode.openRoot(path);
   try {
     for (let pass = 0; pass < MAX_PASSES; pass++) {
-      emptyDir(root, 0);
+      emptyDir(root, 0, root.stats.dev);
       try {
         fs.rmdirSync(path);
         return;

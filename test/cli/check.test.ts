@@ -163,7 +163,7 @@ describe('tsgraph check', () => {
     fs.writeFileSync(join(volume, 'keep'), 'user data');
     fs.mkdirSync(join(merged, 'data'));
     execFileSync('mount', ['--bind', volume, join(merged, 'data')]);
-    const own = join(s.root, 'scratch');
+    const own = join(s.root, 'content', 'users-own');
     fs.mkdirSync(own);
     execFileSync('mount', ['-t', 'tmpfs', 'users-own', own]);
     try {
@@ -220,6 +220,63 @@ describe('tsgraph check', () => {
     const [fixed] = await s.check('--repair');
     assert.equal(fixed.code, 1, fixed.stdout);
     assert.ok(!fs.existsSync(leftover));
+  });
+
+  it('forged and corrupt records: ignored by every verb, reported as damage, removed by --repair — never used as paths', async () => {
+    const s = await fresh();
+    const outside = join(tmp.dir, `outside-${n}`);
+    fs.mkdirSync(outside);
+    fs.writeFileSync(join(outside, 'daemon.json'), 'keep');
+    fs.writeFileSync(join(outside, 'victim.lock'), 'keep');
+    const rel = (p: string) => `../../../../../../../../..${p}`;
+    const forged = {
+      name: rel(join(outside, 'daemon')),
+      id: rel(join(outside, 'victim')),
+      image: IMAGE,
+      imageDigest: `sha256:${'0'.repeat(64)}`,
+      driver: 'overlay',
+      readOnly: false,
+      createdAt: 'x',
+      state: 'removing',
+    };
+    fs.writeFileSync(join(s.root, 'meta', 'containers', 'evil.json'), JSON.stringify(forged));
+    fs.writeFileSync(join(s.root, 'meta', 'images', `${'a'.repeat(64)}.json`), '{"name":');
+    // Every verb skips them (the repair at open must not act on a forged removal either).
+    const ps = await s.cli(['containers', '--json']);
+    assert.equal(ps.code, 0, ps.stderr);
+    assert.deepEqual(parseJsonOutput<unknown[]>(ps), []);
+    assert.equal((await s.cli(['images', '--json'])).code, 0);
+    const [r, report] = await s.check();
+    assert.equal(r.code, 4, 'damage, never 1 (repaired) or a crash');
+    assert.deepEqual(kinds(report), ['record-invalid', 'record-invalid']);
+    const [fixed] = await s.check('--repair');
+    assert.equal(fixed.code, 1, fixed.stdout);
+    assert.deepEqual(fs.readdirSync(outside).sort(), ['daemon.json', 'victim.lock'], 'nothing outside the store was touched');
+    assert.ok(!fs.existsSync(join(s.root, 'meta', 'containers', 'evil.json')));
+    const [again] = await s.check();
+    assert.equal(again.code, 0, again.stdout);
+  });
+
+  it("rm refuses a container with a volume mounted inside its layer, and keeps both (review finding)", async () => {
+    const s = await fresh('withvol');
+    await s.ok(['umount', 'withvol']);
+    const rec = parseJsonOutput<Array<{ name: string; id: string }>>(await s.cli(['containers', '--json']))[0]!;
+    const volume = join(tmp.dir, `vol-${n}`);
+    fs.mkdirSync(volume);
+    fs.writeFileSync(join(volume, 'keep.txt'), 'user data');
+    const inside = join(s.root, 'overlay', 'layers', rec.id, 'diff', 'data');
+    fs.mkdirSync(inside);
+    execFileSync('mount', ['--bind', volume, inside]);
+    try {
+      const r = await s.cli(['rm', 'withvol', '--json']);
+      assert.equal(r.code, 9, r.stdout + r.stderr);
+      assert.equal(parseJsonOutput<{ error: { code: string } }>(r).error.code, 'TSG_IN_USE');
+      assert.equal(fs.readFileSync(join(volume, 'keep.txt'), 'utf8'), 'user data');
+    } finally {
+      execFileSync('umount', [inside]);
+    }
+    await s.ok(['rm', 'withvol']);
+    assert.equal(fs.readFileSync(join(volume, 'keep.txt'), 'utf8'), 'user data');
   });
 
   it('check of a missing root is not found, and never creates it', async () => {

@@ -6,7 +6,9 @@
  * the walk's steps through safeDirHooks, not with sleeps.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { TsgraphError } from '../../src/errors.js';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { safeDirHooks } from '../../src/util/safe-dir.js';
@@ -41,6 +43,22 @@ describe('removeTree never follows what a container swaps in', () => {
     removeTree(layer);
     assert.ok(!fs.existsSync(layer));
     hostIntact();
+  });
+
+  it('never empties a filesystem mounted inside the tree (a volume bound into a container)', () => {
+    const volume = join(base, 'volume');
+    fs.mkdirSync(volume);
+    fs.writeFileSync(join(volume, 'keep.txt'), 'user data');
+    execFileSync('mount', ['--bind', volume, join(layer, 'd', 'sub')]);
+    try {
+      assert.throws(() => removeTree(layer), (e: unknown) => e instanceof TsgraphError && e.code === 'TSG_IN_USE');
+      assert.equal(fs.readFileSync(join(volume, 'keep.txt'), 'utf8'), 'user data');
+    } finally {
+      execFileSync('umount', [join(layer, 'd', 'sub')]);
+    }
+    removeTree(layer);
+    assert.ok(!fs.existsSync(layer));
+    assert.equal(fs.readFileSync(join(volume, 'keep.txt'), 'utf8'), 'user data');
   });
 
   it('a dir swapped for a symlink to the host after it was listed', () => {
