@@ -108,7 +108,7 @@ export class OciLayoutSource implements ImageSource {
     return { bytes, digest, mediaType: desc.mediaType ?? MediaType.OciManifest };
   }
 
-  async blob(desc: Descriptor, offset: number): Promise<BlobStream> {
+  async blob(desc: Descriptor, offset: number, signal?: AbortSignal): Promise<BlobStream> {
     const node = this.#open(this.#blobPath(desc.digest), `blob ${desc.digest}`);
     if (!node) {
       throw new NotFoundError('TSG_BLOB_NOT_FOUND', `blob ${desc.digest} is missing from ${this.dir}`, { data: { digest: desc.digest } });
@@ -116,7 +116,8 @@ export class OciLayoutSource implements ImageSource {
     try {
       // Its own fd on the very inode checked above (the node's O_PATH fd is closed now).
       const fd = fs.openSync(`/proc/self/fd/${node.fd}`, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-      return { start: offset, body: fs.createReadStream('', { fd, start: offset }) };
+      // The caller's abort stops a long local read at once, as it stops a download.
+      return { start: offset, body: fs.createReadStream('', { fd, start: offset, ...(signal ? { signal } : {}) }) };
     } finally {
       node.close();
     }
