@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { type Digest, isDigest } from '../digest.js';
-import { type RecordScan, isObject, isOptionalDigest, isString, scanRecords } from './records.js';
+import { type RecordScan, isObject, isOptionalDigest, isString, removeRecordFile, scanRecords } from './records.js';
 import { BusyError, NotFoundError, UsageError } from '../errors.js';
 import { fsyncDir, readJsonIfExists, tempName, writeJsonAtomic } from '../util/fs-atomic.js';
 
@@ -144,7 +144,6 @@ export class ContainerStore {
 
   /** Deletes a record file that is not a valid record (check --repair). */
   removeInvalid(file: string): void {
-    if (file.includes('/') || !file.endsWith('.json')) return;
-    fs.rmSync(join(this.dir, file), { force: true });
+    removeRecordFile(this.dir, file);
   }
 }

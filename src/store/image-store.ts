@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { type Digest, isDigest, sha256Hex } from '../digest.js';
-import { type RecordScan, isObject, isString, scanRecords } from './records.js';
+import { type RecordScan, isObject, isString, removeRecordFile, scanRecords } from './records.js';
 import { NotFoundError } from '../errors.js';
 import { readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
 
@@ -102,7 +102,6 @@ export class ImageStore {
 
   /** Deletes a record file that is not a valid record (check --repair). */
   removeInvalid(file: string): void {
-    if (file.includes('/') || !file.endsWith('.json')) return;
-    fs.rmSync(join(this.dir, file), { force: true });
+    removeRecordFile(this.dir, file);
   }
 }

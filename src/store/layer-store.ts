@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { ContentStore } from '../content/store.js';
 import { type Digest, hexOf, isDigest } from '../digest.js';
-import { type RecordScan, isObject, isOptionalDigest, scanRecords } from './records.js';
+import { type RecordScan, isObject, isOptionalDigest, removeRecordFile, scanRecords } from './records.js';
 import type { GraphDriver } from '../drivers/driver.js';
 import { TsgraphError, fromSystemError, UnsupportedError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
@@ -81,8 +81,7 @@ export class LayerStore {
 
   /** Deletes a record file that is not a valid record (check --repair). */
   removeInvalid(file: string): void {
-    if (file.includes('/') || !file.endsWith('.json')) return;
-    fs.rmSync(join(this.dir, file), { force: true });
+    removeRecordFile(this.dir, file);
   }
 
   /** Drops the record of a layer already removed from the driver. */

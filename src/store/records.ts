@@ -43,6 +43,12 @@ export function scanRecords<T>(dir: string, valid: (file: string, value: unknown
   return out;
 }
 
+/** Deletes record file `file` (a name from scanRecords' `invalid`) in `dir`; nothing else. */
+export function removeRecordFile(dir: string, file: string): void {
+  if (file.includes('/') || !file.endsWith('.json')) return;
+  fs.rmSync(join(dir, file), { force: true });
+}
+
 export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 export const isOptionalDigest = (v: unknown) => v === undefined || v === null || isDigest(v);
 export const isString = (v: unknown): v is string => typeof v === 'string';
