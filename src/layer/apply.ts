@@ -41,6 +41,13 @@ export interface ApplyOptions {
    * depends on what the caller passes here.
    */
   pax?: PaxRecords | undefined;
+  /**
+   * For a diff-layout driver (overlay): how the parent layers show a
+   * directory, or null. A parent directory the tar does not list is then made
+   * with the mode, owner and times the image already had there (as a full-tree
+   * driver keeps them), not as a 0755 root dir that would hide them.
+   */
+  lowerDir?: ((rel: string) => fs.Stats | null) | undefined;
 }
 
 export interface ApplyResult {
@@ -125,20 +132,34 @@ export class LayerApplier implements ApplyContext {
           if (this.#mine.has(prefix)) throw unsafe(rel, `a parent is a ${kindOf(st)} this layer created (${displayPath(prefix)})`);
           this.removePath(prefix);
         }
-        if (!st || !st.isDirectory()) this.#mkdir(prefix, 0o755);
+        if (!st || !st.isDirectory()) {
+          // Not whited out here: the parents' directory continues, with its attributes.
+          if (!this.#mkdir(prefix, 0o755)) this.#inheritLower(prefix);
+        }
         this.#dirs.add(prefix);
       }
       this.#mine.add(prefix);
     }
   }
 
-  /** Makes directory `rel` (known absent) and, if this layer whited it out, tells the format. */
-  #mkdir(rel: string, mode: number): void {
+  /** Makes directory `rel` (known absent) and, if this layer whited it out, tells the format. Returns whether it was. */
+  #mkdir(rel: string, mode: number): boolean {
     const whitedOut = this.#whitedOut.delete(rel);
     fs.mkdirSync(this.abs(rel), { mode });
     this.#present.add(rel);
     this.#fresh.add(rel);
     if (whitedOut) this.options.format.recreated(this, rel, true);
+    return whitedOut;
+  }
+
+  /** An implicit parent dir takes the lower layers' owner, mode and times (an explicit entry later overrides them). */
+  #inheritLower(rel: string): void {
+    const st = this.options.lowerDir?.(rel);
+    if (!st?.isDirectory()) return;
+    const path = this.abs(rel);
+    fs.lchownSync(path, st.uid, st.gid);
+    fs.chmodSync(path, st.mode & 0o7777);
+    this.#dirTimes.push([path, st.mtime]);
   }
 
   removePath(rel: string): void {

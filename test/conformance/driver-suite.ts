@@ -159,6 +159,21 @@ export function driverConformance(label: string, make: (home: string) => GraphDr
       });
     });
 
+    it('a parent directory the tar does not list keeps the lower layer\'s owner and mode', mountIt, async () => {
+      const a = await layer('ip1', undefined, [
+        { path: 'srv/', type: 'directory', mode: 0o750, uid: 1000, gid: 1001 },
+        { path: 'srv/old', content: 'o' },
+      ]);
+      // No entry for srv/: the tar writes straight into it, as many image builders do.
+      const b = await layer('ip2', a, [{ path: 'srv/new', content: 'n' }]);
+      await view(b, (r) => {
+        const st = fs.statSync(join(r, 'srv'));
+        assert.equal(st.mode & 0o7777, 0o750);
+        assert.deepEqual([st.uid, st.gid], [1000, 1001]);
+        assert.deepEqual(fs.readdirSync(join(r, 'srv')).sort(), ['new', 'old']);
+      });
+    });
+
     it('an opaque marker after the layer\'s own entries keeps them', mountIt, async () => {
       const a = await layer('ow1', undefined, [
         { path: 'd/', type: 'directory' },

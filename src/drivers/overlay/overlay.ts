@@ -20,6 +20,7 @@ import { overlayFormat } from '../../layer/whiteout.js';
 import { hasNewMountApi, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
 import type { ApplyDiffOptions, CreateOptions, LayerPaths, PutOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver, Probe } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
+import { lowerDirStats } from './lower-dir.js';
 import { crashPoint } from '../../util/crash-point.js';
 import { backingFs, cleanupProbes, kernelHas, layerLikeDirs, probeDType, probeIn, probeUserxattrNeeded, probeWhiteoutMknod } from '../probe.js';
 
@@ -76,7 +77,14 @@ export class OverlayDriver implements GraphDriver {
   }
 
   async applyDiff(id: string, _parent: string | undefined, tar: Readable, options: ApplyDiffOptions = {}): Promise<ApplyResult> {
-    return applyTar(this.diffDir(id), tar, { format: overlayFormat, signal: options.signal, pax: options.pax });
+    // The parents' diff dirs, topmost first: implicit parent dirs keep the attributes they have there.
+    const lowers = this.dirs.chain(id).slice(1).map((m) => this.diffDir(m.id));
+    return applyTar(this.diffDir(id), tar, {
+      format: overlayFormat,
+      signal: options.signal,
+      pax: options.pax,
+      lowerDir: (rel) => lowerDirStats(lowers, rel),
+    });
   }
 
   mountSpec(id: string, _options: GetOptions = {}): MountSpec {
