@@ -143,20 +143,8 @@ export class LayerDirs {
   ): Promise<LayerMeta> {
     LayerDirs.checkId(id);
     if (this.exists(id)) throw new BusyError('TSG_EXISTS', `layer ${id} already exists`, { data: { id } });
-    const parentMeta = parent === undefined ? undefined : this.meta(parent);
-    const staging = this.#newStaging(id);
-    try {
-      await fill(staging.dir, parentMeta);
-      const meta = this.#stagedMeta(staging.dir, id, parent, readWrite, parentMeta);
-      fs.renameSync(staging.dir, join(this.layersDir, id));
-      fsyncDir(this.layersDir);
-      return meta;
-    } catch (err) {
-      removeTree(staging.dir);
-      throw err;
-    } finally {
-      staging.lock.release();
-    }
+    // The caller holds the driver lock: the rename needs no other.
+    return this.#stage(id, parent, readWrite, fill, (rename) => rename());
   }
 
   /**
@@ -180,26 +168,46 @@ export class LayerDirs {
       if (!pin) throw new NotFoundError('TSG_NOT_FOUND', `layer ${parent} does not exist (or is being removed)`, { data: { id: parent } });
     }
     try {
-      const parentMeta = parent === undefined ? undefined : this.meta(parent);
-      const staging = this.#newStaging(id);
-      try {
-        await fill(staging.dir, parentMeta);
+      return await this.#stage(id, parent, readWrite, fill, async (rename) => {
         pausePoint('layer-create:filled');
-        const meta = this.#stagedMeta(staging.dir, id, parent, readWrite, parentMeta);
         await this.locked(() => {
           if (this.exists(id)) throw new BusyError('TSG_EXISTS', `layer ${id} already exists`, { data: { id } });
-          fs.renameSync(staging.dir, join(this.layersDir, id));
-          fsyncDir(this.layersDir);
+          rename();
         });
-        return meta;
-      } catch (err) {
-        removeTree(staging.dir);
-        throw err;
-      } finally {
-        staging.lock.release();
-      }
+      });
     } finally {
       pin?.release();
+    }
+  }
+
+  /**
+   * Fills a fresh staging dir (flocked by this process, so cleanup skips it),
+   * writes its meta, and hands `register` the rename into place; on any
+   * failure the staging dir goes. create() and build() differ only in how
+   * they register.
+   */
+  async #stage(
+    id: string,
+    parent: string | undefined,
+    readWrite: boolean,
+    fill: (staging: string, parentMeta: LayerMeta | undefined) => void | Promise<void>,
+    register: (rename: () => void) => void | Promise<void>,
+  ): Promise<LayerMeta> {
+    const parentMeta = parent === undefined ? undefined : this.meta(parent);
+    const staging = this.#newStaging(id);
+    try {
+      await fill(staging.dir, parentMeta);
+      const meta = this.#stagedMeta(staging.dir, id, parent, readWrite, parentMeta);
+      await register(() => {
+        fs.renameSync(staging.dir, join(this.layersDir, id));
+        fsyncDir(this.layersDir);
+      });
+      return meta;
+    } catch (err) {
+      removeTree(staging.dir);
+      throw err;
+    } finally {
+      staging.lock.release();
     }
   }
 

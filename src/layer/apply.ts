@@ -349,6 +349,7 @@ export class LayerApplier implements ApplyContext {
   }
 
   #xattrs(path: Buffer, e: Entry): void {
+    if (e.xattrs.length === 0) return; // most entries: no allocation on the per-file path
     // security.capability last, after everything that could clear it.
     const ordered = [...e.xattrs.filter(([n]) => n !== CAPABILITY), ...e.xattrs.filter(([n]) => n === CAPABILITY)];
     for (const [name, value] of ordered) {
