@@ -27,6 +27,8 @@ export interface LockOptions {
   onWait?: ((path: string) => void) | undefined;
   /** What the lock protects, for the TSG_LOCKED message (`the gc lock of /root`). */
   what?: string | undefined;
+  /** The wait to report in TSG_LOCKED when this is the last step of a longer one (acquireFairLock). */
+  reportedTimeoutMs?: number | undefined;
 }
 
 /** A held lock; release() is idempotent. */
@@ -85,7 +87,9 @@ export async function acquireLock(lockDir: string, name: string, options: LockOp
         const what = options.what ?? path;
         throw new BusyError(
           'TSG_LOCKED',
-          timeoutMs === 0 ? `${what} is held by another tsgraph process` : `${what} is held by another tsgraph process (waited ${formatWait(timeoutMs)})`,
+          timeoutMs === 0 && options.reportedTimeoutMs === undefined
+            ? `${what} is held by another tsgraph process`
+            : `${what} is held by another tsgraph process (waited ${formatWait(options.reportedTimeoutMs ?? timeoutMs)})`,
           { data: { path, timeoutMs } },
         );
       }
@@ -112,12 +116,14 @@ export async function acquireLock(lockDir: string, name: string, options: LockOp
  * share one deadline.
  */
 export async function acquireFairLock(lockDir: string, name: string, options: LockOptions = {}): Promise<FileLock> {
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const total = options.timeoutMs ?? 60_000;
+  const deadline = Date.now() + total;
   const left = () => Math.max(0, deadline - Date.now());
   const intent = await acquireLock(lockDir, `${name}.intent`, { ...options, shared: false });
   let main: FileLock;
   try {
-    main = await acquireLock(lockDir, name, { ...options, timeoutMs: left() });
+    // Both waits share the deadline; a refusal reports the whole wait the caller asked for.
+    main = await acquireLock(lockDir, name, { ...options, timeoutMs: left(), reportedTimeoutMs: total });
   } catch (err) {
     intent.release();
     throw err;
