@@ -17,7 +17,22 @@ export { ImageStore, type ImageRecord, type LayerRecord } from './store/image-st
 export type { PullEvent, PullResult } from './store/pull.js';
 export { Store, type StoreOptions, type StorePullOptions, DEFAULT_ROOT } from './store/store.js';
 export { timeFirstWrites, summarize, type WriteTiming, type TimingSummary } from './bench/first-write.js';
-export { benchCopyUp, type CopyUpOptions, type CopyUpResult } from './bench/copy-up.js';
+export {
+  benchCopyUp,
+  COPY_UP_OPS,
+  DEFAULT_SIZES as COPY_UP_DEFAULT_SIZES,
+  DEFAULT_TARGETS as COPY_UP_DEFAULT_TARGETS,
+  OP_DESCRIPTIONS as COPY_UP_OP_DESCRIPTIONS,
+  type CopyUpOptions,
+  type CopyUpReport,
+  type CopyUpCell,
+  type CopyUpResult,
+  type CopyUpTargetInfo,
+  type CopiedBytes,
+  type CopyUpOp,
+  type LatencyStats,
+} from './bench/copy-up.js';
+export { copyUpSvg, copyUpHtml } from './bench/chart.js';
 export type { GraphDriver, DriverStatus, DriverCapabilities, LayerPaths } from './drivers/driver.js';
 export { createDriver, selectDriver, DRIVER_NAMES } from './drivers/registry.js';
 export type { MountSpec, OverlayMountSpec, BindMountSpec, AufsMountSpec } from './mount/mount-spec.js';

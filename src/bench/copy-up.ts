@@ -69,7 +69,8 @@ export interface CopiedBytes {
    * How they were counted: `upper st_blocks` (overlay: allocated bytes of the
    * upper's copy), `st_blocks delta` (vfs: growth of the file in the
    * container's full copy), `btrfs exclusive` (bytes no longer shared with the
-   * image snapshot, `btrfs filesystem du` after syncfs).
+   * image snapshot, `btrfs filesystem du` after syncfs). Blocks the op itself
+   * added past the file's old end (an append) are not counted.
    */
   method: 'upper st_blocks' | 'st_blocks delta' | 'btrfs exclusive';
   p50: number;
@@ -102,6 +103,9 @@ export interface CopyUpCell {
   /** The op failed (the cell has no samples). */
   error?: string | undefined;
 }
+
+/** @deprecated the per-driver result of the old single-op bench; now one cell of the matrix. */
+export type CopyUpResult = CopyUpCell;
 
 export interface CopyUpTargetInfo {
   name: string;
@@ -196,12 +200,19 @@ function runBatch(
     if (r.exdev) exdev++;
   }
   const after = measureBytes(target.driver, container.writable, rels.map((r) => touchedPath(op, r)));
+  // Blocks the op itself added (an append past the last block) are its own data, not a copy.
+  const own = rels.map((rel) => {
+    if (op === 'rename-dir') return 0;
+    const st = fs.lstatSync(join(container.root, rel));
+    const up = (n: number) => Math.ceil(n / st.blksize) * st.blksize;
+    return Math.max(0, up(st.size) - up(size));
+  });
   const second: number[] = [];
   for (const rel of rels) {
     throwIfAborted(signal);
     second.push(runOp(op, join(container.root, rel), size, 2).us);
   }
-  const copied = after.map((a, i) => Math.max(0, a - before[i]!));
+  const copied = after.map((a, i) => Math.max(0, a - before[i]! - own[i]!));
   const p50 = median(copied);
   const f = latencyStats(first);
   const s = latencyStats(second);
