@@ -1,9 +1,12 @@
-/** Flags every verb that talks to registries takes, and what they open the store with. */
-import { type Command, Option } from 'commander';
+/**
+ * Flags every verb that talks to registries takes, and what they open the
+ * store with. The flags are part of `--help`; parsing their values needs the
+ * registry code (http, https), loaded only then.
+ */
+import { type Command, Option } from './commander.js';
 import { UsageError } from '../errors.js';
-import { parseCreds } from '../registry/credentials.js';
 import type { StoreOptions } from '../store/store.js';
-import { type Timeouts, parseSeconds } from '../registry/timeouts.js';
+import type { Timeouts } from '../registry/timeouts.js';
 
 export interface RegistryFlags {
   jobs: string;
@@ -27,7 +30,9 @@ export function addRegistryFlags(cmd: Command, what: string): Command {
 }
 
 /** --timeout sets every limit (like wget's), --connect-timeout then overrides connect; unset ones come from env/defaults in the transport. */
-function timeoutOptions(flags: RegistryFlags): Partial<Timeouts> | undefined {
+async function timeoutOptions(flags: RegistryFlags): Promise<Partial<Timeouts> | undefined> {
+  if (flags.timeout === undefined && flags.connectTimeout === undefined) return undefined;
+  const { parseSeconds } = await import('../registry/timeouts.js');
   const out: Partial<Timeouts> = {};
   if (flags.timeout !== undefined) {
     const ms = parseSeconds(flags.timeout, '--timeout');
@@ -37,12 +42,9 @@ function timeoutOptions(flags: RegistryFlags): Partial<Timeouts> | undefined {
   return Object.keys(out).length ? out : undefined;
 }
 
-export function registryStoreOptions(flags: RegistryFlags): StoreOptions {
-  return {
-    creds: flags.creds ? parseCreds(flags.creds) : undefined,
-    insecureRegistries: flags.insecureRegistry,
-    timeouts: timeoutOptions(flags),
-  };
+export async function registryStoreOptions(flags: RegistryFlags): Promise<StoreOptions> {
+  const creds = flags.creds ? (await import('../registry/credentials.js')).parseCreds(flags.creds) : undefined;
+  return { creds, insecureRegistries: flags.insecureRegistry, timeouts: await timeoutOptions(flags) };
 }
 
 export function parseJobs(flags: RegistryFlags): number {

@@ -1,9 +1,6 @@
 /** `tsgraph bundle IMAGE DIR`: an OCI runtime bundle whose rootfs is a tsgraph mount. */
-import { Command } from 'commander';
-import { createBundle, removeBundle } from '../../runtime/bundle.js';
+import { Command } from '../commander.js';
 import { UsageError } from '../../errors.js';
-import { mkdirBounded } from '../../util/private-root.js';
-import { requireStore } from '../context.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function bundleCommand(): Command {
@@ -22,6 +19,11 @@ export function bundleCommand(): Command {
       const g = cmd.optsWithGlobals<GlobalOptions>();
       if (flags.remove && (image || dir)) throw new UsageError('TSG_USAGE', '--remove DIR takes no IMAGE');
       if (!flags.remove && (!image || !dir)) throw new UsageError('TSG_USAGE', 'bundle needs IMAGE and DIR (or --remove DIR)');
+      const [{ requireStore }, { createBundle, removeBundle }, { mkdirBounded }] = await Promise.all([
+        import('../context.js'),
+        import('../../runtime/bundle.js'),
+        import('../../util/private-root.js'),
+      ]);
       const store = await requireStore(g, flags.remove ? `bundle ${flags.remove}` : `image ${image}`);
       if (flags.remove) {
         const container = await removeBundle(store, flags.remove);

@@ -3,9 +3,8 @@
  * codes follow fsck's: 0 clean (reclaimable space is not a fault), 1 every
  * fault found was repaired, 4 damage left (see docs/cli.md).
  */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import type { CheckReport, Finding } from '../../store/check.js';
-import { requireStore } from '../context.js';
 import { type GlobalOptions, formatBytes, printJson, safeText, writeOut } from '../output.js';
 import type { CommandContext } from '../context.js';
 
@@ -29,6 +28,7 @@ export function checkCommand(ctx: CommandContext): Command {
     .option('--verify-blobs', 're-hash every blob (reads the whole content store)')
     .action(async (flags: { repair?: boolean; verifyBlobs?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { requireStore } = await import('../context.js');
       // Crash leftovers are the point: open without the repairs every other verb does at open.
       const store = await requireStore(g, 'a store', { repairOnOpen: false });
       try {

@@ -1,6 +1,5 @@
 /** `tsgraph commit NAME REF`: a container layer becomes an image. */
-import { Command, Option } from 'commander';
-import { requireStore } from '../context.js';
+import { Command, Option } from '../commander.js';
 import { type GlobalOptions, formatBytes, printJson, writeOut, writeErr } from '../output.js';
 
 export function commitCommand(): Command {
@@ -22,6 +21,7 @@ export function commitCommand(): Command {
     .option('-a, --author <name>', 'author')
     .action(async (name: string, ref: string, flags: { compress: 'gzip' | 'zstd' | 'none'; change: string[]; message?: string; author?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { requireStore } = await import('../context.js');
       const store = await requireStore(g, `container ${name}`);
       const r = await store.commit(name, ref, { compress: flags.compress, changes: flags.change, message: flags.message, author: flags.author });
       if (g.json) {

@@ -1,6 +1,5 @@
 /** `tsgraph containers` (`ps`): container layers and their mount state. */
-import { Command } from 'commander';
-import { openExistingStore } from '../context.js';
+import { Command } from '../commander.js';
 import { type GlobalOptions, formatTable, printJson, writeOut } from '../output.js';
 
 export function containersCommand(): Command {
@@ -11,6 +10,7 @@ export function containersCommand(): Command {
     .option('-q, --quiet', 'print only names')
     .action(async (flags: { quiet?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { openExistingStore } = await import('../context.js');
       const store = await openExistingStore(g);
       const list = store ? store.listContainers() : [];
       if (g.json) return printJson(list);

@@ -1,11 +1,6 @@
 /** `tsgraph diff NAME`: what a container changed, or the change as a layer tar. */
 import * as fs from 'node:fs';
-import { pipeline } from 'node:stream/promises';
-import { Command } from 'commander';
-import { formatChanges } from '../../layer/changes.js';
-import { diffTar } from '../../store/differ.js';
-import { displayPath } from '../../util/byte-path.js';
-import { requireStore } from '../context.js';
+import { Command } from '../commander.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function diffCommand(): Command {
@@ -20,6 +15,13 @@ export function diffCommand(): Command {
     .option('-o, --output <file|->', 'write the layer tar to FILE (or - for stdout)')
     .action(async (name: string, flags: { output?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const [{ requireStore }, { formatChanges }, { diffTar }, { displayPath }, { pipeline }] = await Promise.all([
+        import('../context.js'),
+        import('../../layer/changes.js'),
+        import('../../store/differ.js'),
+        import('../../util/byte-path.js'),
+        import('node:stream/promises'),
+      ]);
       const store = await requireStore(g, `container ${name}`);
       const diff = await store.diff(name);
       if (flags.output) {

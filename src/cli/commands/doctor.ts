@@ -1,9 +1,6 @@
 /** `tsgraph doctor`: what this machine offers, with a remedy for each failure. */
 import { resolve } from 'node:path';
-import { Command } from 'commander';
-import { runDoctor } from '../../drivers/doctor.js';
-import { DEFAULT_ROOT } from '../../store/store.js';
-import { mkdirBounded } from '../../util/private-root.js';
+import { Command } from '../commander.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function doctorCommand(): Command {
@@ -16,6 +13,11 @@ export function doctorCommand(): Command {
     )
     .action(async (_f: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const [{ runDoctor }, { DEFAULT_ROOT }, { mkdirBounded }] = await Promise.all([
+        import('../../drivers/doctor.js'),
+        import('../../store/store.js'),
+        import('../../util/private-root.js'),
+      ]);
       const root = resolve(g.root ?? process.env.TSGRAPH_ROOT ?? DEFAULT_ROOT);
       mkdirBounded(root); // the probes need the root's filesystem: created 0700 and bounded, nothing else left in it
       const probes = runDoctor(root);

@@ -1,6 +1,5 @@
 /** `tsgraph rm`, `rmi`, `gc`: removing containers, image names, and what nothing references. */
-import { Command } from 'commander';
-import { openExistingStore, requireStore } from '../context.js';
+import { Command } from '../commander.js';
 import { type GlobalOptions, formatBytes, printJson, writeOut, writeErr } from '../output.js';
 
 export function rmCommand(): Command {
@@ -10,6 +9,7 @@ export function rmCommand(): Command {
     .argument('<names...>', 'container names')
     .action(async (names: string[], _f: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { requireStore } = await import('../context.js');
       const store = await requireStore(g, `container ${names[0]}`);
       const removed: string[] = [];
       for (const n of names) removed.push((await store.removeContainer(n)).name);
@@ -26,6 +26,7 @@ export function rmiCommand(): Command {
     .option('-f, --force', 'remove even if containers use the image (they keep working)')
     .action(async (refs: string[], flags: { force?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { requireStore } = await import('../context.js');
       const store = await requireStore(g, `image ${refs[0]}`);
       const removed: string[] = [];
       for (const r of refs) removed.push((await store.removeImage(r, { force: flags.force })).name);
@@ -44,6 +45,7 @@ export function gcCommand(): Command {
     .option('-n, --dry-run', 'only report what would be removed')
     .action(async (flags: { dryRun?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { openExistingStore } = await import('../context.js');
       const store = await openExistingStore(g);
       // No store, nothing to collect (and no root made by a typo).
       const r = store ? await store.gc({ dryRun: flags.dryRun }) : { dryRun: !!flags.dryRun, ingests: [], ingestBytes: 0, layers: [], blobs: [], bytes: 0, errors: [] };

@@ -1,7 +1,5 @@
 /** `tsgraph images`: list images in the store. */
-import { Command } from 'commander';
-import { shortDigest } from '../../digest.js';
-import { openExistingStore } from '../context.js';
+import { Command } from '../commander.js';
 import { type GlobalOptions, formatBytes, formatTable, printJson, writeOut } from '../output.js';
 
 export function imagesCommand(): Command {
@@ -12,6 +10,7 @@ export function imagesCommand(): Command {
     .option('--digests', 'show full digests')
     .action(async (flags: { quiet?: boolean; digests?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const [{ openExistingStore }, { shortDigest }] = await Promise.all([import('../context.js'), import('../../digest.js')]);
       const store = await openExistingStore(g);
       const images = store ? store.listImages() : [];
       if (g.json) return printJson(images);

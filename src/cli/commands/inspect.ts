@@ -1,8 +1,5 @@
 /** `tsgraph inspect IMAGE|CONTAINER` and `tsgraph tag SRC DEST`. */
-import { Command } from 'commander';
-import { imageConfigSchema, manifestSchema, parseJson } from '../../oci/schemas.js';
-import { formatReference, parseReference } from '../../reference.js';
-import { requireStore } from '../context.js';
+import { Command } from '../commander.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function inspectCommand(): Command {
@@ -13,6 +10,7 @@ export function inspectCommand(): Command {
     .option('-f, --format <field>', 'print one top-level field only (e.g. config, manifestDigest)')
     .action(async (target: string, flags: { format?: string }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { requireStore } = await import('../context.js');
       const store = await requireStore(g, target);
       let out: Record<string, unknown>;
       const container = store.listContainers().find((c) => c.name === target);
@@ -20,6 +18,7 @@ export function inspectCommand(): Command {
         out = { kind: 'container', ...container };
       } else {
         const image = store.findImage(target);
+        const { imageConfigSchema, manifestSchema, parseJson } = await import('../../oci/schemas.js');
         const manifest = parseJson(manifestSchema, store.content.readBlob(image.manifestDigest), 'manifest');
         const config = parseJson(imageConfigSchema, store.content.readBlob(image.configDigest), 'config');
         out = { kind: 'image', ...image, manifest, config };
@@ -38,6 +37,7 @@ export function tagCommand(): Command {
     .argument('<target>', 'new name (registry/repo:tag)')
     .action(async (source: string, target: string, _f: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const [{ requireStore }, { formatReference, parseReference }] = await Promise.all([import('../context.js'), import('../../reference.js')]);
       const store = await requireStore(g, `image ${source}`);
       const image = store.findImage(source);
       const name = formatReference(parseReference(target));

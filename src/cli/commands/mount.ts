@@ -1,6 +1,6 @@
 /** `tsgraph mount IMAGE|CONTAINER`: a writable container layer on an image, mounted. */
-import { Command } from 'commander';
-import { type CommandContext, requireStore } from '../context.js';
+import { Command } from '../commander.js';
+import type { CommandContext } from '../context.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function mountCommand(ctx: CommandContext): Command {
@@ -16,6 +16,7 @@ export function mountCommand(ctx: CommandContext): Command {
     .option('--read-only', 'mount read-only')
     .action(async (target: string, flags: { name?: string; readOnly?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { requireStore } = await import('../context.js');
       const store = await requireStore(g, target);
       try {
         const { container, path } = await store.mount(target, { name: flags.name, readOnly: flags.readOnly, signal: ctx.signal });

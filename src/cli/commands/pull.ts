@@ -1,9 +1,8 @@
 /** `tsgraph pull REF`: fetch an image into the store. */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { type RegistryFlags, addRegistryFlags, parseJobs, registryStoreOptions } from '../registry-flags.js';
 import { type GlobalOptions, formatBytes, printJson, writeOut } from '../output.js';
-import { PullProgress, progressMode } from '../progress.js';
-import { type CommandContext, openStore } from '../context.js';
+import type { CommandContext } from '../context.js';
 
 interface PullFlags extends RegistryFlags {
   platform?: string;
@@ -27,9 +26,11 @@ export function pullCommand(ctx: CommandContext): Command {
     .action(async (ref: string, flags: PullFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions & PullFlags>();
       const jobs = parseJobs(flags);
+      // Loaded here, not at the top: `tsgraph --help` and `pull --help` need none of it.
+      const [{ openStore }, { PullProgress, progressMode }] = await Promise.all([import('../context.js'), import('../progress.js')]);
       const progress = new PullProgress(progressMode({ quiet: flags.quiet, json: g.json }));
       const store = await openStore(g, {
-        ...registryStoreOptions(flags),
+        ...(await registryStoreOptions(flags)),
         onRetry: (r) => progress.line(`retrying in ${(r.delayMs / 1000).toFixed(1)}s (${r.reason})`),
       });
       try {

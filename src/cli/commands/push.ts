@@ -1,9 +1,8 @@
 /** `tsgraph push REF [DEST]`: upload an image to a registry. */
-import { Command } from 'commander';
+import { Command } from '../commander.js';
 import { type RegistryFlags, addRegistryFlags, parseJobs, registryStoreOptions } from '../registry-flags.js';
-import { type CommandContext, requireStore } from '../context.js';
+import type { CommandContext } from '../context.js';
 import { type GlobalOptions, formatBytes, printJson, writeOut } from '../output.js';
-import { PullProgress, progressMode } from '../progress.js';
 
 export function pushCommand(ctx: CommandContext): Command {
   const cmd = new Command('push')
@@ -19,9 +18,10 @@ export function pushCommand(ctx: CommandContext): Command {
     .option('-q, --quiet', 'print only the digest')
     .action(async (ref: string, dest: string | undefined, flags: RegistryFlags & { chunkSize: string; quiet?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const [{ requireStore }, { PullProgress, progressMode }] = await Promise.all([import('../context.js'), import('../progress.js')]);
       const progress = new PullProgress(progressMode({ quiet: flags.quiet, json: g.json }));
       const store = await requireStore(g, `image ${ref}`, {
-        ...registryStoreOptions(flags),
+        ...(await registryStoreOptions(flags)),
         onRetry: (r) => progress.line(`retrying in ${(r.delayMs / 1000).toFixed(1)}s (${r.reason})`),
       });
       try {

@@ -1,6 +1,5 @@
 /** `tsgraph umount NAME`: release a container's mount. */
-import { Command } from 'commander';
-import { requireStore } from '../context.js';
+import { Command } from '../commander.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export function umountCommand(): Command {
@@ -11,6 +10,7 @@ export function umountCommand(): Command {
     .argument('<name>', 'container name')
     .action(async (name: string, _flags: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals<GlobalOptions>();
+      const { requireStore } = await import('../context.js');
       const store = await requireStore(g, `container ${name}`);
       try {
         await store.umount(name);
