@@ -243,35 +243,33 @@ function batchesFor(op: CopyUpOp, r: Resolved, filesFor: (size: number) => numbe
   }));
 }
 
-async function runTarget(
+/** One op on one target: a fresh container, every batch, the container gone. */
+async function runTargetOp(
   target: TargetSpec,
+  op: CopyUpOp,
   host: LayerHost,
   r: Resolved,
   filesFor: (size: number) => number,
   work: string,
-  options: CopyUpOptions,
-): Promise<{ cells: CopyUpCell[]; containerMs: number[] }> {
+  signal: AbortSignal | undefined,
+): Promise<{ cells: CopyUpCell[]; containerMs: number }> {
   const cells: CopyUpCell[] = [];
-  const containerMs: number[] = [];
-  for (const op of r.ops) {
-    options.onProgress?.({ target: target.name, step: op });
-    const t0 = process.hrtime.bigint();
-    const container = await openContainer(host, target, `c-${op}`, join(work, 'mnt', `${target.name.replace(/\W/g, '-')}-${op}`));
-    containerMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    try {
-      for (const b of batchesFor(op, r, filesFor)) {
-        const head = { target: target.name, driver: target.driver, op, size: b.size, files: b.rels.length, ...(b.entriesPerDir ? { entriesPerDir: b.entriesPerDir } : {}) };
-        try {
-          cells.push({ ...head, ...runBatch(target, container, op, b.rels, b.size, b.unitBytes, options.signal) });
-        } catch (err) {
-          const e = toTsgraphError(err);
-          if (e.code === 'TSG_ABORTED') throw e;
-          cells.push({ ...head, ...emptyCell(), error: `${(err as NodeJS.ErrnoException).code ?? e.code}: ${e.message}` });
-        }
+  const t0 = process.hrtime.bigint();
+  const container = await openContainer(host, target, `c-${op}`, join(work, 'mnt', `${target.name.replace(/\W/g, '-')}-${op}`));
+  const containerMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  try {
+    for (const b of batchesFor(op, r, filesFor)) {
+      const head = { target: target.name, driver: target.driver, op, size: b.size, files: b.rels.length, ...(b.entriesPerDir ? { entriesPerDir: b.entriesPerDir } : {}) };
+      try {
+        cells.push({ ...head, ...runBatch(target, container, op, b.rels, b.size, b.unitBytes, signal) });
+      } catch (err) {
+        const e = toTsgraphError(err);
+        if (e.code === 'TSG_ABORTED') throw e;
+        cells.push({ ...head, ...emptyCell(), error: `${(err as NodeJS.ErrnoException).code ?? e.code}: ${e.message}` });
       }
-    } finally {
-      await container.close();
     }
+  } finally {
+    await container.close();
   }
   return { cells, containerMs };
 }
@@ -339,19 +337,34 @@ export async function benchCopyUp(options: CopyUpOptions = {}): Promise<CopyUpRe
         continue;
       }
       try {
-        for (const t of targets) {
-          const info: CopyUpTargetInfo = { name: t.name, driver: t.driver, mountOptions: t.mountOptions, fsType: host.fsType, layerMs: Math.round(host.layerMs) };
-          report.targets.push(info);
-          try {
-            const { cells, containerMs } = await runTarget(t, host, r, filesFor, work, options);
-            report.results.push(...cells);
-            info.containerMs = Math.round(median(containerMs) * 100) / 100;
-          } catch (err) {
-            const e = toTsgraphError(err);
-            if (e.code === 'TSG_ABORTED') throw e;
-            // E.g. the kernel refuses an overlay option: the other targets still run.
-            info.skipped = e.message;
+        const runs = targets.map((t) => ({
+          t,
+          info: { name: t.name, driver: t.driver, mountOptions: t.mountOptions, fsType: host!.fsType, layerMs: Math.round(host!.layerMs) } as CopyUpTargetInfo,
+          cells: [] as CopyUpCell[],
+          containerMs: [] as number[],
+        }));
+        report.targets.push(...runs.map((x) => x.info));
+        // Op by op, the targets of one driver in turn: drift on a busy machine hits them alike.
+        for (const op of r.ops) {
+          for (const run of runs) {
+            if (run.info.skipped) continue;
+            options.onProgress?.({ target: run.t.name, step: op });
+            try {
+              const { cells, containerMs } = await runTargetOp(run.t, op, host, r, filesFor, work, options.signal);
+              run.cells.push(...cells);
+              run.containerMs.push(containerMs);
+            } catch (err) {
+              const e = toTsgraphError(err);
+              if (e.code === 'TSG_ABORTED') throw e;
+              // E.g. the kernel refuses an overlay option: the other targets still run.
+              run.info.skipped = e.message;
+            }
           }
+        }
+        for (const run of runs) {
+          if (run.info.skipped) continue;
+          report.results.push(...run.cells);
+          run.info.containerMs = Math.round(median(run.containerMs) * 100) / 100;
         }
       } finally {
         host.close();

@@ -167,6 +167,15 @@ describe('tsgraph bench copy-up (CLI)', () => {
     assert.equal((svg.match(/<rect [^>]*fill="#/g) ?? []).length >= 3 * 13, true, 'bars drawn');
     assert.deepEqual(fs.readdirSync(work), [], 'work dir emptied');
     assert.deepEqual(mountsBelow(tmp.dir), []);
+    // --from re-renders the saved report without running anything.
+    const saved = join(tmp.dir, 'saved.json');
+    fs.writeFileSync(saved, r.stdout);
+    const again = await runCli(['bench', 'copy-up', '--from', saved, '--chart', join(tmp.dir, 'again.svg')]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^overlay\+metacopy\s+8K\s+3\s/m);
+    assert.equal(fs.readFileSync(join(tmp.dir, 'again.svg'), 'utf8'), svg, 'the same chart from the same numbers');
+    fs.writeFileSync(saved, '{"kind":"other"}');
+    assert.equal((await runCli(['bench', 'copy-up', '--from', saved])).code, 2);
   });
 
   it('prints a table per operation by default, and an HTML chart with tables', async () => {
@@ -196,7 +205,7 @@ describe('tsgraph bench copy-up (CLI)', () => {
   it('--help documents every flag', async () => {
     const r = await runCli(['bench', 'copy-up', '--help']);
     assert.equal(r.code, 0);
-    for (const flag of ['--targets', '--drivers', '--sizes', '--size', '--ops', '--files', '--budget', '--rename-dirs', '--rename-files', '--rename-size', '--dir', '--chart', '--quiet', '--json']) {
+    for (const flag of ['--targets', '--drivers', '--sizes', '--size', '--ops', '--files', '--budget', '--rename-dirs', '--rename-files', '--rename-size', '--dir', '--chart', '--quiet', '--from', '--json']) {
       assert.match(r.stdout, new RegExp(`${flag}\\b`), flag);
     }
   });

@@ -27,6 +27,7 @@ interface Flags {
   dir?: string;
   chart?: string;
   quiet?: boolean;
+  from?: string;
 }
 
 const list = (s: string) =>
@@ -78,6 +79,15 @@ async function printTable(report: CopyUpReport): Promise<void> {
   writeOut(`\nbytes copied: overlay = allocated bytes of the upper's copy; vfs = growth of the file in the container's full copy; btrfs = bytes no longer shared with the image (btrfs filesystem du)\n`);
 }
 
+async function output(report: CopyUpReport, flags: Flags, g: GlobalOptions): Promise<void> {
+  if (flags.chart) {
+    const { copyUpHtml, copyUpSvg } = await import('../../bench/chart.js');
+    fs.writeFileSync(flags.chart, /\.html?$/i.test(flags.chart) ? copyUpHtml(report) : copyUpSvg(report));
+  }
+  if (g.json) printJson(report);
+  else await printTable(report);
+}
+
 export function benchCommand(ctx?: CommandContext): Command {
   const bench = new Command('bench').summary('benchmarks (copy-up)').description('Benchmarks that print ratios between drivers measured side by side.');
   bench.addCommand(
@@ -104,6 +114,7 @@ export function benchCommand(ctx?: CommandContext): Command {
       .option('--dir <dir>', 'where the run makes its work dir copy-up-XXXXXX, removed after; made if missing (default: the OS temp dir)')
       .option('--chart <file>', 'also write a chart: HTML (tables too) when FILE ends in .html, else SVG')
       .option('-q, --quiet', 'no progress lines on stderr')
+      .option('--from <file>', 'run nothing: print (and --chart) a report saved earlier with --json')
       .addHelpText(
         'after',
         '\nOperations: write (pwrite 1 byte), append (1 byte, O_APPEND), truncate (to size-1), chmod, open-rdwr (open O_RDWR, ' +
@@ -129,6 +140,11 @@ export function benchCommand(ctx?: CommandContext): Command {
           renameFileSize: parseSize(flags.renameSize),
         };
         if (flags.dir) fs.mkdirSync(flags.dir, { recursive: true });
+        if (flags.from) {
+          const saved = JSON.parse(fs.readFileSync(flags.from, 'utf8')) as CopyUpReport;
+          if (saved?.kind !== 'tsgraph-bench-copy-up') throw new UsageError('TSG_USAGE', `${flags.from} is not a saved copy-up report (tsgraph bench copy-up --json)`);
+          return output(saved, flags, g);
+        }
         // A signal stops the run between files; the suite then unmounts and deletes what it made.
         const controller = new AbortController();
         const onSignal = () => controller.abort(new Error('interrupted'));
@@ -141,12 +157,7 @@ export function benchCommand(ctx?: CommandContext): Command {
             signal: controller.signal,
             onProgress: flags.quiet ? undefined : (e) => writeErr(`bench copy-up: ${e.target}: ${e.step}\n`),
           });
-          if (flags.chart) {
-            const { copyUpHtml, copyUpSvg } = await import('../../bench/chart.js');
-            fs.writeFileSync(flags.chart, /\.html?$/i.test(flags.chart) ? copyUpHtml(report) : copyUpSvg(report));
-          }
-          if (g.json) printJson(report);
-          else await printTable(report);
+          await output(report, flags, g);
         } finally {
           process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
           ctx?.signal.removeEventListener('abort', onSignal);
