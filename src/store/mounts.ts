@@ -20,7 +20,7 @@
  */
 import * as fs from 'node:fs';
 import type { ContentStore } from '../content/store.js';
-import { hexOf } from '../digest.js';
+import { type Digest, hexOf } from '../digest.js';
 import type { GraphDriver } from '../drivers/driver.js';
 import { BusyError, NotFoundError } from '../errors.js';
 import { isMountPoint } from '../mount/index.js';
@@ -46,7 +46,20 @@ export interface MountResult {
   path: string;
 }
 
+/** Bound on the per-process memos below (images a runtime mounts from; more only costs a re-check). */
+const MEMO_MAX = 64;
+
+function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+  if (map.size >= MEMO_MAX && !map.has(key)) map.delete(map.keys().next().value as K);
+  map.set(key, value);
+}
+
 export class Mounter {
+  /** Image diffIds (joined) → chainId of the top layer: 500 sha256 per mount otherwise. */
+  readonly #tops = new Map<string, Digest | undefined>();
+  /** Top chainId → `createdAt` of its layer record when this process saw the whole chain complete. */
+  readonly #complete = new Map<Digest, string>();
+
   constructor(
     private readonly driver: GraphDriver,
     private readonly layers: LayerStore,
@@ -63,9 +76,12 @@ export class Mounter {
     if (existing && !(existing.state && (await this.#repairOne(existing)))) throw ContainerStore.exists(name);
     pausePoint('mount:after-name-check');
     pausePoint('mount:before-unpack');
+    const parent = this.#topChainId(image);
     // Layers may be missing if the image was pulled with --no-unpack or by an older tsgraph.
-    await this.layers.unpack(image, this.content, { signal: req.signal });
-    const parent = LayerStore.topChainId(image);
+    if (!this.#chainStillComplete(parent)) {
+      await this.layers.unpack(image, this.content, { signal: req.signal });
+      this.#rememberChain(parent);
+    }
     const record: ContainerRecord = {
       name,
       id: ContainerStore.newId(),
@@ -146,6 +162,43 @@ export class Mounter {
       }
       return record;
     });
+  }
+
+  #topChainId(image: ImageRecord): Digest | undefined {
+    const key = image.layers.map((l) => l.diffId).join(',');
+    if (this.#tops.has(key)) return this.#tops.get(key);
+    const top = LayerStore.topChainId(image);
+    remember(this.#tops, key, top);
+    return top;
+  }
+
+  /**
+   * True when this process saw every layer of the chain under `top` complete
+   * (LayerStore.unpack checked each) and `top` is still that same complete
+   * layer: then the layers below it are still complete, and one record read
+   * replaces one per layer (500 reads and stats for a 500-layer image). A
+   * layer with children is never removed (LayerDirs refuses), and a layer
+   * record is rewritten incomplete only after its layer was removed, so the
+   * chain below a layer that stayed can neither vanish nor be half-made; a
+   * top layer made anew has a new `createdAt` and is checked in full again.
+   */
+  #chainStillComplete(top: Digest | undefined): boolean {
+    if (top === undefined) return true; // no layers: nothing to unpack
+    const seen = this.#complete.get(top);
+    if (seen === undefined) return false;
+    let rec;
+    try {
+      rec = this.layers.get(top);
+    } catch {
+      return false; // unparsable: the full check decides
+    }
+    return !!rec && !rec.incomplete && rec.createdAt === seen && this.driver.exists(LayerStore.driverId(top));
+  }
+
+  #rememberChain(top: Digest | undefined): void {
+    if (top === undefined) return;
+    const rec = this.layers.get(top);
+    if (rec && !rec.incomplete && typeof rec.createdAt === 'string') remember(this.#complete, top, rec.createdAt);
   }
 
   isMounted(record: ContainerRecord): boolean {

@@ -19,7 +19,7 @@ import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { overlayFormat } from '../../layer/whiteout.js';
 import { hasNewMountApi, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
 import type { ApplyDiffOptions, CreateOptions, LayerPaths, PutOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver, Probe } from '../driver.js';
-import { LayerDirs } from '../layer-dirs.js';
+import { LayerDirs, type LayerMeta } from '../layer-dirs.js';
 import { lowerDirStats } from './lower-dir.js';
 import { crashPoint } from '../../util/crash-point.js';
 import { backingFs, cleanupProbes, kernelHas, layerLikeDirs, probeDType, probeIn, probeUserxattrNeeded, probeWhiteoutMknod } from '../probe.js';
@@ -78,7 +78,7 @@ export class OverlayDriver implements GraphDriver {
 
   async applyDiff(id: string, _parent: string | undefined, tar: Readable, options: ApplyDiffOptions = {}): Promise<ApplyResult> {
     // The parents' diff dirs, topmost first: implicit parent dirs keep the attributes they have there.
-    const lowers = this.dirs.chain(id).slice(1).map((m) => this.diffDir(m.id));
+    const lowers = this.dirs.lowerIds(id).map((l) => this.diffDir(l));
     return applyTar(this.diffDir(id), tar, {
       format: overlayFormat,
       signal: options.signal,
@@ -87,11 +87,11 @@ export class OverlayDriver implements GraphDriver {
     });
   }
 
-  mountSpec(id: string, _options: GetOptions = {}): MountSpec {
-    const chain = this.dirs.chain(id);
-    const top = chain[0]!;
-    if (top.readWrite) {
-      const lowers = chain.slice(1).map((m) => this.diffDir(m.id));
+  mountSpec(id: string, _options: GetOptions = {}, meta: LayerMeta = this.dirs.meta(id)): MountSpec {
+    // One read of the layer's `lower` file, not one meta per layer below it.
+    const below = this.dirs.lowerIds(id, meta);
+    if (meta.readWrite) {
+      const lowers = below.map((l) => this.diffDir(l));
       return {
         type: 'overlay',
         // Overlay needs a lower even for a container on scratch.
@@ -102,13 +102,13 @@ export class OverlayDriver implements GraphDriver {
       };
     }
     // The kernel wants two lowers for an overlay without upper; one is a bind mount.
-    if (chain.length === 1) return { type: 'bind', source: this.diffDir(id) };
-    return { type: 'overlay', lowers: chain.map((m) => this.diffDir(m.id)), options: OVERLAY_OPTIONS };
+    if (below.length === 0) return { type: 'bind', source: this.diffDir(id) };
+    return { type: 'overlay', lowers: [id, ...below].map((l) => this.diffDir(l)), options: OVERLAY_OPTIONS };
   }
 
   async get(id: string, options: GetOptions = {}): Promise<string> {
     const target = join(this.dirs.dir(id), 'merged');
-    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id, options), target, { readOnly: options.readOnly || !meta.readWrite }));
+    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id, options, meta), target, { readOnly: options.readOnly || !meta.readWrite }));
     return target;
   }
 
@@ -121,8 +121,7 @@ export class OverlayDriver implements GraphDriver {
   }
 
   layerPaths(id: string): LayerPaths {
-    const chain = this.dirs.chain(id);
-    return { own: this.diffDir(id), parents: chain.slice(1).map((m) => this.diffDir(m.id)) };
+    return { own: this.diffDir(id), parents: this.dirs.lowerIds(id).map((l) => this.diffDir(l)) };
   }
 
   async remove(id: string): Promise<void> {
