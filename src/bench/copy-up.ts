@@ -16,6 +16,7 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backingFs } from '../drivers/probe.js';
 import { throwIfAborted, toTsgraphError, UsageError } from '../errors.js';
+import { pausePoint } from '../util/crash-point.js';
 import { allocatedBytes, btrfsExclusiveBytes, COPY_UP_OPS, type CopyUpOp, runOp, touchedPath } from './ops.js';
 import { type LatencyStats, latencyStats, median } from './stats.js';
 import { filePath, type LayerPlan, linkPaths, planBytes, renameDirPath, syntheticLayerTar } from './synthetic-layer.js';
@@ -179,8 +180,18 @@ function measureBytes(driver: TargetDriver, writable: string, rels: string[]): n
   return driver === 'btrfs' ? btrfsExclusiveBytes(paths) : paths.map(allocatedBytes);
 }
 
+/** Lets the event loop run (a signal's handler, which aborts) at most every 50 ms, between timed ops. */
+function yielder(): () => Promise<void> {
+  let last = Date.now();
+  return async () => {
+    if (Date.now() - last < 50) return;
+    for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    last = Date.now();
+  };
+}
+
 /** Runs one op over one batch of files/dirs (rels) in a mounted container: cold runs, bytes, warm runs. */
-function runBatch(
+async function runBatch(
   target: TargetSpec,
   container: { root: string; writable: string },
   op: CopyUpOp,
@@ -188,12 +199,14 @@ function runBatch(
   size: number,
   unitBytes: number,
   signal: AbortSignal | undefined,
-): Omit<CopyUpCell, 'target' | 'driver' | 'op' | 'size' | 'files'> {
+): Promise<Omit<CopyUpCell, 'target' | 'driver' | 'op' | 'size' | 'files'>> {
+  const breathe = yielder();
   // Overlay's upper starts empty; vfs's and btrfs's layers hold a full (copied or shared) tree already.
   const before = target.driver === 'overlay' ? rels.map(() => 0) : measureBytes(target.driver, container.writable, rels);
   const first: number[] = [];
   let exdev = 0;
   for (const rel of rels) {
+    await breathe();
     throwIfAborted(signal);
     const r = runOp(op, join(container.root, rel), size, 1);
     first.push(r.us);
@@ -209,6 +222,7 @@ function runBatch(
   });
   const second: number[] = [];
   for (const rel of rels) {
+    await breathe();
     throwIfAborted(signal);
     second.push(runOp(op, join(container.root, rel), size, 2).us);
   }
@@ -258,10 +272,11 @@ async function runTargetOp(
   const container = await openContainer(host, target, `c-${op}`, join(work, 'mnt', `${target.name.replace(/\W/g, '-')}-${op}`));
   const containerMs = Number(process.hrtime.bigint() - t0) / 1e6;
   try {
+    pausePoint('bench:container-mounted'); // tests: a signal arrives mid-run
     for (const b of batchesFor(op, r, filesFor)) {
       const head = { target: target.name, driver: target.driver, op, size: b.size, files: b.rels.length, ...(b.entriesPerDir ? { entriesPerDir: b.entriesPerDir } : {}) };
       try {
-        cells.push({ ...head, ...runBatch(target, container, op, b.rels, b.size, b.unitBytes, signal) });
+        cells.push({ ...head, ...(await runBatch(target, container, op, b.rels, b.size, b.unitBytes, signal)) });
       } catch (err) {
         const e = toTsgraphError(err);
         if (e.code === 'TSG_ABORTED') throw e;
@@ -348,6 +363,9 @@ export async function benchCopyUp(options: CopyUpOptions = {}): Promise<CopyUpRe
         for (const op of r.ops) {
           for (const run of runs) {
             if (run.info.skipped) continue;
+            // Two check phases have a poll phase between them: a pending signal's handler runs (and aborts) before the next op starts.
+            for (let i = 0; i < 2; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+            throwIfAborted(options.signal);
             options.onProgress?.({ target: run.t.name, step: op });
             try {
               const { cells, containerMs } = await runTargetOp(run.t, op, host, r, filesFor, work, options.signal);

@@ -13,6 +13,7 @@ import { benchCopyUp, COPY_UP_OPS, type CopyUpCell, type CopyUpReport } from '..
 import { readMountInfo } from '../../src/mount/index.js';
 import { hasBtrfsTools } from '../helpers/btrfs.js';
 import { parseJsonOutput, runCli } from '../helpers/cli.js';
+import { hookEnv, release, startCli, waitReached } from '../helpers/hooks.js';
 import { suiteTmpfs } from '../helpers/tmpfs.js';
 
 const SIZES = [4096, 65536];
@@ -192,6 +193,24 @@ describe('tsgraph bench copy-up (CLI)', () => {
     assertWellFormedXml(html.slice(html.indexOf('<svg'), html.indexOf('</svg>') + 6));
     assert.equal((html.match(/<table>/g) ?? []).length, 2);
     assert.deepEqual(mountsBelow(tmp.dir), []);
+  });
+
+  it('SIGINT mid-run exits 130 and leaves no mount, container or work dir', async () => {
+    const hooks = join(tmp.dir, 'hooks');
+    const work = join(tmp.dir, 'sig');
+    fs.mkdirSync(hooks);
+    const step = 'bench:container-mounted';
+    const proc = startCli(['bench', 'copy-up', '--targets', 'overlay,vfs', ...small.filter((a) => a !== '-q'), '--dir', work], hookEnv(hooks, { pause: [step] }));
+    await waitReached(hooks, step, proc);
+    assert.equal(mountsBelow(work).length, 1, 'paused with the container mounted');
+    proc.child.kill('SIGINT');
+    release(hooks, step);
+    const r = await proc.done;
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /overlay: write/);
+    assert.doesNotMatch(r.stderr, /overlay: append|vfs:/, 'stopped at the next file, not at the end');
+    assert.deepEqual(mountsBelow(tmp.dir), []);
+    assert.deepEqual(fs.readdirSync(work), []);
   });
 
   it('refuses bad values with a usage error', async () => {
