@@ -1,12 +1,11 @@
 /**
- * Flags every verb that talks to registries takes, and what they open the
- * store with. The flags are part of `--help`; parsing their values needs the
- * registry code (http, https), loaded only then.
+ * What verbs that talk to registries do with their flags (the flags
+ * themselves are defined in program.ts, with the help text).
  */
-import { type Command, Option } from './commander.js';
 import { UsageError } from '../errors.js';
+import { parseCreds } from '../registry/credentials.js';
 import type { StoreOptions } from '../store/store.js';
-import type { Timeouts } from '../registry/timeouts.js';
+import { type Timeouts, parseSeconds } from '../registry/timeouts.js';
 
 export interface RegistryFlags {
   jobs: string;
@@ -16,23 +15,8 @@ export interface RegistryFlags {
   connectTimeout?: string;
 }
 
-export function addRegistryFlags(cmd: Command, what: string): Command {
-  return cmd
-    .option('-j, --jobs <n>', `${what} in parallel`, '3')
-    .option('--creds <user:password>', 'registry credentials (default: docker config.json)')
-    .addOption(
-      new Option('--insecure-registry <host[:port]>', 'allow plain http / unverified TLS for this registry (repeatable)')
-        .argParser((v: string, prev: string[]) => [...prev, v])
-        .default([]),
-    )
-    .option('--timeout <seconds>', 'give up on a registry request that makes no progress for this long: connect, answer, or body (default 30 s connect, 60 s answer/body; env TSGRAPH_TIMEOUT)')
-    .option('--connect-timeout <seconds>', 'limit for connecting, TLS included (default 30 s, or --timeout; env TSGRAPH_CONNECT_TIMEOUT)');
-}
-
 /** --timeout sets every limit (like wget's), --connect-timeout then overrides connect; unset ones come from env/defaults in the transport. */
-async function timeoutOptions(flags: RegistryFlags): Promise<Partial<Timeouts> | undefined> {
-  if (flags.timeout === undefined && flags.connectTimeout === undefined) return undefined;
-  const { parseSeconds } = await import('../registry/timeouts.js');
+function timeoutOptions(flags: RegistryFlags): Partial<Timeouts> | undefined {
   const out: Partial<Timeouts> = {};
   if (flags.timeout !== undefined) {
     const ms = parseSeconds(flags.timeout, '--timeout');
@@ -42,9 +26,12 @@ async function timeoutOptions(flags: RegistryFlags): Promise<Partial<Timeouts> |
   return Object.keys(out).length ? out : undefined;
 }
 
-export async function registryStoreOptions(flags: RegistryFlags): Promise<StoreOptions> {
-  const creds = flags.creds ? (await import('../registry/credentials.js')).parseCreds(flags.creds) : undefined;
-  return { creds, insecureRegistries: flags.insecureRegistry, timeouts: await timeoutOptions(flags) };
+export function registryStoreOptions(flags: RegistryFlags): StoreOptions {
+  return {
+    creds: flags.creds ? parseCreds(flags.creds) : undefined,
+    insecureRegistries: flags.insecureRegistry,
+    timeouts: timeoutOptions(flags),
+  };
 }
 
 export function parseJobs(flags: RegistryFlags): number {
