@@ -117,6 +117,13 @@ describe('benchCopyUp (library) on overlay with and without metacopy/redirect_di
     }
   });
 
+  it('notes when a write splits a hardlinked pair (overlay index=off copies one name up alone)', () => {
+    for (const size of SIZES) {
+      for (const t of ['overlay', 'overlay+redirect', 'overlay+metacopy']) assert.match(cell(report, t, 'hardlink', size).note ?? '', /split 4\/4 hardlinked pairs/, t);
+      assert.equal(cell(report, 'vfs', 'hardlink', size).note, undefined, 'vfs keeps the link');
+    }
+  });
+
   it('leaves no mount, container or work dir behind', () => {
     assert.deepEqual(mountsBelow(tmp.dir), []);
     assert.deepEqual(fs.readdirSync(tmp.dir), []);

@@ -70,7 +70,7 @@ async function printTable(report: CopyUpReport): Promise<void> {
             `${c.ratio}x`,
             formatSize(c.copied.p50),
             c.copied.ratio.toFixed(2),
-            c.note ? 'EXDEV: copied like mv' : '',
+            c.note ? (c.op === 'rename-dir' ? 'EXDEV: copied like mv' : 'link split') : '',
           ]),
         ]),
       ),
