@@ -53,6 +53,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsgraph::InitBtrfs(env, exports);
   tsgraph::InitAtOps(env, exports);
   tsgraph::InitSignalWatchdog(env, exports);
+  tsgraph::InitApplyBatch(env, exports);
   return exports;
 }
 

@@ -22,5 +22,6 @@ void InitFsOps(Napi::Env env, Napi::Object exports);
 void InitBtrfs(Napi::Env env, Napi::Object exports);
 void InitAtOps(Napi::Env env, Napi::Object exports);
 void InitSignalWatchdog(Napi::Env env, Napi::Object exports);
+void InitApplyBatch(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsgraph

@@ -113,6 +113,52 @@ export interface NativeAt {
   atConstants: { O_PATH: number; O_DIRECTORY: number; O_NONBLOCK: number; O_NOCTTY: number; O_RDONLY: number };
 }
 
+/**
+ * Batched layer extraction (native/apply-batch.cc), used through
+ * src/layer/apply-batch.ts. `ops` holds FIELDS numbers per op; paths and
+ * symlink targets are byte ranges of `names`, file contents ranges of `data`.
+ * Every field is re-checked natively (bad input throws synchronously with
+ * ERR_INVALID_ARG_TYPE / _VALUE / ERR_OUT_OF_RANGE); the ops run in order on
+ * a pool thread, resolved beneath `rootFd` without following any symlink.
+ * Resolves to the number of ops done; rejects with an errno-shaped Error plus
+ * `opIndex` (the op that failed) and `completed`.
+ */
+export interface NativeApplyBatch {
+  applyBatch(rootFd: number, ops: Float64Array, names: Buffer, data: Buffer): Promise<number>;
+  /** False on kernels without openat2 (< 5.6). */
+  applyBatchSupported(): boolean;
+  applyBatchConstants: {
+    KIND: number;
+    PATH_OFF: number;
+    PATH_LEN: number;
+    LINK_OFF: number;
+    LINK_LEN: number;
+    DATA_OFF: number;
+    DATA_LEN: number;
+    CREATE_MODE: number;
+    FLAGS: number;
+    MODE: number;
+    UID: number;
+    GID: number;
+    SEC: number;
+    NSEC: number;
+    FIELDS: number;
+    FILE: number;
+    MKDIR: number;
+    DIR_META: number;
+    SYMLINK: number;
+    TIMES: number;
+    OWNER: number;
+    SET_MODE: number;
+    SET_TIMES: number;
+    MAX_OPS: number;
+  };
+}
+
+export function nativeApplyBatch(): NativeApplyBatch {
+  return native() as unknown as NativeApplyBatch;
+}
+
 export function nativeAt(): NativeAt {
   return native() as unknown as NativeAt;
 }

@@ -18,6 +18,14 @@
  *    order in the tar (the OCI rule); the driver's WhiteoutFormat stores them;
  *  - owner, then mode, then xattrs with security.capability last (chown
  *    clears setuid/setgid and file capabilities), directory times last.
+ *
+ * Batched mode (apply-batch.ts, on by default where the addon and openat2
+ * are): the creations the model decides alone (small plain files, dirs,
+ * symlinks, no xattrs) are queued and run natively on a pool thread, beneath
+ * the root's fd, never following a symlink. Everything else (whiteouts,
+ * replacements, hardlinks, devices, xattrs, big and sparse files) first
+ * awaits the queue, then runs the synchronous code below unchanged, so the
+ * tree is what the model says whenever JavaScript touches it.
  */
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -25,6 +33,7 @@ import tar from 'tar-stream';
 import { TsgraphError, UnsupportedError, fromSystemError, throwIfAborted } from '../errors.js';
 import { displayPath, fsPath } from '../util/byte-path.js';
 import { writeAll } from '../util/fs-helpers.js';
+import { type OpMeta, MAX_BATCHED_FILE, NativeBatch, batchSupported } from './apply-batch.js';
 import { type Entry, resolveEntry } from './entry.js';
 import { MAX_PATH_BYTES, baseOf, cleanEntryPath, joinRel, parentOf, unsafe } from './paths.js';
 import { writeSparse } from './sparse.js';
@@ -48,6 +57,11 @@ export interface ApplyOptions {
    * driver keeps them), not as a 0755 root dir that would hide them.
    */
   lowerDir?: ((rel: string) => fs.Stats | null) | undefined;
+  /**
+   * Batched native apply (apply-batch.ts). Default: on where supported,
+   * unless TSGRAPH_APPLY_BATCH=0 (for A/B measurements).
+   */
+  batch?: boolean | undefined;
 }
 
 export interface ApplyResult {
@@ -85,7 +99,9 @@ export class LayerApplier implements ApplyContext {
    */
   readonly #fresh = new Set<string>();
   readonly #present = new Set<string>();
-  readonly #dirTimes: Array<[Buffer, Date]> = [];
+  /** Directories (rel) and the mtime they get at the end. */
+  readonly #dirTimes: Array<[string, Date]> = [];
+  readonly #batch: NativeBatch | undefined;
   #size = 0;
   #entries = 0;
   readonly #rootSlash: Buffer;
@@ -96,6 +112,8 @@ export class LayerApplier implements ApplyContext {
   ) {
     if (fs.readdirSync(root).length === 0) this.#fresh.add('');
     this.#rootSlash = Buffer.from(`${root}/`, 'utf8');
+    const batch = options.batch ?? process.env.TSGRAPH_APPLY_BATCH === '1';
+    if (batch && batchSupported()) this.#batch = new NativeBatch(root);
   }
 
   /** lstat, or what we know without asking the kernel. */
@@ -159,7 +177,7 @@ export class LayerApplier implements ApplyContext {
     const path = this.abs(rel);
     fs.lchownSync(path, st.uid, st.gid);
     fs.chmodSync(path, st.mode & 0o7777);
-    this.#dirTimes.push([path, st.mtime]);
+    this.#dirTimes.push([rel, st.mtime]);
   }
 
   removePath(rel: string): void {
@@ -223,6 +241,11 @@ export class LayerApplier implements ApplyContext {
     }
     const rel = cleanEntryPath(e.name);
     const whiteout = rel ? classifyWhiteout(baseOf(rel), e.name) : undefined;
+    if (this.#batch) {
+      if (!whiteout && rel !== '' && (await this.#batched(rel, e, body))) return;
+      // The synchronous path below must see the tree the model describes.
+      await this.#batch.flush();
+    }
     if (whiteout) {
       body.resume();
       if (whiteout.kind === 'opaque') {
@@ -236,7 +259,7 @@ export class LayerApplier implements ApplyContext {
     if (rel === '') {
       // The layer root itself ("./"): only a directory's metadata applies.
       body.resume();
-      if (e.type === 'directory') this.#metadata(this.abs(''), e, 'directory');
+      if (e.type === 'directory') this.#metadata('', e, 'directory');
       return;
     }
     this.ensureDir(parentOf(rel));
@@ -255,7 +278,7 @@ export class LayerApplier implements ApplyContext {
         body.resume();
         if (!existing?.isDirectory()) this.#mkdir(rel, 0o700);
         this.#dirs.add(rel);
-        this.#metadata(path, e, 'directory');
+        this.#metadata(rel, e, 'directory');
         break;
       case 'symlink':
         body.resume();
@@ -264,7 +287,7 @@ export class LayerApplier implements ApplyContext {
           throw new TsgraphError('TSG_INVALID_LAYER', `symlink ${JSON.stringify(displayPath(e.name))} has an empty, over-long or NUL-holding target`);
         }
         fs.symlinkSync(Buffer.from(e.linkname, 'latin1'), path);
-        this.#metadata(path, e, 'symlink');
+        this.#metadata(rel, e, 'symlink');
         break;
       case 'link':
         body.resume();
@@ -277,12 +300,12 @@ export class LayerApplier implements ApplyContext {
           throw unsafe(e.name, 'a character device 0/0 is an overlay whiteout; layers must use .wh. names');
         }
         mknod(path, e.type === 'character-device' ? 'char' : 'block', 0o600, e.devmajor, e.devminor);
-        this.#metadata(path, e, 'node');
+        this.#metadata(rel, e, 'node');
         break;
       case 'fifo':
         body.resume();
         mknod(path, 'fifo', 0o600);
-        this.#metadata(path, e, 'node');
+        this.#metadata(rel, e, 'node');
         break;
       default:
         body.resume();
@@ -334,7 +357,8 @@ export class LayerApplier implements ApplyContext {
   }
 
   /** Owner, then mode, then xattrs: chown clears setuid/setgid and security.capability. */
-  #metadata(path: Buffer, e: Entry, kind: 'directory' | 'symlink' | 'node'): void {
+  #metadata(rel: string, e: Entry, kind: 'directory' | 'symlink' | 'node'): void {
+    const path = this.abs(rel);
     fs.lchownSync(path, e.uid, e.gid);
     if (kind === 'symlink') {
       this.#xattrs(path, e);
@@ -344,7 +368,7 @@ export class LayerApplier implements ApplyContext {
     // Parents were checked to be real directories and `path` was just made by us: chmod cannot be redirected.
     fs.chmodSync(path, e.perm);
     this.#xattrs(path, e);
-    if (kind === 'directory') this.#dirTimes.push([path, e.mtime]);
+    if (kind === 'directory') this.#dirTimes.push([rel, e.mtime]);
     else fs.lutimesSync(path, e.mtime, e.mtime);
   }
 
@@ -370,13 +394,137 @@ export class LayerApplier implements ApplyContext {
   }
 
   /** Directory times last: creating entries inside a directory changes its mtime. */
-  finish(): ApplyResult {
-    for (let i = this.#dirTimes.length - 1; i >= 0; i--) {
-      const [path, mtime] = this.#dirTimes[i]!;
-      fs.lutimesSync(path, mtime, mtime);
+  async finish(): Promise<ApplyResult> {
+    const batch = this.#batch;
+    try {
+      await batch?.flush();
+      for (let i = this.#dirTimes.length - 1; i >= 0; i--) {
+        const [rel, mtime] = this.#dirTimes[i]!;
+        if (batch && rel !== '') await batch.times(rel, mtime);
+        else fs.lutimesSync(this.abs(rel), mtime, mtime);
+      }
+      await batch?.flush();
+    } finally {
+      batch?.close();
     }
     return { size: this.#size, entries: this.#entries };
   }
+
+  /** After a failure: waits for a batch still running (the caller may remove the tree next), drops the rest. */
+  async abandon(): Promise<void> {
+    await this.#batch?.abandon();
+  }
+
+  /**
+   * Queues entry `e` at `rel` as native ops when the model alone decides
+   * everything it needs (see apply-batch.ts); false, with nothing changed and
+   * the body untouched, when the synchronous path must handle it.
+   *
+   * Mirrors ensureDir and entry() exactly. An lstat here is safe while a
+   * batch runs: it is only made for a path not in #present (no queued op
+   * makes it) whose parents are directories that existed before (a directory
+   * a queued op makes is in #fresh, where nothing needs an lstat).
+   */
+  async #batched(rel: string, e: Entry, body: Readable): Promise<boolean> {
+    const batch = this.#batch!;
+    const isFile = (e.type === 'file' || e.type === 'contiguous-file') && !e.sparse && e.size <= MAX_BATCHED_FILE;
+    const isSymlink = e.type === 'symlink' && e.linkname !== '' && !e.linkname.includes('\0') && e.linkname.length < MAX_PATH_BYTES;
+    if (!(isFile || isSymlink || e.type === 'directory') || e.xattrs.length > 0 || this.#whitedOut.has(rel)) return false;
+
+    // Parents, as ensureDir would walk them: known dirs, lower dirs found by lstat, dirs to make.
+    const dir = parentOf(rel);
+    const found: string[] = [];
+    const make: string[] = [];
+    if (!(this.#dirs.has(dir) && this.#mine.has(dir))) {
+      let prefix = '';
+      for (const part of dir ? dir.split('/') : []) {
+        prefix = joinRel(prefix, part);
+        if (this.#dirs.has(prefix)) continue;
+        if (make.length === 0 && !(this.#fresh.has(parentOf(prefix)) && !this.#present.has(prefix))) {
+          // Something this layer made there (not a dir), or unknown: ask, but only for a path no queued op makes.
+          if (this.#present.has(prefix)) return false;
+          const st = lstatOrNull(this.abs(prefix));
+          if (st?.isDirectory()) {
+            found.push(prefix);
+            continue;
+          }
+          if (st) return false; // a lower non-directory to replace
+        }
+        if (this.#whitedOut.has(prefix)) return false; // the format must hear of it being made again
+        make.push(prefix);
+      }
+    }
+    // The entry's own name: known absent, a directory to merge with, or the synchronous path.
+    let mergeDir = false;
+    if (make.length > 0 || (this.#fresh.has(dir) && !this.#present.has(rel))) {
+      // absent
+    } else if (this.#dirs.has(rel)) {
+      if (e.type !== 'directory') return false;
+      mergeDir = true;
+    } else if (this.#present.has(rel)) {
+      return false;
+    } else {
+      const st = lstatOrNull(this.abs(rel));
+      if (st && !(st.isDirectory() && e.type === 'directory')) return false;
+      mergeDir = st !== null;
+    }
+
+    // Decided: update the model as ensureDir and entry() would, and queue the ops.
+    for (const p of found) this.#dirs.add(p);
+    if (dir) {
+      let prefix = '';
+      for (const part of dir.split('/')) {
+        prefix = joinRel(prefix, part);
+        this.#mine.add(prefix);
+      }
+    }
+    for (const p of make) {
+      this.#dirs.add(p);
+      this.#present.add(p);
+      this.#fresh.add(p);
+      // Not whited out here: the parents' directory continues, with its attributes.
+      const lower = this.options.lowerDir?.(p);
+      if (lower?.isDirectory()) {
+        await batch.mkdir(p, e.name, 0o755, { owner: true, uid: lower.uid, gid: lower.gid, perm: lower.mode & 0o7777, mtime: undefined });
+        this.#dirTimes.push([p, lower.mtime]);
+      } else {
+        await batch.mkdir(p, e.name, 0o755, { owner: false, uid: 0, gid: 0, perm: undefined, mtime: undefined });
+      }
+    }
+    const meta: OpMeta = { owner: true, uid: e.uid, gid: e.gid, perm: e.perm, mtime: e.mtime };
+    if (isFile) {
+      await batch.file(rel, e.name, e.size, meta, (into) => readBody(body, into, e.name));
+      this.#size += e.size;
+    } else if (e.type === 'directory') {
+      body.resume();
+      if (mergeDir) {
+        await batch.dirMeta(rel, e.name, { ...meta, mtime: undefined });
+      } else {
+        await batch.mkdir(rel, e.name, 0o700, { ...meta, mtime: undefined });
+        this.#present.add(rel);
+        this.#fresh.add(rel);
+      }
+      this.#dirs.add(rel);
+      this.#dirTimes.push([rel, e.mtime]);
+    } else {
+      body.resume();
+      await batch.symlink(rel, e.name, e.linkname, meta);
+    }
+    this.#mine.add(rel);
+    this.#present.add(rel);
+    return true;
+  }
+}
+
+/** Reads an entry body of exactly `into.length` bytes into `into`. */
+async function readBody(body: Readable, into: Buffer, name: string): Promise<void> {
+  let off = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (off + chunk.length > into.length) throw new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(name))} has more data than its size`);
+    chunk.copy(into, off);
+    off += chunk.length;
+  }
+  if (off !== into.length) throw new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(name))} is truncated`);
 }
 
 /** A syscall failing on what an image asked for is the layer's fault, told as such; a full disk stays TSG_NO_SPACE. */
@@ -412,7 +560,10 @@ export async function applyTar(root: string, input: Readable, options: ApplyOpti
         throw asLayerError(err, entry.header.name);
       }
     }
+    return await applier.finish();
   } catch (err) {
+    // Nothing may still write into the tree when the caller cleans it up.
+    await applier.abandon();
     input.unpipe();
     input.resume();
     if (err instanceof TsgraphError) throw err;
@@ -422,7 +573,6 @@ export async function applyTar(root: string, input: Readable, options: ApplyOpti
     }
     throw err;
   }
-  return applier.finish();
 }
 
 export { baseOf };
