@@ -70,7 +70,8 @@ export interface CopiedBytes {
    * How they were counted: `upper st_blocks` (overlay: allocated bytes of the
    * upper's copy), `st_blocks delta` (vfs: growth of the file in the
    * container's full copy), `btrfs exclusive` (bytes no longer shared with the
-   * image snapshot, `btrfs filesystem du` after syncfs). Blocks the op itself
+   * image snapshot, `btrfs filesystem du` after syncfs; used for every
+   * driver whose layers are on btrfs, where copies may be reflinks). Blocks the op itself
    * added past the file's old end (an append) are not counted.
    */
   method: 'upper st_blocks' | 'st_blocks delta' | 'btrfs exclusive';
@@ -172,12 +173,18 @@ function resolveOptions(o: CopyUpOptions) {
 
 type Resolved = ReturnType<typeof resolveOptions>;
 
-const BYTES_METHOD: Record<TargetDriver, CopiedBytes['method']> = { overlay: 'upper st_blocks', vfs: 'st_blocks delta', btrfs: 'btrfs exclusive' };
+type BytesMethod = CopiedBytes['method'];
+
+/** On btrfs every driver's copies may be reflinks (overlay's copy-up and vfs's copy clone), which st_blocks counts as copied: ask btrfs. */
+function bytesMethod(driver: TargetDriver, fsType: string): BytesMethod {
+  if (driver === 'btrfs' || fsType === 'btrfs') return 'btrfs exclusive';
+  return driver === 'overlay' ? 'upper st_blocks' : 'st_blocks delta';
+}
 
 /** Bytes each rel path's copy holds in the container's own layer. */
-function measureBytes(driver: TargetDriver, writable: string, rels: string[]): number[] {
+function measureBytes(method: BytesMethod, writable: string, rels: string[]): number[] {
   const paths = rels.map((r) => join(writable, r));
-  return driver === 'btrfs' ? btrfsExclusiveBytes(paths) : paths.map(allocatedBytes);
+  return method === 'btrfs exclusive' ? btrfsExclusiveBytes(paths) : paths.map(allocatedBytes);
 }
 
 /** Lets the event loop run (a signal's handler, which aborts) at most every 50 ms, between timed ops. */
@@ -193,6 +200,7 @@ function yielder(): () => Promise<void> {
 /** Runs one op over one batch of files/dirs (rels) in a mounted container: cold runs, bytes, warm runs. */
 async function runBatch(
   target: TargetSpec,
+  method: BytesMethod,
   container: { root: string; writable: string },
   op: CopyUpOp,
   rels: string[],
@@ -202,7 +210,7 @@ async function runBatch(
 ): Promise<Omit<CopyUpCell, 'target' | 'driver' | 'op' | 'size' | 'files'>> {
   const breathe = yielder();
   // Overlay's upper starts empty; vfs's and btrfs's layers hold a full (copied or shared) tree already.
-  const before = target.driver === 'overlay' ? rels.map(() => 0) : measureBytes(target.driver, container.writable, rels);
+  const before = target.driver === 'overlay' ? rels.map(() => 0) : measureBytes(method, container.writable, rels);
   const first: number[] = [];
   let exdev = 0;
   for (const rel of rels) {
@@ -212,7 +220,7 @@ async function runBatch(
     first.push(r.us);
     if (r.exdev) exdev++;
   }
-  const after = measureBytes(target.driver, container.writable, rels.map((r) => touchedPath(op, r)));
+  const after = measureBytes(method, container.writable, rels.map((r) => touchedPath(op, r)));
   // Overlay with index=off copies one name of a hardlinked pair up alone: the other keeps the old file.
   const split = op === 'hardlink' ? rels.filter((rel) => fs.lstatSync(join(container.root, rel)).ino !== fs.lstatSync(join(container.root, rel.replace(/\.a$/, '.b'))).ino).length : 0;
   // Blocks the op itself added (an append past the last block) are its own data, not a copy.
@@ -236,7 +244,7 @@ async function runBatch(
     first: f,
     second: s,
     ratio: Math.round((f.p50Us / Math.max(s.p50Us, 0.1)) * 10) / 10,
-    copied: { method: BYTES_METHOD[target.driver], p50, max: Math.max(0, ...copied), total: copied.reduce((a, b) => a + b, 0), ratio: Math.round((p50 / unitBytes) * 1000) / 1000 },
+    copied: { method, p50, max: copied.reduce((a, b) => Math.max(a, b), 0), total: copied.reduce((a, b) => a + b, 0), ratio: Math.round((p50 / unitBytes) * 1000) / 1000 },
     note: exdev
       ? `rename(2) failed with EXDEV ${exdev}/${rels.length} times (overlay without redirect_dir): timed as mv does it, copy + delete`
       : split
@@ -245,9 +253,9 @@ async function runBatch(
   };
 }
 
-function emptyCell(): Omit<CopyUpCell, 'target' | 'driver' | 'op' | 'size' | 'files'> {
+function emptyCell(method: BytesMethod): Omit<CopyUpCell, 'target' | 'driver' | 'op' | 'size' | 'files'> {
   const none = latencyStats([]);
-  return { first: none, second: none, ratio: 0, copied: { method: 'upper st_blocks', p50: 0, max: 0, total: 0, ratio: 0 } };
+  return { first: none, second: none, ratio: 0, copied: { method, p50: 0, max: 0, total: 0, ratio: 0 } };
 }
 
 /** The (size, rels) batches an op runs over. */
@@ -273,6 +281,7 @@ async function runTargetOp(
   work: string,
   signal: AbortSignal | undefined,
 ): Promise<{ cells: CopyUpCell[]; containerMs: number }> {
+  const method = bytesMethod(target.driver, host.fsType);
   const cells: CopyUpCell[] = [];
   const t0 = process.hrtime.bigint();
   const container = await openContainer(host, target, `c-${op}`, join(work, 'mnt', `${target.name.replace(/\W/g, '-')}-${op}`));
@@ -282,11 +291,11 @@ async function runTargetOp(
     for (const b of batchesFor(op, r, filesFor)) {
       const head = { target: target.name, driver: target.driver, op, size: b.size, files: b.rels.length, ...(b.entriesPerDir ? { entriesPerDir: b.entriesPerDir } : {}) };
       try {
-        cells.push({ ...head, ...(await runBatch(target, container, op, b.rels, b.size, b.unitBytes, signal)) });
+        cells.push({ ...head, ...(await runBatch(target, method, container, op, b.rels, b.size, b.unitBytes, signal)) });
       } catch (err) {
         const e = toTsgraphError(err);
         if (e.code === 'TSG_ABORTED') throw e;
-        cells.push({ ...head, ...emptyCell(), error: `${(err as NodeJS.ErrnoException).code ?? e.code}: ${e.message}` });
+        cells.push({ ...head, ...emptyCell(method), error: `${(err as NodeJS.ErrnoException).code ?? e.code}: ${e.message}` });
       }
     }
   } finally {
@@ -391,7 +400,7 @@ export async function benchCopyUp(options: CopyUpOptions = {}): Promise<CopyUpRe
           run.info.containerMs = Math.round(median(run.containerMs) * 100) / 100;
         }
       } finally {
-        host.close();
+        await host.close();
       }
     }
   } finally {

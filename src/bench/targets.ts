@@ -69,7 +69,7 @@ export interface LayerHost {
   /** Filesystem type the layers live on. */
   fsType: string;
   /** Takes the home down (and a loop btrfs with it). */
-  close(): void;
+  close(): Promise<void>;
 }
 
 /** A writable container layer on the image layer, mounted. */
@@ -141,23 +141,26 @@ export async function openLayerHost(
     base = loop.dir;
   }
   const home = join(base, `home-${driverName}`);
-  const close = () => {
+  let driver: GraphDriver | undefined;
+  const close = async () => {
     try {
       unmountBelow(home);
+      // Through the driver: btrfs's image layer is a read-only subvolume that a plain rm cannot delete.
+      if (driver?.exists('base')) await driver.remove('base');
     } finally {
       if (loop) loop.close();
       else fs.rmSync(home, { recursive: true, force: true });
     }
   };
   try {
-    const driver = createDriver(driverName, home);
+    driver = createDriver(driverName, home);
     const t0 = process.hrtime.bigint();
     await driver.create('base', undefined);
     await driver.applyDiff('base', undefined, tar() as never, { signal });
     const layerMs = Number(process.hrtime.bigint() - t0) / 1e6;
     return { driver, fsType: backingFs(join(home, '.')), layerMs, close };
   } catch (err) {
-    close();
+    await close().catch(() => {});
     throw err;
   }
 }
