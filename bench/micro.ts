@@ -54,9 +54,11 @@ export async function bigPull(parent: string, registry: string, images: BenchIma
 }
 
 /** create+mount and umount of an image with `layers` tiny layers, through the library. */
-export async function mountLayers(parent: string, counts: number[], reps: number): Promise<Record<string, { mount: Sample; umount: Sample }>> {
+export async function mountLayers(parent: string, counts: number[], reps: number): Promise<Record<string, { mount: Sample; umount: Sample; kernel: Sample }>> {
   const { Store } = await lib();
-  const out: Record<string, { mount: Sample; umount: Sample }> = {};
+  // The kernel's part: the same overlay (image lowers + an empty upper) through tsgraph's mount module alone.
+  const mnt = (await import(join(tsgraphDir.root, 'dist', 'mount', 'index.js'))) as typeof import('../src/mount/index.js');
+  const out: Record<string, { mount: Sample; umount: Sample; kernel: Sample }> = {};
   const t = makeTmpfs(parent, '2g');
   try {
     const layout = join(t.dir, 'layout');
@@ -77,18 +79,33 @@ export async function mountLayers(parent: string, counts: number[], reps: number
         const { image } = await store.pull(`oci:${layout}:n${n}`);
         const mounts: number[] = [];
         const umounts: number[] = [];
+        let top: string | undefined;
         for (let i = 0; i < reps; i++) {
           const name = `m${n}-${i}`;
           const t0 = performance.now();
-          await store.mount(image.name, { name });
+          const { container } = await store.mount(image.name, { name });
           const t1 = performance.now();
           await store.umount(name);
           const t2 = performance.now();
           await store.removeContainer(name);
           mounts.push(t1 - t0);
           umounts.push(t2 - t1);
+          top = container.parent?.slice(7);
         }
-        out[String(n)] = { mount: sample(mounts), umount: sample(umounts) };
+        const kernel: number[] = [];
+        if (top) {
+          const paths = store.driver.layerPaths(top);
+          const k = join(t.dir, `kernel-${n}`);
+          for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(join(k, d), { recursive: true });
+          const spec = { type: 'overlay' as const, lowers: [paths.own, ...paths.parents], upper: join(k, 'upper'), work: join(k, 'work'), options: [] };
+          for (let i = 0; i < reps; i++) {
+            const t0 = performance.now();
+            mnt.mount(spec, join(k, 'merged'));
+            mnt.unmount(join(k, 'merged'));
+            kernel.push(performance.now() - t0);
+          }
+        }
+        out[String(n)] = { mount: sample(mounts), umount: sample(umounts), kernel: sample(kernel) };
       }
     } finally {
       store.close();

@@ -25,7 +25,7 @@ import { bigPull, changes, cliStart, mountLayers } from './micro.js';
 import { type Contender, type Target, availableContenders, tsgraphDir } from './peers.js';
 import { startRegistry } from './registry.js';
 import { type Cell, type Comp, type Fs, type Results, renderSvg, renderTables } from './report.js';
-import { cleanupAll, installSignalHandlers, log, makeLoopExt4, makeTmpfs, median, onCleanup, run, type Scratch } from './util.js';
+import { cleanupAll, installSignalHandlers, log, makeLoopExt4, makeTmpfs, median, onCleanup, run, type Scratch, stopping } from './util.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -137,6 +137,7 @@ async function main(): Promise<void> {
           // Rotate the order each round so no contender always runs right after another's cleanup.
           const order = who.map((_, i) => who[(i + r) % who.length]!);
           for (const c of order) {
+            if (stopping()) return;
             if (failed[c.name]) continue;
             const res = await measure(c, fsKind, comp, parent, base.dir, registry.host, images.debian[comp], fsKind === 'tmpfs' && comp === 'gzip');
             if ('error' in res) {

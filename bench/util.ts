@@ -54,6 +54,8 @@ export async function cleanupAll(): Promise<void> {
 }
 
 let signalled = false;
+/** True after Ctrl-C / SIGTERM: loops stop starting new measurements. */
+export const stopping = (): boolean => signalled;
 export function installSignalHandlers(): void {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
@@ -84,6 +86,8 @@ export interface RunOptions {
 
 /** Runs argv, timing it from spawn to exit; output captured (capped). */
 export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  // After Ctrl-C nothing new starts: a teardown racing the cleanup would talk to a daemon already killed.
+  if (signalled) return Promise.reject(new Error(`not starting ${argv[0]}: the bench is stopping`));
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(argv[0]!, argv.slice(1), {
@@ -125,6 +129,7 @@ export function sh(script: string, opts: RunOptions = {}): Promise<RunResult> {
 
 /** Starts a long-running child (a daemon) that cleanupAll kills. */
 export function daemon(argv: string[], logPath: string): ChildProcess {
+  if (signalled) throw new Error(`not starting ${argv[0]}: the bench is stopping`);
   const out = fs.openSync(logPath, 'a');
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out, out] });
   fs.closeSync(out);
