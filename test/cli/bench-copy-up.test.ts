@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { benchCopyUp, COPY_UP_OPS, type CopyUpCell, type CopyUpReport } from '../../src/index.js';
 import { readMountInfo } from '../../src/mount/index.js';
-import { hasBtrfsTools } from '../helpers/btrfs.js';
+import { hasBtrfsTools, makeBtrfs } from '../helpers/btrfs.js';
 import { parseJsonOutput, runCli } from '../helpers/cli.js';
 import { hookEnv, release, startCli, waitReached } from '../helpers/hooks.js';
 import { suiteTmpfs } from '../helpers/tmpfs.js';
@@ -252,5 +252,19 @@ describe('benchCopyUp on btrfs (a loop btrfs the suite makes)', { skip: !hasBtrf
     assert.deepEqual(mountsBelow(tmp.dir), []);
     assert.doesNotMatch(execFileSync('losetup', ['-a'], { encoding: 'utf8' }), new RegExp(tmp.dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     assert.deepEqual(fs.readdirSync(tmp.dir), []);
+  });
+
+  it('with --dir on btrfs: no loop, every target counts exclusive extents (overlay copy-up is a reflink there)', async () => {
+    const loop = makeBtrfs('1g');
+    try {
+      const report = await benchCopyUp({ dir: loop.dir, targets: ['btrfs', 'overlay'], sizes: [65536], ops: ['chmod', 'write'], maxFiles: 3 });
+      assert.deepEqual(report.targets.map((t) => [t.name, t.fsType, t.skipped]), [['btrfs', 'btrfs', undefined], ['overlay', 'btrfs', undefined]]);
+      for (const c of report.results) assert.equal(c.copied.method, 'btrfs exclusive', `${c.target} ${c.op}`);
+      assert.ok(cell(report, 'overlay', 'chmod', 65536).copied.max < 65536, 'a reflinked copy-up shares its extents');
+      assert.deepEqual(mountsBelow(loop.dir), []);
+      assert.deepEqual(fs.readdirSync(loop.dir), [], 'the read-only image subvolume is gone too');
+    } finally {
+      loop.cleanup();
+    }
   });
 });
