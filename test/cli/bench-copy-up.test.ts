@@ -234,6 +234,7 @@ describe('tsgraph bench copy-up (CLI)', () => {
     for (const flag of ['--targets', '--drivers', '--sizes', '--size', '--ops', '--files', '--budget', '--rename-dirs', '--rename-files', '--rename-size', '--dir', '--chart', '--quiet', '--from', '--json']) {
       assert.match(r.stdout, new RegExp(`${flag}\\b`), flag);
     }
+    assert.match(r.stdout, /--json\s+machine-readable/, 'the global --json is listed');
   });
 });
 

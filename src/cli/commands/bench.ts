@@ -115,13 +115,19 @@ export function benchCommand(ctx?: CommandContext): Command {
       .option('--chart <file>', 'also write a chart: HTML (tables too) when FILE ends in .html, else SVG')
       .option('-q, --quiet', 'no progress lines on stderr')
       .option('--from <file>', 'run nothing: print (and --chart) a report saved earlier with --json')
+      .configureHelp({ showGlobalOptions: true })
       .addHelpText(
         'after',
-        '\nOperations: write (pwrite 1 byte), append (1 byte, O_APPEND), truncate (to size-1), chmod, open-rdwr (open O_RDWR, ' +
-          'nothing written), rename-dir (a dir of many files; EXDEV is timed as mv copy+delete), hardlink (write 1 byte to one name ' +
-          'of a pair).\nTargets: overlay (index=off,redirect_dir=off,metacopy=off, as tsgraph mounts containers), overlay+redirect ' +
-          '(redirect_dir=on), overlay+metacopy (metacopy=on,redirect_dir=on), vfs, btrfs.\n--json prints the report (kind ' +
-          '"tsgraph-bench-copy-up"); the same as the library: benchCopyUp(options) from "tsgraph".',
+        [
+          '',
+          'Operations: write (pwrite 1 byte), append (1 byte, O_APPEND), truncate (to size-1), chmod,',
+          '  open-rdwr (open O_RDWR, nothing written), rename-dir (a dir of many files; EXDEV is timed',
+          '  as mv does it: copy + delete), hardlink (write 1 byte to one name of a hardlinked pair).',
+          'Targets: overlay (index=off,redirect_dir=off,metacopy=off: how tsgraph mounts containers),',
+          '  overlay+redirect (redirect_dir=on), overlay+metacopy (metacopy=on,redirect_dir=on), vfs, btrfs.',
+          '--json prints the report (kind "tsgraph-bench-copy-up"); library: benchCopyUp(options) from "tsgraph".',
+          'More: docs/copy-up-bench.md.',
+        ].join('\n'),
       )
       .action(async (flags: Flags, cmd: Command) => {
         const g = cmd.optsWithGlobals<GlobalOptions>();
