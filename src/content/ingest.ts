@@ -121,6 +121,13 @@ export class IngestWriter {
     this.#offset += chunk.length;
   }
 
+  /** The bytes written so far, from byte 0 (a resumed layer download feeds them to its unpack). */
+  readWritten(): fs.ReadStream {
+    if (this.#fd === undefined) throw new Error('ingest writer is closed');
+    // Its own fd: the writer's stays open (and positioned writes do not move a shared offset).
+    return fs.createReadStream(join(this.paths.dir, 'data'), { start: 0, end: Math.max(0, this.#offset - 1), highWaterMark: 1 << 20 });
+  }
+
   /** Drops what was written (the server ignored our Range and sent everything). */
   reset(): void {
     if (this.#fd === undefined) throw new Error('ingest writer is closed');

@@ -17,6 +17,7 @@
  * src/layer's differ, which asks drivers for paths (containerd's split of
  * snapshotter and differ).
  */
+import type { Stats } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { ApplyResult } from '../layer/apply.js';
 import type { PaxRecords } from '../layer/pax.js';
@@ -36,6 +37,13 @@ export interface ApplyDiffOptions {
   signal?: AbortSignal | undefined;
   /** Byte-exact PAX records from the TarTap the tar went through (binary xattrs). */
   pax?: PaxRecords | undefined;
+  /**
+   * Replaces how a `diff`-layout driver reads its parent layers for a parent
+   * directory the tar does not list (see ApplyOptions.lowerDir): a pull that
+   * applies a layer while its parents are still being applied defers that
+   * read (overlay/lower-dir.ts DeferredLowerDirs).
+   */
+  lowerDir?: ((rel: string) => Stats | null) | undefined;
 }
 
 export interface PutOptions {

@@ -11,14 +11,14 @@ import type { ContentStore } from '../content/store.js';
 import { type Digest, hexOf, isDigest } from '../digest.js';
 import { type RecordScan, isObject, isOptionalDigest, removeRecordFile, scanRecords } from './records.js';
 import type { GraphDriver } from '../drivers/driver.js';
-import { TsgraphError, fromSystemError, UnsupportedError } from '../errors.js';
+import { TsgraphError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
-import { checkDiffId, openLayerTar } from '../layer/unpack.js';
-import { layerCompression } from '../oci/media-types.js';
 import { readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
 import type { ImageRecord } from './image-store.js';
 import { acquireLock } from './lock.js';
-import { crashPoint } from '../util/crash-point.js';
+import { type UnpackOptions, unpackLayers } from './layer-unpack.js';
+
+export type { LayerFetch, UnpackOptions } from './layer-unpack.js';
 
 export interface LayerMetaRecord {
   chainId: Digest;
@@ -97,13 +97,24 @@ export class LayerStore {
   /** Removes layers a crash left incomplete. Returns their chainIds. */
   async repair(): Promise<Digest[]> {
     const removed: Digest[] = [];
-    for (const m of this.list()) {
-      if (!m.incomplete) continue;
+    // Children first: a parallel pull leaves a half layer on a half parent, and a parent goes only once nothing stands on it.
+    const incomplete = this.list().filter((m) => m.incomplete);
+    const byId = new Map(incomplete.map((m) => [m.chainId, m]));
+    const depth = (m: LayerMetaRecord): number => {
+      let d = 0;
+      for (let p = m.parent; p && byId.has(p) && d < 4096; p = byId.get(p)!.parent) d++;
+      return d;
+    };
+    incomplete.sort((a, b) => depth(b) - depth(a));
+    for (const m of incomplete) {
       const lock = await acquireLock(this.lockDir, `layer-${hexOf(m.chainId)}`, { timeoutMs: 0 }).catch(() => undefined);
       if (!lock) continue; // someone is unpacking it right now
       try {
         await this.#drop(m.chainId);
         removed.push(m.chainId);
+      } catch (err) {
+        // A child another process is still unpacking stands on it: the next repair takes it.
+        if (!(err instanceof TsgraphError && err.code === 'TSG_IN_USE')) throw err;
       } finally {
         lock.release();
       }
@@ -118,84 +129,24 @@ export class LayerStore {
     fs.rmSync(this.#path(chainId), { force: true });
   }
 
-  /** Unpacks every layer of `image` not yet in the driver, bottom up. */
-  async unpack(
-    image: ImageRecord,
-    content: ContentStore,
-    options: { signal?: AbortSignal | undefined; onEvent?: ((e: UnpackEvent) => void) | undefined } = {},
-  ): Promise<{ unpacked: number; reused: number }> {
-    const chain = chainIds(image.layers.map((l) => l.diffId));
-    let unpacked = 0;
-    let reused = 0;
-    for (let i = 0; i < chain.length; i++) {
-      const chainId = chain[i]!;
-      const parent = i > 0 ? chain[i - 1] : undefined;
-      const layer = image.layers[i]!;
-      if (this.isComplete(chainId)) {
-        reused++;
-        options.onEvent?.({ type: 'unpack-exists', chainId, digest: layer.digest });
-        continue;
-      }
-      const lock = await acquireLock(this.lockDir, `layer-${hexOf(chainId)}`, { signal: options.signal, timeoutMs: 30 * 60_000 });
-      try {
-        if (this.isComplete(chainId)) {
-          reused++;
-          continue;
-        }
-        await this.#drop(chainId); // leftovers of an earlier failed attempt
-        options.onEvent?.({ type: 'unpack-start', chainId, digest: layer.digest, index: i, total: chain.length });
-        const size = await this.#unpackOne(chainId, parent, layer, content, options.signal);
-        options.onEvent?.({ type: 'unpack-done', chainId, digest: layer.digest, size });
-        unpacked++;
-      } finally {
-        lock.release();
-      }
-    }
-    return { unpacked, reused };
-  }
-
-  async #unpackOne(
-    chainId: Digest,
-    parent: Digest | undefined,
-    layer: ImageRecord['layers'][number],
-    content: ContentStore,
-    signal: AbortSignal | undefined,
-  ): Promise<number> {
-    const compression = layerCompression(layer.mediaType);
-    if (!compression) throw new UnsupportedError('TSG_UNSUPPORTED', `layer ${layer.digest} has unsupported media type ${layer.mediaType}`);
-    const meta: LayerMetaRecord = {
-      chainId,
-      diffId: layer.diffId,
-      parent,
-      blob: layer.digest,
-      driver: this.driver.name,
-      size: 0,
-      incomplete: true,
-      createdAt: new Date().toISOString(),
-    };
-    writeJsonAtomic(this.#path(chainId), meta);
-    const id = LayerStore.driverId(chainId);
-    const parentId = parent ? LayerStore.driverId(parent) : undefined;
-    const { tar, tap, done } = openLayerTar(content.reader(layer.digest), compression);
-    done.catch(() => {}); // observed below; avoid an unhandled rejection meanwhile
-    try {
-      await this.driver.create(id, parentId);
-      crashPoint('pull:layer-created');
-      const result = await this.driver.applyDiff(id, parentId, tar, { signal, pax: tap.pax });
-      tar.resume(); // whatever follows the end-of-archive still counts for the diffId
-      await done;
-      checkDiffId(tap, layer.diffId, layer.digest);
-      crashPoint('pull:layer-applied'); // tests: the whole tree is there, still marked incomplete
-      meta.size = result.size;
-      meta.incomplete = false;
-      writeJsonAtomic(this.#path(chainId), meta);
-      crashPoint('pull:layer-complete');
-      return result.size;
-    } catch (err) {
-      tar.destroy();
-      await this.#drop(chainId).catch(() => {});
-      if (err instanceof TsgraphError) throw err;
-      throw fromSystemError(err) ?? new TsgraphError('TSG_INVALID_LAYER', `unpacking layer ${layer.digest} failed: ${(err as Error).message}`, { cause: err });
-    }
+  /**
+   * Unpacks every layer of `image` not yet in the driver (see layer-unpack.ts):
+   * one streaming pass per layer, from `options.fetch` (a download teed into
+   * the content store) or from the stored blob. Overlay-style layers apply in
+   * parallel; full-tree layers (vfs, btrfs) in order.
+   */
+  async unpack(image: ImageRecord, content: ContentStore, options: UnpackOptions = {}): Promise<{ unpacked: number; reused: number }> {
+    return unpackLayers(
+      {
+        driver: this.driver,
+        content,
+        lockDir: this.lockDir,
+        isComplete: (c) => this.isComplete(c),
+        drop: (c) => this.#drop(c),
+        writeMeta: (m) => writeJsonAtomic(this.#path(m.chainId), m),
+      },
+      image,
+      options,
+    );
   }
 }

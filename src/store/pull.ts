@@ -27,7 +27,8 @@ import type { FetchedManifest, ImageSource } from '../source/source.js';
 import { downloadBlob } from './download.js';
 import { mapLimit } from '../util/map-limit.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
-import type { UnpackEvent } from './layer-store.js';
+import type { LayerFetch, UnpackEvent } from './layer-store.js';
+import type { BlobTee } from './blob-tee.js';
 import { crashPoint } from '../util/crash-point.js';
 
 export interface PullOptions {
@@ -37,8 +38,19 @@ export interface PullOptions {
   jobs?: number | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((event: PullEvent) => void) | undefined;
-  /** Runs after every blob is stored and before the name is registered (unpacking). */
-  beforeRegister?: ((image: ImageRecord) => Promise<{ unpacked: number; reused: number } | void>) | undefined;
+  /**
+   * Unpacks the layers (LayerStore.unpack) before the name is registered,
+   * fed by `fetch`: each layer's download is teed into its unpack. Without
+   * it the layers are only downloaded, `jobs` at a time.
+   */
+  unpack?: ((image: ImageRecord, fetch: LayerFetch) => Promise<{ unpacked: number; reused: number }>) | undefined;
+  /**
+   * The re-pull fast path: called with the record already registered under
+   * this name when it names the very manifest the source resolved to; true
+   * when it needs nothing (blobs stored, layers complete). The pull then
+   * returns it without reading the config or writing anything.
+   */
+  isPresent?: ((image: ImageRecord) => boolean) | undefined;
 }
 
 export type BlobKind = 'manifest' | 'config' | 'layer';
@@ -144,6 +156,13 @@ function verifyDescriptor(desc: Descriptor, bytes: Buffer, what: string): void {
 }
 
 
+/** The record names the platform this pull wants (an index holds several; a plain manifest has one). */
+function platformOk(image: ImageRecord, top: FetchedManifest, platform: Platform): boolean {
+  if (image.manifestDigest === top.digest) return true;
+  const [os, architecture, variant] = image.platform.split('/');
+  return platformMatches(platform, { os: os ?? '', architecture: architecture ?? '', variant });
+}
+
 export async function pullImage(
   source: ImageSource,
   content: ContentStore,
@@ -163,13 +182,30 @@ export async function pullImage(
 
   const top = await source.resolve(signal);
   emit({ type: 'resolved', source: source.description, digest: top.digest, mediaType: top.mediaType });
+  // Already here (one record read): nothing to fetch, verify or write.
+  const present = options.isPresent && images.get(source.imageName);
+  if (present && present.digest === top.digest && platformOk(present, top, platform) && options.isPresent!(present)) {
+    const blobs = present.layers.length + 1;
+    return {
+      name: present.name,
+      image: present,
+      bytesFetched: 0,
+      bytesReused: present.size,
+      blobsFetched: 0,
+      blobsReused: blobs,
+      layersUnpacked: 0,
+      layersReused: present.layers.length,
+      seconds: (performance.now() - started) / 1000,
+    };
+  }
   const { manifest, fetched, chain } = await resolveManifest(source, top, platform, signal);
   throwIfAborted(signal);
 
-  const fetchBlob = async (desc: Descriptor, kind: BlobKind) => {
+  const fetchBlob = async (desc: Descriptor, kind: BlobKind, tee?: BlobTee) => {
     let started = false;
     const result = await downloadBlob(source, content, desc, {
       signal,
+      tee,
       onStart: (offset) => {
         started = true;
         emit({ type: 'blob-start', kind, digest: desc.digest, size: desc.size, offset });
@@ -204,15 +240,6 @@ export async function pullImage(
       });
     }
   }
-  try {
-    await mapLimit(manifest.layers, options.jobs ?? 3, (layer) => fetchBlob(layer, 'layer'));
-  } catch (err) {
-    inner.abort();
-    throw err;
-  }
-  // Manifests last: a name only ever points at content that is all present.
-  for (const m of chain) await content.writeBlob(m.bytes, { digest: m.digest, size: m.bytes.length });
-
   const record: ImageRecord = {
     name: source.imageName,
     digest: top.digest,
@@ -226,7 +253,20 @@ export async function pullImage(
     created: config.created,
     pulledAt: new Date().toISOString(),
   };
-  const unpack = (await options.beforeRegister?.(record)) ?? { unpacked: 0, reused: 0 };
+  let unpack = { unpacked: 0, reused: 0 };
+  try {
+    if (options.unpack) {
+      // One pass per layer: each download is teed into its unpack (layer-unpack.ts).
+      unpack = await options.unpack(record, (i, tee) => fetchBlob(manifest.layers[i]!, 'layer', tee));
+    } else {
+      await mapLimit(manifest.layers, options.jobs ?? 3, (layer) => fetchBlob(layer, 'layer'));
+    }
+  } catch (err) {
+    inner.abort();
+    throw err;
+  }
+  // Manifests last: a name only ever points at content that is all present.
+  for (const m of chain) await content.writeBlob(m.bytes, { digest: m.digest, size: m.bytes.length });
   crashPoint('pull:before-register');
   images.put(record);
   crashPoint('pull:registered');

@@ -147,14 +147,28 @@ export class Store {
         signal: options.signal,
         onProgress: options.onProgress,
         // Unpack before the name is registered: a layer that fails its diffId check registers nothing.
-        beforeRegister:
+        unpack:
           options.unpack === false
             ? undefined
-            : (image) => this.layers.unpack(image, this.content, { signal: options.signal, onEvent: options.onProgress }),
+            : (image, fetch) => this.layers.unpack(image, this.content, { signal: options.signal, onEvent: options.onProgress, fetch, jobs: options.jobs }),
+        isPresent: (image) => this.#isPresent(image, options.unpack !== false),
       }));
     } finally {
       source.close();
     }
+  }
+
+  /**
+   * A registered image needs nothing from a pull: its blobs are stored and
+   * (when unpacking) its top layer is complete, which a complete layer's
+   * whole chain is (a layer is marked complete only after its parents).
+   * A few stats and one layer record: the re-pull fast path.
+   */
+  #isPresent(image: ImageRecord, unpack: boolean): boolean {
+    const blobs = [image.digest, image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)];
+    if (!blobs.every((d) => this.content.has(d))) return false;
+    const top = LayerStore.topChainId(image);
+    return !unpack || top === undefined || this.layers.isComplete(top);
   }
 
   /** The registry client of this store (one token cache, one connection pool). */

@@ -30,3 +30,70 @@ export function lowerDirStats(lowers: string[], rel: string): fs.Stats | null {
   }
   return null;
 }
+
+/**
+ * Implicit parent dirs of a layer applied while its parent layers are still
+ * being applied (a parallel pull): their lowers are not final yet, so the
+ * applier gets a marker instead (an owner that changes nothing, a mode and a
+ * time no tar gives a directory: set-uid 04017, 1 ms after the epoch), and
+ * settle(), called once every parent is complete, gives each directory still
+ * carrying the marker what a sequential apply would have given it: the lower
+ * dir's owner, mode and time, or, when no lower shows it, the mode mkdir gave
+ * it. An explicit entry for the directory later in the tar overrides the
+ * marker, exactly as it overrides inherited attributes.
+ */
+export const MARK_MODE = 0o4017;
+const MARK_MTIME_MS = 1;
+
+export class DeferredLowerDirs {
+  /** Implicit dirs seen, with the mode they had when made. */
+  readonly #made = new Map<string, number | undefined>();
+
+  constructor(readonly own: string) {}
+
+  /** The applier's `lowerDir` callback. */
+  readonly lowerDir = (rel: string): fs.Stats | null => {
+    const st = fs.lstatSync(fsPath(this.own, rel), { throwIfNoEntry: false });
+    if (!this.#made.has(rel)) this.#made.set(rel, st ? st.mode & 0o7777 : undefined);
+    const uid = st?.uid ?? process.geteuid?.() ?? 0;
+    const gid = st?.gid ?? process.getegid?.() ?? 0;
+    const mtime = new Date(MARK_MTIME_MS);
+    return {
+      isDirectory: () => true,
+      uid,
+      gid,
+      mode: fs.constants.S_IFDIR | MARK_MODE,
+      mtime,
+      mtimeMs: MARK_MTIME_MS,
+      atime: mtime,
+      atimeMs: MARK_MTIME_MS,
+    } as unknown as fs.Stats;
+  };
+
+  get pending(): number {
+    return this.#made.size;
+  }
+
+  /** Once the parent layers (`lowers`, topmost first) are complete: the attributes a sequential apply gives. */
+  settle(lowers: string[]): void {
+    for (const [rel, madeMode] of this.#made) {
+      const path = fsPath(this.own, rel);
+      const st = fs.lstatSync(path, { throwIfNoEntry: false });
+      if (!st?.isDirectory()) continue; // replaced or removed later in the tar
+      const lower = lowerDirStats(lowers, rel);
+      if ((st.mode & 0o7777) === MARK_MODE) {
+        if (lower) {
+          fs.lchownSync(path, lower.uid, lower.gid); // owner first: chown may clear mode bits
+          fs.chmodSync(path, lower.mode & 0o7777);
+        } else {
+          fs.chmodSync(path, madeMode ?? 0o755);
+        }
+      }
+      if (st.mtimeMs === MARK_MTIME_MS) {
+        const t = lower?.mtime ?? new Date();
+        fs.lutimesSync(path, t, t);
+      }
+    }
+    this.#made.clear();
+  }
+}

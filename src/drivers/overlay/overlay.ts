@@ -83,7 +83,7 @@ export class OverlayDriver implements GraphDriver {
       format: overlayFormat,
       signal: options.signal,
       pax: options.pax,
-      lowerDir: (rel) => lowerDirStats(lowers, rel),
+      lowerDir: options.lowerDir ?? ((rel) => lowerDirStats(lowers, rel)),
     });
   }
 
