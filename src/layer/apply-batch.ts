@@ -88,6 +88,13 @@ function opError(err: unknown, name: string): unknown {
   return new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(name))} cannot be applied: ${e.message}`, { cause: err });
 }
 
+/** Runs `push` after `wait` (a promise only when needed), or now. */
+function after(wait: Promise<void> | undefined, push: () => void): Promise<void> | undefined {
+  if (wait) return wait.then(push);
+  push();
+  return undefined;
+}
+
 export class NativeBatch {
   readonly #native: NativeApplyBatch;
   readonly #c: NativeApplyBatch['applyBatchConstants'];
@@ -130,15 +137,20 @@ export class NativeBatch {
     return size <= MAX_BATCHED_FILE;
   }
 
-  /** Makes room for one op with `names` name bytes and `bytes` of content, sending the batch when full. */
-  async #room(names: number, bytes: number): Promise<void> {
+  /**
+   * Makes room for one op with `names` name bytes and `bytes` of content:
+   * a promise when the batch is full and must be sent first, else undefined
+   * (most ops: no promise, no microtask).
+   */
+  #room(names: number, bytes: number): Promise<void> | undefined {
     if (
       this.#count >= this.#limits.ops ||
       this.#namesLen + names > this.#cur.names.length ||
       this.#dataLen + bytes > this.#cur.data.length
     ) {
-      await this.#send();
+      return this.#send();
     }
+    return undefined;
   }
 
   #push(kind: number, rel: string, name: string, meta: OpMeta, extra: { link?: string; createMode?: number; dataOff?: number; dataLen?: number }): void {
@@ -176,32 +188,34 @@ export class NativeBatch {
 
   /** A regular file of `size` bytes (≤ MAX_BATCHED_FILE) whose content `fill` copies into the buffer it gets. */
   async file(rel: string, name: string, size: number, meta: OpMeta, fill: (into: Buffer) => Promise<void>): Promise<void> {
-    await this.#room(rel.length, size);
+    const wait = this.#room(rel.length, size);
+    if (wait) await wait;
     const dataOff = this.#dataLen;
     await fill(this.#cur.data.subarray(dataOff, dataOff + size));
     this.#dataLen += size;
     this.#push(this.#c.FILE, rel, name, meta, { dataOff, dataLen: size });
   }
 
-  async mkdir(rel: string, name: string, createMode: number, meta: OpMeta): Promise<void> {
-    await this.#room(rel.length, 0);
-    this.#push(this.#c.MKDIR, rel, name, meta, { createMode });
+  // The ops below return a promise only when they had to wait for room (see #room).
+  mkdir(rel: string, name: string, createMode: number, meta: OpMeta): Promise<void> | undefined {
+    const push = () => this.#push(this.#c.MKDIR, rel, name, meta, { createMode });
+    return after(this.#room(rel.length, 0), push);
   }
 
   /** Owner/mode of a directory that already exists (a directory entry over a directory merges). */
-  async dirMeta(rel: string, name: string, meta: OpMeta): Promise<void> {
-    await this.#room(rel.length, 0);
-    this.#push(this.#c.DIR_META, rel, name, meta, {});
+  dirMeta(rel: string, name: string, meta: OpMeta): Promise<void> | undefined {
+    const push = () => this.#push(this.#c.DIR_META, rel, name, meta, {});
+    return after(this.#room(rel.length, 0), push);
   }
 
-  async symlink(rel: string, name: string, target: string, meta: OpMeta): Promise<void> {
-    await this.#room(rel.length + target.length, 0);
-    this.#push(this.#c.SYMLINK, rel, name, { ...meta, perm: undefined }, { link: target });
+  symlink(rel: string, name: string, target: string, meta: OpMeta): Promise<void> | undefined {
+    const push = () => this.#push(this.#c.SYMLINK, rel, name, { ...meta, perm: undefined }, { link: target });
+    return after(this.#room(rel.length + target.length, 0), push);
   }
 
-  async times(rel: string, mtime: Date): Promise<void> {
-    await this.#room(rel.length, 0);
-    this.#push(this.#c.TIMES, rel, rel, { uid: 0, gid: 0, perm: undefined, mtime, owner: false }, {});
+  times(rel: string, mtime: Date): Promise<void> | undefined {
+    const push = () => this.#push(this.#c.TIMES, rel, rel, { uid: 0, gid: 0, perm: undefined, mtime, owner: false }, {});
+    return after(this.#room(rel.length, 0), push);
   }
 
   /** Waits for the batch on the pool thread; throws its error, mapped to the entry it failed on. */

@@ -73,6 +73,8 @@ export interface ApplyResult {
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 const MAX_XATTR_VALUE = 64 * 1024;
 const CAPABILITY = 'security.capability';
+/** A directory made with its creation mode only (an implicit parent no lower layer has). */
+const NO_META: OpMeta = { owner: false, uid: 0, gid: 0, perm: undefined, mtime: undefined };
 
 function kindOf(st: fs.Stats): string {
   return st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'special file';
@@ -400,7 +402,10 @@ export class LayerApplier implements ApplyContext {
       await batch?.flush();
       for (let i = this.#dirTimes.length - 1; i >= 0; i--) {
         const [rel, mtime] = this.#dirTimes[i]!;
-        if (batch && rel !== '') await batch.times(rel, mtime);
+        if (batch && rel !== '') {
+          const wait = batch.times(rel, mtime);
+          if (wait) await wait;
+        }
         else fs.lutimesSync(this.abs(rel), mtime, mtime);
       }
       await batch?.flush();
@@ -471,7 +476,8 @@ export class LayerApplier implements ApplyContext {
 
     // Decided: update the model as ensureDir and entry() would, and queue the ops.
     for (const p of found) this.#dirs.add(p);
-    if (dir) {
+    if (dir && !this.#mine.has(dir)) {
+      // As ensureDir: every parent belongs to this layer now (a known parent of a known one already does).
       let prefix = '';
       for (const part of dir.split('/')) {
         prefix = joinRel(prefix, part);
@@ -488,7 +494,7 @@ export class LayerApplier implements ApplyContext {
         await batch.mkdir(p, e.name, 0o755, { owner: true, uid: lower.uid, gid: lower.gid, perm: lower.mode & 0o7777, mtime: undefined });
         this.#dirTimes.push([p, lower.mtime]);
       } else {
-        await batch.mkdir(p, e.name, 0o755, { owner: false, uid: 0, gid: 0, perm: undefined, mtime: undefined });
+        await batch.mkdir(p, e.name, 0o755, NO_META);
       }
     }
     const meta: OpMeta = { owner: true, uid: e.uid, gid: e.gid, perm: e.perm, mtime: e.mtime };
@@ -497,10 +503,13 @@ export class LayerApplier implements ApplyContext {
       this.#size += e.size;
     } else if (e.type === 'directory') {
       body.resume();
+      meta.mtime = undefined; // directory times come last (finish)
       if (mergeDir) {
-        await batch.dirMeta(rel, e.name, { ...meta, mtime: undefined });
+        const wait = batch.dirMeta(rel, e.name, meta);
+        if (wait) await wait;
       } else {
-        await batch.mkdir(rel, e.name, 0o700, { ...meta, mtime: undefined });
+        const wait = batch.mkdir(rel, e.name, 0o700, meta);
+        if (wait) await wait;
         this.#present.add(rel);
         this.#fresh.add(rel);
       }
@@ -508,7 +517,8 @@ export class LayerApplier implements ApplyContext {
       this.#dirTimes.push([rel, e.mtime]);
     } else {
       body.resume();
-      await batch.symlink(rel, e.name, e.linkname, meta);
+      const wait = batch.symlink(rel, e.name, e.linkname, meta);
+      if (wait) await wait;
     }
     this.#mine.add(rel);
     this.#present.add(rel);

@@ -358,6 +358,7 @@ describe('batched native apply', () => {
       { name: 'tmp/', type: '5', mode: 0o1777, mtime },
       { name: 'tmp/', type: '5', mode: 0o1777, uid: 9, mtime },
       { name: 'var/.wh.gone', mtime },
+      { name: '.wh.gone', mtime },
       { name: 'var/replaced', data: 'one', mtime },
       { name: 'var/replaced', data: 'two', mtime },
       { name: 'var/replaced/', type: '5', mtime },
@@ -365,13 +366,27 @@ describe('batched native apply', () => {
       { name: Buffer.from('nämé-✓', 'utf8'), data: 'bytes', mtime },
       { name: 'dev/null', type: '3', devmajor: 1, devminor: 3, mtime },
     ];
+    /** What a vfs/btrfs layer starts from: its parent's tree (the applier must lstat, not assume). */
+    const lower = (root: string) => {
+      fs.mkdirSync(join(root, 'etc'), { mode: 0o700 });
+      fs.chownSync(join(root, 'etc'), 5, 5);
+      fs.writeFileSync(join(root, 'etc/passwd'), 'lower');
+      fs.writeFileSync(join(root, 'etc/keep'), 'lower');
+      fs.symlinkSync('/tmp', join(root, 'usr'));
+      fs.writeFileSync(join(root, 'var'), 'a file where the layer has a directory');
+      fs.mkdirSync(join(root, 'tmp'));
+      fs.mkdirSync(join(root, 'opt/x'), { recursive: true });
+      fs.writeFileSync(join(root, 'gone'), '');
+      fs.lutimesSync(join(root, 'etc'), 5, 5);
+    };
     for (const format of [overlayFormat, naiveFormat, aufsFormat] as WhiteoutFormat[]) {
-      for (const ops of [1, 3, 1024]) {
-        it(`${format.name}, ${ops} ops per batch`, async () => {
+      for (const [ops, withLower] of [[1, false], [3, false], [1024, false], [1, true], [1024, true]] as const) {
+        it(`${format.name}, ${ops} ops per batch${withLower ? ', over a lower tree' : ''}`, async () => {
           applyBatchHooks.limits = { ops, bytes: 0 };
           const trees: string[][] = [];
           for (const batch of [false, true]) {
             const root = fresh();
+            if (withLower) lower(root);
             const { tar, tap, done } = openLayerTar(Readable.from([rawTar(layer)]), 'none');
             const result = await applyTar(root, tar, { format, pax: tap.pax, batch });
             await done;
