@@ -146,7 +146,10 @@ export function renderTables(r: Results): string {
     }),
   ]);
   const goals = goalRows(r).map((g) => [g.step, g.tsgraph, g.vs, g.ratio, g.goal, g.met]);
+  const m = r.meta.machine;
   return [
+    `tsgraph ${r.meta.git}, ${r.meta.date}${r.meta.quick ? ' (--quick)' : ''}; ${m.cpu}, ${m.cores} cores, ${m.ramGb} GB RAM, Linux ${m.kernel}, Node ${m.node}`,
+    '',
     `pull + mount, median of ${r.meta.runs} runs, fresh store each run:`,
     '',
     mdTable(['contender', ...cols.map(([fs, c]) => `${c}, ${fs}`)], pullRows),

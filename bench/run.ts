@@ -67,6 +67,20 @@ function machine(): Results['meta']['machine'] {
   };
 }
 
+/**
+ * A private copy of the tsgraph under test (dist/, the addon, package.json;
+ * node_modules linked): a `npm run build` elsewhere during the run cannot
+ * change what is measured half-way.
+ */
+function snapshot(from: string, to: string): string {
+  fs.mkdirSync(join(to, 'build', 'Release'), { recursive: true });
+  fs.cpSync(join(from, 'dist'), join(to, 'dist'), { recursive: true });
+  fs.copyFileSync(join(from, 'build', 'Release', 'tsgraph_native.node'), join(to, 'build', 'Release', 'tsgraph_native.node'));
+  fs.copyFileSync(join(from, 'package.json'), join(to, 'package.json'));
+  fs.symlinkSync(join(from, 'node_modules'), join(to, 'node_modules'));
+  return to;
+}
+
 function gitRev(dir: string): string {
   try {
     const rev = execFileSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
@@ -102,6 +116,8 @@ async function main(): Promise<void> {
   for (const k of skipped) log(`skipping ${k.name}: ${k.why}`);
   const parent = fs.mkdtempSync(join(os.tmpdir(), 'tsgraph-bench-'));
   onCleanup(`scratch dir ${parent}`, () => fs.rmSync(parent, { recursive: true, force: true }));
+  const git = gitRev(tsgraphDir.root);
+  tsgraphDir.root = snapshot(tsgraphDir.root, join(parent, 'tsgraph'));
   // Registry storage and loop backing files: RAM, so disk noise from other work never enters a number.
   const base = makeTmpfs(parent, '16g');
   const images = await buildImages(quick, parent);
@@ -115,7 +131,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       quick,
       runs,
-      git: gitRev(tsgraphDir.root),
+      git,
       machine: machine(),
       images: [images.debian.gzip, images.debian.zstd, images.big].map(describe),
       skipped,
