@@ -50,10 +50,12 @@ function timeShell(cmd: string): { wall: number; cpu: number } {
 
 const base = fs.mkdtempSync(join(tmpdir(), 'tsgraph-commit-bench-'));
 execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8g', 'tsgraph-bench', base]);
-type Row = { wall: number[]; cpu: number[]; blob: number[]; layer: number[] };
+type Row = { wall: number[]; cpu: number[]; blob: number[]; layer: number[]; blobCpu: number[]; layerCpu: number[] };
 const rows = new Map<string, Row>();
-const add = (k: string, wall: number, cpu: number, blob = 0, layer = 0) => {
-  const r = rows.get(k) ?? { wall: [], cpu: [], blob: [], layer: [] };
+const add = (k: string, wall: number, cpu: number, blob = 0, layer = 0, blobCpu = 0, layerCpu = 0) => {
+  const r = rows.get(k) ?? { wall: [], cpu: [], blob: [], layer: [], blobCpu: [], layerCpu: [] };
+  r.blobCpu.push(blobCpu);
+  r.layerCpu.push(layerCpu);
   r.wall.push(wall);
   r.cpu.push(cpu);
   r.blob.push(blob);
@@ -90,7 +92,7 @@ try {
       const res = await store.commit('bench', `bench:${kind}${r}`, { compress: kind });
       const wall = performance.now() - t0;
       const c = process.cpuUsage(c0);
-      add(`tsgraph ${kind}`, wall, (c.user + c.system) / 1000, commitTimings.blobMs, commitTimings.layerMs);
+      add(`tsgraph ${kind}`, wall, (c.user + c.system) / 1000, commitTimings.blobMs, commitTimings.layerMs, commitTimings.blobCpuMs, commitTimings.layerCpuMs);
       if (r === 0) console.log(`${kind} blob ${(res.layer.size / 1e6).toFixed(1)} MB`);
       const peer = kind === 'gzip' ? 'gzip' : 'zstd';
       const p = timeShell(`tar -C ${upper} -cf - . | ${peer} > /dev/null`);
@@ -108,12 +110,12 @@ try {
 }
 
 console.log(`commit of ~100 MB of changes, medians of ${ROUNDS} (ms)`);
-console.log('what'.padEnd(14), 'wall'.padStart(8), 'cpu'.padStart(8), 'blob'.padStart(8), 'layer'.padStart(8));
+console.log('what'.padEnd(14), ...['wall', 'cpu', 'blob', 'blob cpu', 'layer', 'layer cpu'].map((h) => h.padStart(10)));
 for (const [k, r] of rows) {
-  console.log(k.padEnd(14), median(r.wall).toFixed(0).padStart(8), median(r.cpu).toFixed(0).padStart(8), median(r.blob).toFixed(0).padStart(8), median(r.layer).toFixed(0).padStart(8));
+  console.log(k.padEnd(14), ...[r.wall, r.cpu, r.blob, r.blobCpu, r.layer, r.layerCpu].map((xs) => median(xs).toFixed(0).padStart(10)));
 }
 for (const kind of KINDS) {
   const t = rows.get(`tsgraph ${kind}`)!;
   const p = rows.get(`tar|${kind}`)!;
-  console.log(`${kind}: tsgraph/peer wall ${(median(t.wall) / median(p.wall)).toFixed(2)} (blob only ${(median(t.blob) / median(p.wall)).toFixed(2)}), cpu ${(median(t.cpu) / median(p.cpu)).toFixed(2)}`);
+  console.log(`${kind}: tsgraph/peer wall ${(median(t.wall) / median(p.wall)).toFixed(2)} (blob only ${(median(t.blob) / median(p.wall)).toFixed(2)}), cpu ${(median(t.cpu) / median(p.cpu)).toFixed(2)} (blob only ${(median(t.blobCpu) / median(p.cpu)).toFixed(2)})`);
 }

@@ -17,6 +17,7 @@
  *    zstd worker thread: zstd's own multithreading compresses while the
  *    main thread keeps generating. Standard frames.
  */
+import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { CompressStream } from 'zstd-napi';
@@ -29,8 +30,12 @@ export const ZSTD_LEVEL = 3;
 
 const BLOCK = 1 << 20;
 const WINDOW = 32 << 10;
-/** Blocks being deflated at once (the libuv pool has 4 threads; 2 cores here). */
-const IN_FLIGHT = 4;
+/**
+ * Blocks being deflated at once: enough to keep every core busy, but one
+ * libuv pool thread short of the pool, so the generator's file reads (same
+ * pool) never queue behind a full pool of deflates.
+ */
+const IN_FLIGHT = Math.max(2, Math.min(availableParallelism() + 1, (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1));
 
 const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]); // deflate, no flags, mtime 0, unix
 
