@@ -14,7 +14,7 @@ export interface Results {
     quick: boolean;
     runs: number;
     git: string;
-    machine: { cpu: string; cores: number; ramGb: number; kernel: string; node: string; fs: string };
+    machine: { cpu: string; cores: number; ramGb: number; kernel: string; node: string; fs: string; loadavg: number[]; loadavgEnd?: number[] };
     images: string[];
     skipped: Array<{ name: string; why: string }>;
     versions: Record<string, string>;
@@ -148,7 +148,7 @@ export function renderTables(r: Results): string {
   const goals = goalRows(r).map((g) => [g.step, g.tsgraph, g.vs, g.ratio, g.goal, g.met]);
   const m = r.meta.machine;
   return [
-    `tsgraph ${r.meta.git}, ${r.meta.date}${r.meta.quick ? ' (--quick)' : ''}; ${m.cpu}, ${m.cores} cores, ${m.ramGb} GB RAM, Linux ${m.kernel}, Node ${m.node}`,
+    `tsgraph ${r.meta.git}, ${r.meta.date}${r.meta.quick ? ' (--quick)' : ''}; ${m.cpu}, ${m.cores} cores, ${m.ramGb} GB RAM, Linux ${m.kernel}, Node ${m.node}; load average ${m.loadavg[0] ?? '?'} at the start, ${m.loadavgEnd?.[0] ?? '?'} at the end`,
     '',
     `pull + mount, median of ${r.meta.runs} runs, fresh store each run:`,
     '',

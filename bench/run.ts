@@ -6,7 +6,7 @@
  * writes JSON + SVG (bench/results/latest.* or quick.* with --quick).
  *
  *   node --import tsx bench/run.ts [--quick] [--runs N] [--json] [--fs tmpfs,ext4]
- *        [--only pull,micro] [--out DIR] [--no-install] [--tsgraph CHECKOUT]
+ *        [--only pull,micro] [--out DIR] [--no-install] [--tsgraph CHECKOUT] [--from RESULT.json]
  * --tsgraph measures another checkout's dist/ (e.g. a `git archive` of an older
  * commit with node_modules and build/ next to it) for A/B runs.
  *
@@ -37,8 +37,18 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: join(import.meta.dirname, 'results') },
     'no-install': { type: 'boolean', default: false },
     tsgraph: { type: 'string' },
+    from: { type: 'string' },
   },
 });
+
+if (args.from) {
+  // Re-render a saved run: the table on stdout, the SVG next to the JSON.
+  const saved = JSON.parse(fs.readFileSync(args.from, 'utf8')) as Results;
+  saved.meta.machine.loadavg ??= [];
+  fs.writeFileSync(args.from.replace(/\.json$/, '') + '.svg', renderSvg(saved));
+  process.stdout.write(`${saved.meta.images.join('\n')}\n\n${renderTables(saved)}\n`);
+  process.exit(0);
+}
 
 if (!process.env.TSGRAPH_BENCH_NS) {
   // Own mount namespace: whatever is mounted in it dies with it.
@@ -64,6 +74,7 @@ function machine(): Results['meta']['machine'] {
     kernel: os.release(),
     node: process.version,
     fs: 'tmpfs, and a fresh ext4 on a loop device per run (backing file on a tmpfs)',
+    loadavg: os.loadavg().map((x) => Number(x.toFixed(1))),
   };
 }
 
@@ -187,6 +198,8 @@ async function main(): Promise<void> {
     }
   }
 
+  // Load at the end too: other work on the machine makes every wall time noisier (ratios less so).
+  results.meta.machine.loadavgEnd = os.loadavg().map((x) => Number(x.toFixed(1)));
   const table = renderTables(results);
   fs.mkdirSync(args.out!, { recursive: true });
   const stem = join(args.out!, quick ? 'quick' : 'latest');
