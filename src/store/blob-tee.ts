@@ -14,16 +14,7 @@ import { PassThrough, type Readable } from 'node:stream';
 
 /** The tee was cut because the source restarted the blob. */
 export class BlobRestarted extends Error {
-  /** Rejects when the tee is cut (the download failed, or the source restarted the blob). */
-  readonly cut: Promise<never>;
-  #cut!: (err: unknown) => void;
-
   constructor() {
-    this.cut = new Promise<never>((_, reject) => {
-      this.#cut = reject;
-    });
-    this.cut.catch(() => {}); // raced by the unpack; nobody may be listening
-
     super('the source restarted the blob from byte 0');
   }
 }
@@ -45,7 +36,6 @@ export class BlobTee {
       this.#cut = reject;
     });
     this.cut.catch(() => {}); // raced by the unpack; nobody may be listening
-
     // The unpack's pipeline reports the stream's errors; one that comes after it let go must not crash the process.
     this.stream.on('error', () => {});
   }

@@ -26,6 +26,7 @@
  */
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { ContentStore } from '../content/store.js';
 import { type Digest, hexOf } from '../digest.js';
 import { DeferredLowerDirs } from '../drivers/overlay/lower-dir.js';
@@ -98,6 +99,7 @@ interface Held {
 }
 
 const LAYER_LOCK_WAIT_MS = 30 * 60_000;
+const APPLY_STOP_WAIT_MS = 2_000;
 
 export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, options: UnpackOptions = {}): Promise<{ unpacked: number; reused: number }> {
   const { driver } = parts;
@@ -180,7 +182,10 @@ export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, o
           const e = tee?.error ?? err; // a failed download explains a cut tar better than the tar does
           tar.destroy(e instanceof Error ? e : new Error(String(e)));
           input.destroy();
-          await work.catch(() => {}); // nothing writes into the layer once we drop it
+          // Nothing may write into the layer once we drop or restart it: let the apply stop. Bounded,
+          // because applyTar can stay parked inside an entry whose body the destroyed tar never ends
+          // (parked is harmless: it writes nothing more).
+          await Promise.race([work.catch(() => {}), delay(APPLY_STOP_WAIT_MS, undefined, { ref: false })]);
           throw e;
         }
       };
