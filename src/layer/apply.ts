@@ -402,6 +402,9 @@ export class LayerApplier implements ApplyContext {
       await batch?.flush();
       for (let i = this.#dirTimes.length - 1; i >= 0; i--) {
         const [rel, mtime] = this.#dirTimes[i]!;
+        // Replaced or removed later in the layer: its time is not this entry's (a path through a
+        // symlink that replaced a parent would even lead out of the root).
+        if (!this.#dirs.has(rel)) continue;
         if (batch && rel !== '') {
           const wait = batch.times(rel, mtime);
           if (wait) await wait;

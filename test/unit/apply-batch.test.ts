@@ -322,6 +322,20 @@ describe('batched native apply', () => {
     assert.deepEqual(fs.readdirSync(outside), []);
   });
 
+  it('a full disk inside a batch is TSG_NO_SPACE', async () => {
+    const small = mountTmpfs('1m');
+    try {
+      const entries: RawEntry[] = [];
+      for (let i = 0; i < 40; i++) entries.push({ name: `f${i}`, data: Buffer.alloc(64 << 10, i) });
+      const { tar, tap, done } = openLayerTar(Readable.from([rawTar(entries)]), 'none');
+      done.catch(() => {});
+      await assert.rejects(applyTar(small.dir, tar, { format: overlayFormat, pax: tap.pax, batch: true }), isCode('TSG_NO_SPACE'));
+      tar.destroy();
+    } finally {
+      small.cleanup();
+    }
+  });
+
   it('NativeBatch: flush makes the queued tree real; abandon waits for the running batch', async () => {
     const root = fresh();
     const batch = new NativeBatch(root, { ops: 2, bytes: 1 << 20 });
@@ -365,6 +379,12 @@ describe('batched native apply', () => {
       { name: 'opt/x/y/z', data: '', mtime },
       { name: Buffer.from('nämé-✓', 'utf8'), data: 'bytes', mtime },
       { name: 'dev/null', type: '3', devmajor: 1, devminor: 3, mtime },
+      // A directory replaced by a symlink out of the root: its time (and its children's) is not set through it.
+      { name: 'swap/', type: '5', mtime: 1_000 },
+      { name: 'swap/in/', type: '5', mtime: 2_000 },
+      { name: 'swap', type: '2', linkname: '/etc', mtime },
+      { name: 'was-dir/', type: '5', mtime: 3_000 },
+      { name: 'was-dir', data: 'now a file', mtime },
     ];
     /** What a vfs/btrfs layer starts from: its parent's tree (the applier must lstat, not assume). */
     const lower = (root: string) => {
