@@ -24,9 +24,16 @@ export function encodePaxRecord(key: string, value: Buffer): Buffer {
 }
 
 export class TarTap extends HashStream {
-  readonly #scanner = new TarScanner();
-  readonly pax: PaxRecords = this.#scanner.records;
+  readonly #scanner: TarScanner;
+  readonly pax: PaxRecords;
   #forward = 0;
+
+  /** `scanner`: the caller's, when it must hold the PAX records before the stream starts. */
+  constructor(scanner = new TarScanner()) {
+    super();
+    this.#scanner = scanner;
+    this.pax = scanner.records;
+  }
 
   protected override inspect(chunk: Buffer): void {
     this.#forward = this.#scanner.scan(chunk);
