@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <string>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <vector>
@@ -166,7 +167,30 @@ static Napi::Value HasNewMountApi(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), errno != ENOSYS);
 }
 
+#ifndef STATX_ATTR_MOUNT_ROOT
+#define STATX_ATTR_MOUNT_ROOT 0x00002000
+#endif
+
+// isMountRoot(path) → true when `path` (symlinks followed, as mountinfo lists
+// resolved paths) is the root of a mount, false when it is not or does not
+// exist, null when this kernel does not report it (statx before 5.8): the
+// caller then reads mountinfo. One statx where reading and parsing
+// /proc/self/mountinfo costs time proportional to the whole mount table.
+static Napi::Value IsMountRoot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = BytesArg(info, 0, "path");
+  struct statx st;
+  if (statx(AT_FDCWD, path.c_str(), AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &st) < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return Napi::Boolean::New(env, false);
+    if (errno == ENOSYS) return env.Null();
+    ThrowErrno(env, errno, "statx", path);
+  }
+  if (!(st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) return env.Null();
+  return Napi::Boolean::New(env, (st.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0);
+}
+
 void InitMountApi(Napi::Env env, Napi::Object exports) {
+  exports.Set("isMountRoot", Napi::Function::New(env, IsMountRoot, "isMountRoot"));
   exports.Set("fsMount", Napi::Function::New(env, FsMount, "fsMount"));
   exports.Set("hasNewMountApi", Napi::Function::New(env, HasNewMountApi, "hasNewMountApi"));
   Napi::Object c = Napi::Object::New(env);

@@ -220,6 +220,12 @@ export class LayerDirs {
     register: (rename: () => void) => void | Promise<void>,
   ): Promise<LayerMeta> {
     const parentMeta = parent === undefined ? undefined : this.meta(parent);
+    if (parentMeta?.readWrite) {
+      // A container layer is always a leaf (overlay would also refuse a live upper as a lower): removing one then needs no scan of every layer for children.
+      throw new UsageError('TSG_USAGE', `layer ${parent} is a container layer: no layer can be made on it (commit it to an image first)`, {
+        data: { id, parent },
+      });
+    }
     const staging = this.#newStaging(id);
     try {
       await fill(staging.dir, parentMeta);
@@ -272,7 +278,10 @@ export class LayerDirs {
    * would stack a second mount that one unmount leaves behind.
    */
   #liveMeta(id: string, target: string): LayerMeta {
-    const meta = this.meta(id);
+    return this.#reconcile(this.meta(id), target);
+  }
+
+  #reconcile(meta: LayerMeta, target: string): LayerMeta {
     const mounted = isMountPoint(target);
     if (meta.mounts > 0 && !mounted) meta.mounts = 0;
     else if (meta.mounts === 0 && mounted) detachAll(target);
@@ -307,15 +316,19 @@ export class LayerDirs {
   /** One reference less (every one with `all`); unmounts `target` at zero. */
   release(id: string, target: string, options: { all?: boolean } = {}): Promise<void> {
     return this.locked(() => {
-      const meta = this.#liveMeta(id, target);
-      meta.mounts = options.all ? 0 : Math.max(0, meta.mounts - 1);
-      if (meta.mounts === 0) {
+      const meta = this.meta(id);
+      const onDisk = meta.mounts;
+      // After reconciling, a count above zero means the mount is there (and none is, at zero).
+      const live = this.#reconcile(meta, target).mounts;
+      meta.mounts = options.all ? 0 : Math.max(0, live - 1);
+      if (meta.mounts === 0 && live > 0) {
         // Unmount before the count is written: a crash in between leaves a count without a mount, which #liveMeta resets.
         unmount(target);
         detachAll(target);
         crashPoint('layer-umount:after-unmount');
       }
-      this.writeMeta(meta);
+      // Nothing to write when nothing changed (rm of a container that is not mounted).
+      if (meta.mounts !== onDisk) this.writeMeta(meta);
     });
   }
 
@@ -339,7 +352,7 @@ export class LayerDirs {
       } catch {
         /* no target dir: nothing of ours is mounted */
       }
-      const foreign = readMountInfo().find((m) => m.mountPoint.startsWith(`${dir}/`) && m.mountPoint !== own);
+      const foreign = readMountInfo(`${dir}/`).find((m) => m.mountPoint.startsWith(`${dir}/`) && m.mountPoint !== own);
       if (foreign) {
         throw new BusyError('TSG_IN_USE', `layer ${id} has ${foreign.mountPoint} mounted inside it; unmount it first`, { data: { id, mountPoint: foreign.mountPoint } });
       }
@@ -355,7 +368,8 @@ export class LayerDirs {
 
   #moveAside(meta: LayerMeta): { dir: string; lock: FileLock } {
     const id = meta.id;
-    const kids = this.children(id);
+    // Reads every layer's meta: a container layer skips it, since #stage never makes a layer on one.
+    const kids = meta.readWrite ? [] : this.children(id);
     if (kids.length) {
       throw new BusyError('TSG_IN_USE', `layer ${id} has ${kids.length} child layer(s) (${kids.slice(0, 3).join(', ')}); remove them first`, {
         data: { id, children: kids },

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { type Digest, isDigest, sha256Hex } from '../digest.js';
 import { type RecordScan, isObject, isString, removeRecordFile, scanRecords } from './records.js';
 import { NotFoundError } from '../errors.js';
-import { readJsonIfExists, writeJsonAtomic } from '../util/fs-atomic.js';
+import { writeJsonAtomic } from '../util/fs-atomic.js';
 
 export interface LayerRecord {
   /** Digest of the blob as stored (compressed). */
@@ -49,6 +49,8 @@ function validImage(file: string, v: unknown): v is ImageRecord {
 
 export class ImageStore {
   readonly dir: string;
+  /** The file text each record returned by get() was parsed from (see reread). */
+  readonly #texts = new WeakMap<ImageRecord, string>();
 
   constructor(root: string) {
     this.dir = join(root, 'meta', 'images');
@@ -60,13 +62,35 @@ export class ImageStore {
   }
 
   get(name: string): ImageRecord | undefined {
+    const file = `${sha256Hex(name)}.json`;
+    let text: string;
     let rec: unknown;
     try {
-      rec = readJsonIfExists(this.#path(name));
+      text = fs.readFileSync(join(this.dir, file), 'utf8');
+      rec = JSON.parse(text);
     } catch {
-      return undefined; // unparsable: check reports it
+      return undefined; // absent, or unreadable / unparsable: check reports it
     }
-    return rec !== undefined && validImage(`${sha256Hex(name)}.json`, rec) ? rec : undefined;
+    if (!validImage(file, rec)) return undefined;
+    this.#texts.set(rec, text);
+    return rec;
+  }
+
+  /**
+   * The record of `rec.name` as it is now on disk (after taking a lock, say):
+   * `rec` itself when the file still holds the very text it came from, which
+   * spares a parse and check of a record that lists 500 layers.
+   */
+  reread(rec: ImageRecord): ImageRecord | undefined {
+    const seen = this.#texts.get(rec);
+    if (seen === undefined) return this.get(rec.name);
+    let text: string;
+    try {
+      text = fs.readFileSync(this.#path(rec.name), 'utf8');
+    } catch {
+      return undefined; // as get()
+    }
+    return text === seen ? rec : this.get(rec.name);
   }
 
   /** Like get(), but throws TSG_NOT_FOUND. */

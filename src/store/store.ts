@@ -351,7 +351,7 @@ export class Store {
       timeoutMs: GC_LOCK_TIMEOUT_MS,
       what: `image ${found.name} (in use by a mount or rmi)`,
     });
-    const image = this.images.get(found.name);
+    const image = this.images.reread(found); // unchanged: the same object, not parsed again
     if (!image) {
       lock.release();
       throw new NotFoundError('TSG_NOT_FOUND', `image ${ref} is not in the store (pull it first)`, { data: { ref } });

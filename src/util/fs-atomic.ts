@@ -16,8 +16,12 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/** Random per process, then a counter: unique names without a randomBytes call per write (O_EXCL still guards). */
+const TEMP_TAG = randomBytes(4).toString('hex');
+let tempSeq = 0;
+
 export function tempName(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${TEMP_TAG}${(tempSeq++).toString(36)}`);
 }
 
 /** Writes `data` to `path` atomically and durably. */

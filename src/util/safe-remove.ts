@@ -80,7 +80,7 @@ export function removeTree(path: string): void {
   }
   // A mount inside (a volume bound into the container's tree) would be emptied too: host data.
   const real = fs.realpathSync(path);
-  const inside = readMountInfo().find((m) => m.mountPoint === real || m.mountPoint.startsWith(`${real}/`));
+  const inside = readMountInfo(real).find((m) => m.mountPoint === real || m.mountPoint.startsWith(`${real}/`));
   if (inside) throw new BusyError('TSG_IN_USE', `${inside.mountPoint} is mounted inside ${path}; unmount it first`, { data: { mountPoint: inside.mountPoint } });
   const root = SafeNode.openRoot(path);
   try {

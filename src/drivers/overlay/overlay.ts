@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream';
 import { UnsupportedError } from '../../errors.js';
 import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { overlayFormat } from '../../layer/whiteout.js';
-import { hasNewMountApi, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
+import { hasNewMountApi, isMountPoint, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
 import type { ApplyDiffOptions, CreateOptions, LayerPaths, PutOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver, Probe } from '../driver.js';
 import { LayerDirs, type LayerMeta } from '../layer-dirs.js';
 import { lowerDirStats } from './lower-dir.js';
@@ -56,6 +56,12 @@ export class OverlayDriver implements GraphDriver {
     return join(this.dirs.dir(id), 'diff');
   }
 
+  /** diffDir() for ids lowerIds() already checked: a concatenation, not a path.join (500 of them per mount). */
+  #lowerDiffs(ids: string[]): string[] {
+    const base = `${this.dirs.layersDir}/`;
+    return ids.map((l) => `${base}${l}/diff`);
+  }
+
   async create(id: string, parent: string | undefined, options: CreateOptions = {}): Promise<void> {
     const readWrite = options.readWrite ?? false;
     const depth = parent === undefined ? 1 : this.dirs.meta(parent).depth + 1;
@@ -91,7 +97,7 @@ export class OverlayDriver implements GraphDriver {
     // One read of the layer's `lower` file, not one meta per layer below it.
     const below = this.dirs.lowerIds(id, meta);
     if (meta.readWrite) {
-      const lowers = below.map((l) => this.diffDir(l));
+      const lowers = this.#lowerDiffs(below);
       return {
         type: 'overlay',
         // Overlay needs a lower even for a container on scratch.
@@ -103,7 +109,7 @@ export class OverlayDriver implements GraphDriver {
     }
     // The kernel wants two lowers for an overlay without upper; one is a bind mount.
     if (below.length === 0) return { type: 'bind', source: this.diffDir(id) };
-    return { type: 'overlay', lowers: [id, ...below].map((l) => this.diffDir(l)), options: OVERLAY_OPTIONS };
+    return { type: 'overlay', lowers: [this.diffDir(id), ...this.#lowerDiffs(below)], options: OVERLAY_OPTIONS };
   }
 
   async get(id: string, options: GetOptions = {}): Promise<string> {
@@ -125,7 +131,10 @@ export class OverlayDriver implements GraphDriver {
   }
 
   async remove(id: string): Promise<void> {
-    await this.dirs.removeLayer(id, join(this.dirs.dir(id), 'merged'), (dir) => unmount(join(dir, 'merged'), { detach: true }));
+    // A statx first: an umount2 of what is not mounted is a thrown EINVAL, the common case here.
+    await this.dirs.removeLayer(id, join(this.dirs.dir(id), 'merged'), (dir) => {
+      if (isMountPoint(join(dir, 'merged'))) unmount(join(dir, 'merged'), { detach: true });
+    });
   }
 
   async status(): Promise<DriverStatus> {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type ApplyResult, applyTar } from '../../layer/apply.js';
 import { naiveFormat } from '../../layer/whiteout.js';
-import { type MountSpec, mount, unmount } from '../../mount/index.js';
+import { isMountPoint, type MountSpec, mount, unmount } from '../../mount/index.js';
 import { copyTree } from '../../util/copy-tree.js';
 import type { ApplyDiffOptions, CreateOptions, LayerPaths, PutOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver } from '../driver.js';
 import { LayerDirs } from '../layer-dirs.js';
@@ -89,7 +89,7 @@ export class VfsDriver implements GraphDriver {
 
   async remove(id: string): Promise<void> {
     await this.dirs.removeLayer(id, join(this.dirs.dir(id), 'merged'), (dir) => {
-      unmount(join(dir, 'merged'), { detach: true });
+      if (isMountPoint(join(dir, 'merged'))) unmount(join(dir, 'merged'), { detach: true }); // statx first: see overlay.ts
       this.destroyRoot(dir);
     });
   }
