@@ -119,22 +119,45 @@ export class NativeBatch {
     this.#cur = this.#newSet();
   }
 
+  // Buffers start small and double up to the limits: a layer of a few files
+  // (most test layers, small images) does not pay for megabytes per apply.
   #newSet(): BufferSet {
     return {
-      ops: new Float64Array(this.#limits.ops * this.#c.FIELDS),
-      names: Buffer.allocUnsafeSlow(Math.max(64 << 10, Math.min(this.#limits.ops * 256, 4 << 20))),
-      data: Buffer.allocUnsafeSlow(this.#limits.bytes),
+      ops: new Float64Array(Math.min(this.#limits.ops, 64) * this.#c.FIELDS),
+      names: Buffer.allocUnsafeSlow(16 << 10),
+      data: Buffer.allocUnsafeSlow(Math.min(this.#limits.bytes, 64 << 10)),
     };
   }
 
-  /** Ops queued and not yet handed to the native side. */
-  get pending(): number {
-    return this.#count;
-  }
-
-  /** Whether a file of `size` bytes may go through a batch at all. */
-  static fits(size: number): boolean {
-    return size <= MAX_BATCHED_FILE;
+  /** Grows the set being filled to hold one more op with these sizes, within the limits; false when it cannot. */
+  #grow(names: number, bytes: number): boolean {
+    const set = this.#cur;
+    const fields = this.#c.FIELDS;
+    const opsCap = set.ops.length / fields;
+    if (this.#count >= opsCap) {
+      if (opsCap >= this.#limits.ops) return false;
+      const ops = new Float64Array(Math.min(opsCap * 2, this.#limits.ops) * fields);
+      ops.set(set.ops);
+      set.ops = ops;
+    }
+    const namesMax = Math.max(64 << 10, Math.min(this.#limits.ops * 256, 4 << 20));
+    if (this.#namesLen + names > set.names.length) {
+      if (this.#namesLen + names > namesMax) return false;
+      let size = set.names.length * 2;
+      while (size < this.#namesLen + names) size *= 2;
+      const grown = Buffer.allocUnsafeSlow(Math.min(size, namesMax));
+      set.names.copy(grown, 0, 0, this.#namesLen);
+      set.names = grown;
+    }
+    if (this.#dataLen + bytes > set.data.length) {
+      if (this.#dataLen + bytes > this.#limits.bytes) return false;
+      let size = set.data.length * 2;
+      while (size < this.#dataLen + bytes) size *= 2;
+      const grown = Buffer.allocUnsafeSlow(Math.min(size, this.#limits.bytes));
+      set.data.copy(grown, 0, 0, this.#dataLen);
+      set.data = grown;
+    }
+    return true;
   }
 
   /**
@@ -143,14 +166,15 @@ export class NativeBatch {
    * (most ops: no promise, no microtask).
    */
   #room(names: number, bytes: number): Promise<void> | undefined {
-    if (
-      this.#count >= this.#limits.ops ||
-      this.#namesLen + names > this.#cur.names.length ||
-      this.#dataLen + bytes > this.#cur.data.length
-    ) {
-      return this.#send();
+    const cur = this.#cur;
+    if (this.#count < cur.ops.length / this.#c.FIELDS && this.#namesLen + names <= cur.names.length && this.#dataLen + bytes <= cur.data.length) {
+      return undefined;
     }
-    return undefined;
+    if (this.#grow(names, bytes)) return undefined;
+    // Full: send it; the other set (grown as far as it needs) takes the op.
+    return this.#send().then(() => {
+      if (!this.#grow(names, bytes)) throw new TsgraphError('TSG_INTERNAL', 'an op does not fit an empty batch');
+    });
   }
 
   #push(kind: number, rel: string, name: string, meta: OpMeta, extra: { link?: string; createMode?: number; dataOff?: number; dataLen?: number }): void {

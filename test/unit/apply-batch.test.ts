@@ -346,8 +346,13 @@ describe('batched native apply', () => {
         into.write(`f${i}!`, 'latin1');
       });
     }
+    // Buffers grow from small to the limit, then the batch goes out: contents stay intact across both.
+    for (let i = 0; i < 5; i++) {
+      await batch.file(`d/big${i}`, `d/big${i}`, 400 << 10, meta, async (into) => void into.fill(0x61 + i));
+    }
     await batch.flush();
-    assert.deepEqual(fs.readdirSync(join(root, 'd')).sort(), ['f0', 'f1', 'f2', 'f3', 'f4']);
+    for (let i = 0; i < 5; i++) assert.ok(fs.readFileSync(join(root, `d/big${i}`)).equals(Buffer.alloc(400 << 10, 0x61 + i)), `big${i}`);
+    assert.deepEqual(fs.readdirSync(join(root, 'd')).filter((f) => f.startsWith('f')).sort(), ['f0', 'f1', 'f2', 'f3', 'f4']);
     assert.equal(fs.readFileSync(join(root, 'd/f3'), 'utf8'), 'f3!');
     assert.equal(fs.lstatSync(join(root, 'd/f3')).mtimeMs, 86_400_000);
     await batch.file('d/f0', 'd/f0', 1, meta, async (into) => void into.write('x'));
