@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { GraphDriver } from '../../src/drivers/driver.js';
 import { TsgraphError } from '../../src/errors.js';
 import { getXattr } from '../../src/layer/xattr.js';
+import { DeferredLowerDirs } from '../../src/drivers/overlay/lower-dir.js';
 import { isMountPoint } from '../../src/mount/index.js';
 import { type TarEntry, makeTar } from '../helpers/image-builder.js';
 import { rawTar } from '../layer/raw-tar.js';
@@ -171,6 +172,32 @@ export function driverConformance(label: string, make: (home: string) => GraphDr
         assert.equal(st.mode & 0o7777, 0o750);
         assert.deepEqual([st.uid, st.gid], [1000, 1001]);
         assert.deepEqual(fs.readdirSync(join(r, 'srv')).sort(), ['new', 'old']);
+      });
+    });
+
+    // A parallel pull applies a layer while its parent is still being applied (store/layer-unpack.ts):
+    // what it reads of the parent for implicit dirs is deferred and settled once the parent is complete.
+    it('implicit parent dirs applied before the parent layer (parallel pull) end as in a sequential apply', mountIt, async () => {
+      if (driver.capabilities.layout !== 'diff') return; // full-tree drivers apply in order
+      const a = id('pp1');
+      const b = id('pp2');
+      await driver.create(a, undefined);
+      await driver.create(b, a);
+      const deferred = new DeferredLowerDirs(driver.layerPaths(b).own);
+      await driver.applyDiff(b, a, Readable.from([await makeTar([{ path: 'srv/deep/new', content: 'n' }])]), { lowerDir: deferred.lowerDir });
+      await driver.applyDiff(a, undefined, Readable.from([await makeTar([
+        { path: 'srv/', type: 'directory', mode: 0o750, uid: 1000, gid: 1001 },
+        { path: 'srv/deep/', type: 'directory', mode: 0o711, uid: 7, gid: 8 },
+        { path: 'srv/old', content: 'o' },
+      ])]));
+      deferred.settle(driver.layerPaths(b).parents);
+      await view(b, (r) => {
+        for (const [rel, mode, owner] of [['srv', 0o750, [1000, 1001]], ['srv/deep', 0o711, [7, 8]]] as const) {
+          const st = fs.statSync(join(r, rel));
+          assert.equal(st.mode & 0o7777, mode, rel);
+          assert.deepEqual([st.uid, st.gid], owner, rel);
+        }
+        assert.deepEqual(fs.readdirSync(join(r, 'srv')).sort(), ['deep', 'old']);
       });
     });
 
