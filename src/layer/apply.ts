@@ -114,7 +114,7 @@ export class LayerApplier implements ApplyContext {
   ) {
     if (fs.readdirSync(root).length === 0) this.#fresh.add('');
     this.#rootSlash = Buffer.from(`${root}/`, 'utf8');
-    const batch = options.batch ?? process.env.TSGRAPH_APPLY_BATCH === '1';
+    const batch = options.batch ?? process.env.TSGRAPH_APPLY_BATCH !== '0';
     if (batch && batchSupported()) this.#batch = new NativeBatch(root);
   }
 
