@@ -6,8 +6,8 @@
  * stream's buffer is the only one, bounded by its high-water mark).
  *
  * A source that restarts the blob from byte 0 (it ignored Range) after some
- * bytes went through makes those bytes worthless: restart() cuts the stream
- * with BlobRestarted and `restarted` tells the unpack to start over from the
+ * bytes went through makes those bytes worthless: restart() cuts the tee
+ * (`cut` rejects with BlobRestarted) and `restarted` tells the unpack to start over from the
  * stored blob once the download committed it.
  */
 import { PassThrough, type Readable } from 'node:stream';
@@ -89,13 +89,22 @@ export class BlobTee {
     this.stream.end();
   }
 
-  /** The download failed: the unpack fails with it. */
+  /**
+   * The download failed: the unpack fails with it (through `cut`, which it
+   * races). The stream itself is ended, not destroyed: a decompressor that
+   * has not attached to it yet (a worker still starting) would never hear of
+   * a destroy, and would wait forever; an end it reads.
+   */
   fail(err: unknown): void {
-    if (this.restarted || this.stream.destroyed) return;
-    this.error = err;
+    if (this.restarted || this.error !== undefined) return;
+    this.error = err ?? new Error('download failed');
     this.#detached = true;
-    this.#cut(err);
-    this.stream.destroy(err instanceof Error ? err : new Error(String(err)));
+    this.#cut(this.error);
+    this.#close();
+  }
+
+  #close(): void {
+    if (!this.stream.destroyed && !this.stream.writableEnded) this.stream.end();
   }
 
   /** The source started over from byte 0: cut the stream if the unpack saw any byte. */
@@ -103,8 +112,7 @@ export class BlobTee {
     if (this.#fed === 0 || this.#detached) return;
     this.restarted = true;
     this.#detached = true;
-    const err = new BlobRestarted();
-    this.#cut(err);
-    this.stream.destroy(err);
+    this.#cut(new BlobRestarted());
+    this.#close();
   }
 }

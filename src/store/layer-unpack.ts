@@ -181,7 +181,8 @@ export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, o
         } catch (err) {
           const e = tee?.error ?? err; // a failed download explains a cut tar better than the tar does
           tar.destroy(e instanceof Error ? e : new Error(String(e)));
-          input.destroy();
+          // The input is not destroyed: a cut tee was ended (a decompressor still starting reads an end,
+          // not a destroy), and a download still feeding it stops on the pull's abort.
           // Nothing may write into the layer once we drop or restart it: let the apply stop. Bounded,
           // because applyTar can stay parked inside an entry whose body the destroyed tar never ends
           // (parked is harmless: it writes nothing more).
