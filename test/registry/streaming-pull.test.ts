@@ -32,7 +32,8 @@ function baseEntries(): TarEntry[] {
     { path: 'etc/', type: 'directory' },
     { path: 'etc/gone', content: 'deleted above' },
   ];
-  for (let i = 0; i < 400; i++) entries.push({ path: `srv/f${i}`, content: randomBytes(3000) });
+  // 6 MB: well past any batch a decompressor gathers before its first output.
+  for (let i = 0; i < 1500; i++) entries.push({ path: `srv/f${i}`, content: randomBytes(4000) });
   return entries;
 }
 
@@ -100,7 +101,7 @@ describe('streaming pull', () => {
     const store = await open('overlay');
     const base = image.layers[0]!;
     // The base layer arrives slowly; the others at full speed.
-    proxy.rules.push({ method: 'GET', path: blobPath(base.digest), fault: { kind: 'throttle', chunk: 16 << 10, delayMs: 15 } });
+    proxy.rules.push({ method: 'GET', path: blobPath(base.digest), fault: { kind: 'throttle', chunk: 64 << 10, delayMs: 20 } });
     let extractedEarly = false;
     let childMarked = false;
     try {
