@@ -21,6 +21,7 @@
 // Order per op as the applier's: content, owner, mode (chown clears setuid),
 // times. The first failing op stops the batch; the promise rejects with an
 // errno-shaped Error (code, errno, syscall, path) plus `opIndex`.
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -159,13 +160,16 @@ int Openat2(int dirfd, const char* path, uint64_t flags, uint64_t mode) {
 
 class BatchWorker : public Napi::AsyncWorker {
  public:
-  BatchWorker(Napi::Env env, int rootFd, std::vector<Op>&& ops, Napi::Buffer<char> data)
+  // The content is copied: a reference keeps the Buffer object alive, not its
+  // backing store, which JavaScript can detach (a transfer) and free while the
+  // pool thread reads it. At most a batch's bytes (4 MiB) per call.
+  BatchWorker(Napi::Env env, int rootFd, std::vector<Op>&& ops, const char* data, size_t used)
       : Napi::AsyncWorker(env, "tsgraph.applyBatch"),
         deferred_(Napi::Promise::Deferred::New(env)),
         root_(rootFd),
         ops_(std::move(ops)),
-        data_(Napi::Persistent(data)),
-        base_(data.Data()) {}
+        data_(data, data + used),
+        base_(data_.data()) {}
 
   ~BatchWorker() override {
     if (root_ >= 0) close(root_);
@@ -320,7 +324,7 @@ class BatchWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   int root_;
   std::vector<Op> ops_;
-  Napi::Reference<Napi::Buffer<char>> data_;  // keeps the Buffer (and `base_`) alive
+  std::vector<char> data_;  // our own copy of the bytes the ops write
   const char* base_;
   size_t done_ = 0;
   size_t failed_ = 0;
@@ -357,7 +361,9 @@ Napi::Value ApplyBatch(const Napi::CallbackInfo& info) {
     close(root);
     ThrowErrno(env, err, "fstat", "", "rootFd must be a directory");
   }
-  auto* worker = new BatchWorker(env, root, std::move(ops), data);
+  size_t used = 0;  // ParseOp checked every range against data.Length()
+  for (const Op& op : ops) used = std::max(used, static_cast<size_t>(op.dataOff + op.dataLen));
+  auto* worker = new BatchWorker(env, root, std::move(ops), data.Data(), used);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

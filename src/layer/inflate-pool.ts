@@ -142,7 +142,7 @@ export function inflateInWorker(blob: Readable, compression: Compression, scanne
       settled = true;
       startResolve({ done }); // (an error before the worker was ready ends the job too)
       unlisten();
-      blob.removeListener('data', onData).removeListener('end', onEnd).removeListener('error', onBlobError);
+      blob.removeListener('data', onData).removeListener('end', onEnd).removeListener('error', onBlobError).removeListener('close', onBlobClose);
       blob.on('error', () => {}); // a late error from a blob we are done with is nobody's concern
       out.removeListener('drain', onDrain).removeListener('close', onOutClose);
       if (err === undefined) {
@@ -190,6 +190,11 @@ export function inflateInWorker(blob: Readable, compression: Compression, scanne
       send({ type: 'end', id });
     };
     const onBlobError = (err: Error) => finish(err);
+    // A blob destroyed without an error ends with 'close' alone: settle then too, or `done`
+    // would wait forever and the ref'd worker would keep the process alive.
+    const onBlobClose = () => {
+      if (!blobEnded) finish(new TsgraphError('TSG_INVALID_LAYER', 'the layer blob stream closed before its end'));
+    };
     const onDrain = () => {
       for (; owedAcks > 0; owedAcks--) send({ type: 'ack', id });
       updateRef();
@@ -204,6 +209,9 @@ export function inflateInWorker(blob: Readable, compression: Compression, scanne
           startResolve({ done });
           blob.on('data', onData).on('end', onEnd);
           out.on('drain', onDrain).on('close', onOutClose);
+          // Either side may have gone away while the worker was starting.
+          if (out.destroyed) return onOutClose();
+          if (blob.destroyed && !blob.readableEnded) return onBlobClose();
           blob.resume();
           return;
         case 'consumed':
@@ -250,7 +258,7 @@ export function inflateInWorker(blob: Readable, compression: Compression, scanne
         broken = true;
         settled = true;
         unlisten();
-        blob.removeListener('error', onBlobError); // the in-thread pipeline listens now
+        blob.removeListener('error', onBlobError).removeListener('close', onBlobClose); // the in-thread pipeline listens now
         void worker.terminate();
         startResolve(undefined);
         return;
@@ -261,7 +269,7 @@ export function inflateInWorker(blob: Readable, compression: Compression, scanne
 
     const unlisten = () => worker.off('message', onMessage).off('error', onWorkerDown).off('exit', onWorkerDown);
     blob.pause();
-    blob.on('error', onBlobError);
+    blob.on('error', onBlobError).on('close', onBlobClose);
     worker.on('message', onMessage).on('error', onWorkerDown).on('exit', onWorkerDown);
     worker.ref();
     send({ type: 'start', id, compression });

@@ -248,6 +248,28 @@ describe('batched native apply', () => {
     assert.equal(fs.lstatSync(join(root, 'kept')).mode & 0o7777, 0o640);
   });
 
+  it('copies the data too: detaching (transferring) the Buffer while the batch runs changes no file', async () => {
+    const c = C();
+    const root = fresh();
+    const N = 32;
+    const SZ = 1 << 20;
+    const data = Buffer.allocUnsafeSlow(N * SZ).fill(0x41);
+    const ops: RawOp[] = Array.from({ length: N }, (_, i) => ({ kind: c.FILE, path: `f${String(i).padStart(3, '0')}`, data: [i * SZ, SZ] as [number, number] }));
+    const running = run(root, ops, data);
+    // The transfer detaches data's backing store; the clone's is dropped and reused by other bytes.
+    let clone: ArrayBuffer | null = structuredClone(data.buffer, { transfer: [data.buffer] });
+    assert.equal(data.length, 0);
+    clone = null;
+    const junk = Array.from({ length: 4 }, () => Buffer.allocUnsafeSlow(N * SZ).fill(0x42));
+    assert.equal(await running, N);
+    for (const name of fs.readdirSync(root)) {
+      const b = fs.readFileSync(join(root, name));
+      assert.equal(b.length, SZ, name);
+      assert.ok(!b.some((x) => x !== 0x41), `${name} holds bytes that were never in the buffer`);
+    }
+    assert.equal(junk.length + (clone === null ? 0 : 1), 4);
+  });
+
   it('never follows a symlink: in a parent position, as the name itself, or as the root of a times op', async () => {
     const c = C();
     const root = fresh();

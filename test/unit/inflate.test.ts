@@ -188,6 +188,22 @@ describe('openLayerTar: worker vs in-thread', () => {
     }
   });
 
+  test('a blob destroyed without an error (close, no end) settles done in both modes', async () => {
+    for (const mode of MODES) {
+      const blob = new Readable({ read() {} });
+      blob.push(gzipSync(randomBytes(1 << 20)).subarray(0, 4000));
+      setImmediate(() => blob.destroy()); // the source goes away: 'close' and nothing else
+      const { tar, done } = openLayerTar(blob, 'gzip', { mode });
+      tar.resume();
+      tar.on('error', () => {});
+      const outcome = await Promise.race([
+        done.then(() => 'resolved', (e: unknown) => (e instanceof Error ? 'rejected' : 'odd')),
+        new Promise((r) => setTimeout(r, 5000, 'unsettled')),
+      ]);
+      assert.equal(outcome, 'rejected', `${mode}: done must reject when the blob closes early`);
+    }
+  });
+
   test('the consumer destroying the tar mid-stream settles done and frees the worker', async () => {
     const raw = await sampleTar();
     for (const compression of ['gzip', 'zstd'] as Compression[]) {
