@@ -44,6 +44,8 @@ export interface ApplyDiffOptions {
    * read (overlay/lower-dir.ts DeferredLowerDirs).
    */
   lowerDir?: ((rel: string) => Stats | null) | undefined;
+  /** Goes with `lowerDir`: see ApplyOptions.explicitDir. */
+  explicitDir?: ((rel: string) => void) | undefined;
 }
 
 export interface PutOptions {

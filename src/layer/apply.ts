@@ -58,6 +58,12 @@ export interface ApplyOptions {
    */
   lowerDir?: ((rel: string) => fs.Stats | null) | undefined;
   /**
+   * Told when the tar itself gives directory `rel` its owner, mode and times
+   * (a directory entry): from then on they are the entry's, not inherited
+   * (DeferredLowerDirs must not settle it).
+   */
+  explicitDir?: ((rel: string) => void) | undefined;
+  /**
    * Batched native apply (apply-batch.ts). Default: on where supported,
    * unless TSGRAPH_APPLY_BATCH=0 (for A/B measurements).
    */
@@ -72,6 +78,8 @@ export interface ApplyResult {
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 const MAX_XATTR_VALUE = 64 * 1024;
+/** Linux PATH_MAX, its NUL included. */
+const PATH_MAX = 4096;
 const CAPABILITY = 'security.capability';
 /** A directory made with its creation mode only (an implicit parent no lower layer has). */
 const NO_META: OpMeta = { owner: false, uid: 0, gid: 0, perm: undefined, mtime: undefined };
@@ -285,7 +293,7 @@ export class LayerApplier implements ApplyContext {
       case 'symlink':
         body.resume();
         // Stored verbatim (bytes), relative or absolute; never followed by tsgraph.
-        if (e.linkname === '' || e.linkname.includes('\0') || e.linkname.length >= MAX_PATH_BYTES) {
+        if (e.linkname === '' || e.linkname.includes('\0') || e.linkname.length > MAX_PATH_BYTES) {
           throw new TsgraphError('TSG_INVALID_LAYER', `symlink ${JSON.stringify(displayPath(e.name))} has an empty, over-long or NUL-holding target`);
         }
         fs.symlinkSync(Buffer.from(e.linkname, 'latin1'), path);
@@ -370,8 +378,10 @@ export class LayerApplier implements ApplyContext {
     // Parents were checked to be real directories and `path` was just made by us: chmod cannot be redirected.
     fs.chmodSync(path, e.perm);
     this.#xattrs(path, e);
-    if (kind === 'directory') this.#dirTimes.push([rel, e.mtime]);
-    else fs.lutimesSync(path, e.mtime, e.mtime);
+    if (kind === 'directory') {
+      this.#dirTimes.push([rel, e.mtime]);
+      this.options.explicitDir?.(rel);
+    } else fs.lutimesSync(path, e.mtime, e.mtime);
   }
 
   #xattrs(path: Buffer, e: Entry): void {
@@ -400,8 +410,10 @@ export class LayerApplier implements ApplyContext {
     const batch = this.#batch;
     try {
       await batch?.flush();
-      for (let i = this.#dirTimes.length - 1; i >= 0; i--) {
-        const [rel, mtime] = this.#dirTimes[i]!;
+      // A directory listed twice keeps the last entry's time, as GNU tar does (a child's
+      // utimes does not touch its parent's mtime, so the order of the calls is free).
+      const last = new Map(this.#dirTimes);
+      for (const [rel, mtime] of last) {
         // Replaced or removed later in the layer: its time is not this entry's (a path through a
         // symlink that replaced a parent would even lead out of the root).
         if (!this.#dirs.has(rel)) continue;
@@ -436,8 +448,11 @@ export class LayerApplier implements ApplyContext {
   async #batched(rel: string, e: Entry, body: Readable): Promise<boolean> {
     const batch = this.#batch!;
     const isFile = (e.type === 'file' || e.type === 'contiguous-file') && !e.sparse && e.size <= MAX_BATCHED_FILE;
-    const isSymlink = e.type === 'symlink' && e.linkname !== '' && !e.linkname.includes('\0') && e.linkname.length < MAX_PATH_BYTES;
+    const isSymlink = e.type === 'symlink' && e.linkname !== '' && !e.linkname.includes('\0') && e.linkname.length <= MAX_PATH_BYTES;
     if (!(isFile || isSymlink || e.type === 'directory') || e.xattrs.length > 0 || this.#whitedOut.has(rel)) return false;
+    // A full path the kernel would refuse by name (PATH_MAX) goes the synchronous way, so both
+    // ways fail alike: openat2 beneath the root fd alone would accept it.
+    if (this.#rootSlash.length + rel.length >= PATH_MAX) return false;
 
     // Parents, as ensureDir would walk them: known dirs, lower dirs found by lstat, dirs to make.
     const dir = parentOf(rel);
@@ -507,6 +522,7 @@ export class LayerApplier implements ApplyContext {
     } else if (e.type === 'directory') {
       body.resume();
       meta.mtime = undefined; // directory times come last (finish)
+      this.options.explicitDir?.(rel);
       if (mergeDir) {
         const wait = batch.dirMeta(rel, e.name, meta);
         if (wait) await wait;

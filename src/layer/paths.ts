@@ -9,7 +9,8 @@
 import { UnsafeError } from '../errors.js';
 import { displayPath } from '../util/byte-path.js';
 
-export const MAX_PATH_BYTES = 4096;
+/** The longest name: PATH_MAX (4096) without its NUL, as the native side checks too. */
+export const MAX_PATH_BYTES = 4095;
 const MAX_COMPONENT_BYTES = 255;
 // eslint-disable-next-line no-control-regex
 const NOT_BYTES = /[^\x00-\xff]/;

@@ -33,6 +33,7 @@ import { DeferredLowerDirs } from '../drivers/overlay/lower-dir.js';
 import type { GraphDriver } from '../drivers/driver.js';
 import { BusyError, TsgraphError, UnsupportedError, fromSystemError, isAbortError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
+import { batchSupported } from '../layer/apply-batch.js';
 import { checkDiffId, openLayerTar } from '../layer/unpack.js';
 import { layerCompression } from '../oci/media-types.js';
 import { crashPoint } from '../util/crash-point.js';
@@ -168,7 +169,7 @@ export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, o
         const { tar, tap, done } = openLayerTar(input, compression);
         done.catch(() => {}); // observed below
         const work = (async () => {
-          const result = await driver.applyDiff(id, parentId, tar, { signal, pax: tap.pax, lowerDir: lower?.lowerDir });
+          const result = await driver.applyDiff(id, parentId, tar, { signal, pax: tap.pax, lowerDir: lower?.lowerDir, explicitDir: lower?.explicitDir });
           tar.resume(); // whatever follows the end-of-archive still counts for the diffId
           await done;
           checkDiffId(tap, layer.diffId, layer.digest);
@@ -191,7 +192,7 @@ export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, o
         }
       };
       // Parents still being applied: what this layer reads of them waits until they are complete.
-      const deferLower = () => (parallel && i > 0 && !complete[i - 1]!.settled ? new DeferredLowerDirs(own) : undefined);
+      const deferLower = () => (parallel && batchSupported() && i > 0 && !complete[i - 1]!.settled ? new DeferredLowerDirs(own) : undefined);
       let lower = deferLower();
       let size: number;
       try {
@@ -207,7 +208,7 @@ export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, o
       }
       await blob; // committed: digest and size verified
       if (i > 0) await complete[i - 1]!.promise;
-      lower?.settle(driver.layerPaths(id).parents);
+      await lower?.settle(driver.layerPaths(id).parents);
       crashPoint('pull:layer-applied'); // tests: the whole tree is there, still marked incomplete
       meta.size = size;
       meta.incomplete = false;

@@ -184,13 +184,13 @@ export function driverConformance(label: string, make: (home: string) => GraphDr
       await driver.create(a, undefined);
       await driver.create(b, a);
       const deferred = new DeferredLowerDirs(driver.layerPaths(b).own);
-      await driver.applyDiff(b, a, Readable.from([await makeTar([{ path: 'srv/deep/new', content: 'n' }])]), { lowerDir: deferred.lowerDir });
+      await driver.applyDiff(b, a, Readable.from([await makeTar([{ path: 'srv/deep/new', content: 'n' }])]), { lowerDir: deferred.lowerDir, explicitDir: deferred.explicitDir });
       await driver.applyDiff(a, undefined, Readable.from([await makeTar([
         { path: 'srv/', type: 'directory', mode: 0o750, uid: 1000, gid: 1001 },
         { path: 'srv/deep/', type: 'directory', mode: 0o711, uid: 7, gid: 8 },
         { path: 'srv/old', content: 'o' },
       ])]));
-      deferred.settle(driver.layerPaths(b).parents);
+      await deferred.settle(driver.layerPaths(b).parents);
       await view(b, (r) => {
         for (const [rel, mode, owner] of [['srv', 0o750, [1000, 1001]], ['srv/deep', 0o711, [7, 8]]] as const) {
           const st = fs.statSync(join(r, rel));

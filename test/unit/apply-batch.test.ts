@@ -270,6 +270,28 @@ describe('batched native apply', () => {
     assert.equal(junk.length + (clone === null ? 0 : 1), 4);
   });
 
+  it('over-long names fail alike with batches on and off, with a TSG code', async () => {
+    const nameOf = (len: number) => {
+      const parts: string[] = [];
+      let n = 0;
+      while (n + 201 < len) {
+        parts.push('d'.repeat(200));
+        n += 201;
+      }
+      parts.push('f'.repeat(len - n));
+      return parts.join('/');
+    };
+    for (const [len, code] of [[4096, 'TSG_UNSAFE_PATH'], [4080, 'TSG_INVALID_LAYER']] as const) {
+      const tar = rawTar([{ name: 'x', pax: [['path', nameOf(len)]], data: 'hi' }]);
+      for (const batch of [false, true]) {
+        const root = fresh();
+        const { tar: s, tap, done } = openLayerTar(Readable.from([tar]), 'none');
+        done.catch(() => {});
+        await assert.rejects(applyTar(root, s, { format: overlayFormat, pax: tap.pax, batch }), (e: unknown) => e instanceof TsgraphError && e.code === code, `${len} batch=${batch}`);
+      }
+    }
+  });
+
   it('never follows a symlink: in a parent position, as the name itself, or as the root of a times op', async () => {
     const c = C();
     const root = fresh();

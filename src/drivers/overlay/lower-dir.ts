@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import { fsPath } from '../../util/byte-path.js';
 import { getXattr } from '../../layer/xattr.js';
+import { NativeBatch, type OpMeta } from '../../layer/apply-batch.js';
 
 export function lowerDirStats(lowers: string[], rel: string): fs.Stats | null {
   const parts = rel.split('/');
@@ -34,19 +35,24 @@ export function lowerDirStats(lowers: string[], rel: string): fs.Stats | null {
 /**
  * Implicit parent dirs of a layer applied while its parent layers are still
  * being applied (a parallel pull): their lowers are not final yet, so the
- * applier gets a marker instead (an owner that changes nothing, a mode and a
- * time no tar gives a directory: set-uid 04017, 1 ms after the epoch), and
- * settle(), called once every parent is complete, gives each directory still
- * carrying the marker what a sequential apply would have given it: the lower
- * dir's owner, mode and time, or, when no lower shows it, the mode mkdir gave
- * it. An explicit entry for the directory later in the tar overrides the
- * marker, exactly as it overrides inherited attributes.
+ * applier gets a marker instead (the dir's own owner, mode 04017, a time 1 ms
+ * after the epoch), and settle(), called once every parent is complete, gives
+ * each of them what a sequential apply would have: the lower dir's owner,
+ * mode and time, or, when no lower shows it, the mode mkdir gave it.
+ *
+ * Which dirs to settle is known, not read back from the tree: the applier
+ * tells explicitDir() when a directory entry gives a dir its own attributes
+ * (an entry may well say 04017 too). settle() acts through the batched native
+ * ops (openat2 beneath the layer root, no symlink followed, fchown/fchmod/
+ * futimens on the dir's own fd): a dir the layer later replaced by a symlink,
+ * or a symlink the layer put on its path, is skipped, never followed out of
+ * the root.
  */
 export const MARK_MODE = 0o4017;
 const MARK_MTIME_MS = 1;
 
 export class DeferredLowerDirs {
-  /** Implicit dirs seen, with the mode they had when made. */
+  /** Implicit dirs seen and not since given attributes by an entry, with the mode they had when made. */
   readonly #made = new Map<string, number | undefined>();
 
   constructor(readonly own: string) {}
@@ -70,28 +76,35 @@ export class DeferredLowerDirs {
     } as unknown as fs.Stats;
   };
 
+  /** The applier's `explicitDir` callback: an entry set this dir's attributes. */
+  readonly explicitDir = (rel: string): void => {
+    this.#made.delete(rel);
+  };
+
   get pending(): number {
     return this.#made.size;
   }
 
   /** Once the parent layers (`lowers`, topmost first) are complete: the attributes a sequential apply gives. */
-  settle(lowers: string[]): void {
+  async settle(lowers: string[]): Promise<void> {
     for (const [rel, madeMode] of this.#made) {
-      const path = fsPath(this.own, rel);
-      const st = fs.lstatSync(path, { throwIfNoEntry: false });
-      if (!st?.isDirectory()) continue; // replaced or removed later in the tar
       const lower = lowerDirStats(lowers, rel);
-      if ((st.mode & 0o7777) === MARK_MODE) {
-        if (lower) {
-          fs.lchownSync(path, lower.uid, lower.gid); // owner first: chown may clear mode bits
-          fs.chmodSync(path, lower.mode & 0o7777);
-        } else {
-          fs.chmodSync(path, madeMode ?? 0o755);
-        }
-      }
-      if (st.mtimeMs === MARK_MTIME_MS) {
-        const t = lower?.mtime ?? new Date();
-        fs.lutimesSync(path, t, t);
+      const meta: OpMeta = lower
+        ? { owner: true, uid: lower.uid, gid: lower.gid, perm: lower.mode & 0o7777, mtime: lower.mtime }
+        : { owner: false, uid: 0, gid: 0, perm: madeMode ?? 0o755, mtime: new Date() };
+      const batch = new NativeBatch(this.own);
+      try {
+        const wait = batch.dirMeta(rel, rel, meta);
+        if (wait) await wait;
+        await batch.flush();
+      } catch (err) {
+        // Gone, or no longer a directory reached through directories: the layer replaced it
+        // (a file, a symlink on its path). Nothing of ours to settle there.
+        const code = (err as { code?: string; cause?: { code?: string } }).code;
+        const cause = (err as { cause?: { code?: string } }).cause?.code;
+        if (code !== 'TSG_UNSAFE_PATH' && cause !== 'ENOENT') throw err;
+      } finally {
+        batch.close();
       }
     }
     this.#made.clear();

@@ -90,6 +90,7 @@ export class OverlayDriver implements GraphDriver {
       signal: options.signal,
       pax: options.pax,
       lowerDir: options.lowerDir ?? ((rel) => lowerDirStats(lowers, rel)),
+      explicitDir: options.explicitDir,
     });
   }
 
