@@ -10,7 +10,7 @@ import { type Digest, hexOf, sha256 } from '../digest.js';
 import { IntegrityError, NotFoundError, UnsafeError, UsageError } from '../errors.js';
 import { SafeNode, SafeTree } from '../util/safe-dir.js';
 import { MediaType } from '../oci/media-types.js';
-import { type Descriptor, type Index, indexSchema, parseJson } from '../oci/schemas.js';
+import type { Descriptor, Index } from '../oci/schemas.js';
 import { MAX_MANIFEST_BYTES } from '../registry/client.js';
 import type { BlobStream, FetchedManifest, ImageSource } from './source.js';
 
@@ -68,17 +68,18 @@ export class OciLayoutSource implements ImageSource {
     }
   }
 
-  #index(): Index {
+  async #index(): Promise<Index> {
     if (!this.#readSmall('oci-layout', 'oci-layout')) {
       throw new NotFoundError('TSG_NOT_FOUND', `${this.dir} is not an OCI image layout (no oci-layout file)`, { data: { dir: this.dir } });
     }
     const bytes = this.#readSmall('index.json', 'index.json');
     if (!bytes) throw new NotFoundError('TSG_NOT_FOUND', `${this.dir} has no index.json`, { data: { dir: this.dir } });
+    const { indexSchema, parseJson } = await import('../oci/schemas.js'); // zod on first use only
     return parseJson(indexSchema, bytes, `${this.dir}/index.json`);
   }
 
   async resolve(): Promise<FetchedManifest> {
-    const index = this.#index();
+    const index = await this.#index();
     let chosen: Descriptor | undefined;
     if (this.tag !== undefined) {
       chosen = index.manifests.find((m) => m.annotations?.[REF_NAME_ANNOTATION] === this.tag);

@@ -11,17 +11,7 @@ import { type Digest, sha256 } from '../digest.js';
 import { IntegrityError, NotFoundError, UnsupportedError, throwIfAborted } from '../errors.js';
 import { InvalidManifest } from '../oci/errors.js';
 import { SCHEMA1_TYPES, isIndexType, isManifestType, layerCompression } from '../oci/media-types.js';
-import {
-  type Descriptor,
-  type ImageConfig,
-  type Manifest,
-  imageConfigSchema,
-  indexSchema,
-  manifestSchema,
-  parseJson,
-  parseJsonValue,
-  validate,
-} from '../oci/schemas.js';
+import type { Descriptor, ImageConfig, Manifest } from '../oci/schemas.js';
 import { type Platform, formatPlatform, hostPlatform, platformMatches } from '../platform.js';
 import type { FetchedManifest, ImageSource } from '../source/source.js';
 import { downloadBlob } from './download.js';
@@ -94,6 +84,12 @@ function refuseSchema1(mediaType: string, value: unknown, what: string): void {
 }
 
 /** Picks the platform manifest, following nested indexes a bounded number of times. */
+/**
+ * The zod schemas, loaded on first use: zod and the validators cost ~0.1 s of
+ * start-up, which a re-pull of an image already present never needs.
+ */
+const schemas = () => import('../oci/schemas.js');
+
 async function resolveManifest(
   source: ImageSource,
   top: FetchedManifest,
@@ -104,6 +100,7 @@ async function resolveManifest(
   const chain: FetchedManifest[] = [];
   for (let depth = 0; depth <= MAX_INDEX_DEPTH; depth++) {
     // Parsed once: the schema1 check, the declared media type and the schema all read this value.
+    const { indexSchema, manifestSchema, parseJsonValue, validate } = await schemas();
     const value = parseJsonValue(current.bytes, `manifest ${current.digest}`);
     refuseSchema1(current.mediaType, value, source.description);
     chain.push(current);
@@ -226,6 +223,7 @@ export async function pullImage(
 
   await fetchBlob(manifest.config, 'config');
   const configBytes = content.readBlob(manifest.config.digest);
+  const { imageConfigSchema, parseJson } = await schemas();
   const config: ImageConfig = parseJson(imageConfigSchema, configBytes, `config ${manifest.config.digest}`);
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {

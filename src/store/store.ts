@@ -21,13 +21,15 @@ import { openPrivateRoot, tightenTop } from '../util/private-root.js';
 import { BusyError, NotFoundError, UsageError } from '../errors.js';
 import { hexOf, sha256Hex } from '../digest.js';
 import { acquireFairLock, acquireLock, type FileLock } from './lock.js';
-import { collectGarbage, type GcReport } from './gc.js';
+import type { GcReport } from './gc.js';
 import { crashPoint } from '../util/crash-point.js';
-import { checkStore, type CheckOptions, type CheckReport } from './check.js';
+import type { CheckOptions, CheckReport } from './check.js';
 import type { LayerDirs } from '../drivers/layer-dirs.js';
-import { commitContainer, type CommitOptions, type CommitResult } from './commit.js';
-import { diffLayer, type LayerDiff } from './differ.js';
-import { pushImage, type PushOptions, type PushResult } from './push.js';
+import type { CommitOptions, CommitResult } from './commit.js';
+import type { LayerDiff } from './differ.js';
+// The verbs' own modules (gc, check, commit, diff, push) load on first use: a process that
+// only pulls or mounts does not pay for them at start.
+import type { PushOptions, PushResult } from './push.js';
 import { type Platform, parsePlatform } from '../platform.js';
 import { CredentialStore, type Credentials } from '../registry/credentials.js';
 import type { RetryPolicy } from '../registry/retry.js';
@@ -284,6 +286,7 @@ export class Store {
     });
     try {
       const parts = { root: this.root, content: this.content, images: this.images, layers: this.layers, containers: this.containers, mounter: this.#mounter };
+      const { checkStore } = await import('./check.js');
       return await checkStore({ ...parts, dirs: (this.driver as { dirs?: LayerDirs }).dirs }, options);
     } finally {
       lock.release();
@@ -298,6 +301,7 @@ export class Store {
       what: `the gc lock of ${this.root} (pulls, mounts, commits, pushes and rm hold it while they run)`,
     });
     try {
+      const { collectGarbage } = await import('./gc.js');
       return await collectGarbage({ content: this.content, images: this.images, layers: this.layers, containers: this.containers }, options);
     } finally {
       lock.release();
@@ -307,11 +311,13 @@ export class Store {
   /** Pushes image `ref` to `destination` (default: its own name). */
   async push(ref: string, destination?: string, options: PushOptions = {}): Promise<PushResult> {
     const image = this.findImage(ref);
+    const { pushImage } = await import('./push.js');
     return this.#shared(() => pushImage({ content: this.content, images: this.images, client: this.registry }, image, destination ?? image.name, options));
   }
 
   /** Commits container `name` as image `ref`. */
   async commit(name: string, ref: string, options: CommitOptions = {}): Promise<CommitResult> {
+    const { commitContainer } = await import('./commit.js');
     // The container's owner lock, shared: an `rm` of it waits until the commit is done.
     return this.#shared(() =>
       this.#mounter.using(name, (container) => commitContainer({ content: this.content, images: this.images, layers: this.layers }, container, ref, options)),
@@ -321,6 +327,7 @@ export class Store {
   /** Changes of container `name` against its image (and how they were found). */
   async diff(name: string): Promise<LayerDiff> {
     const c = this.containers.require(name);
+    const { diffLayer } = await import('./differ.js');
     return diffLayer(this.driver, c.id, c.parent ? hexOf(c.parent) : undefined);
   }
 
