@@ -7,8 +7,8 @@
  * arrive stay (a retry reuses them, gc reclaims them).
  */
 import type { ContentStore } from '../content/store.js';
-import { type Digest, sha256 } from '../digest.js';
-import { IntegrityError, NotFoundError, UnsupportedError, throwIfAborted } from '../errors.js';
+import { type Digest, sha256, sha256Hex } from '../digest.js';
+import { IntegrityError, NotFoundError, TsgraphError, UnsupportedError, throwIfAborted } from '../errors.js';
 import { InvalidManifest } from '../oci/errors.js';
 import { SCHEMA1_TYPES, isIndexType, isManifestType, layerCompression } from '../oci/media-types.js';
 import type { Descriptor, ImageConfig, Manifest } from '../oci/schemas.js';
@@ -84,6 +84,22 @@ function refuseSchema1(mediaType: string, value: unknown, what: string): void {
 }
 
 /** Picks the platform manifest, following nested indexes a bounded number of times. */
+/** How long a failed pull waits for its aborted downloads to let go of their ingests. */
+const DOWNLOAD_STOP_WAIT_MS = 5_000;
+
+/**
+ * A pull that ran out of space drops its partial downloads: they are what
+ * fills the disk (an unpack's ENOSPC aborts the downloads teed into it, which
+ * would otherwise keep their bytes for a resume), and `gc`, which the error
+ * tells the user to run, must be able to give that space back.
+ */
+async function dropPartials(content: ContentStore, layers: Descriptor[], downloads: Set<Promise<unknown>>): Promise<void> {
+  const stop = new Promise<void>((r) => setTimeout(r, DOWNLOAD_STOP_WAIT_MS).unref());
+  await Promise.race([Promise.all(downloads), stop]);
+  // An ingest is keyed by its ref, here the digest.
+  for (const l of layers) if (!content.has(l.digest)) await content.removeIngest(sha256Hex(l.digest)).catch(() => false);
+}
+
 /**
  * The zod schemas, loaded on first use: zod and the validators cost ~0.1 s of
  * start-up, which a re-pull of an image already present never needs.
@@ -198,7 +214,13 @@ export async function pullImage(
   const { manifest, fetched, chain } = await resolveManifest(source, top, platform, signal);
   throwIfAborted(signal);
 
+  const downloads = new Set<Promise<unknown>>();
   const fetchBlob = async (desc: Descriptor, kind: BlobKind, tee?: BlobTee) => {
+    const run = fetchBlobOnce(desc, kind, tee);
+    downloads.add(run.catch(() => {}));
+    return run;
+  };
+  const fetchBlobOnce = async (desc: Descriptor, kind: BlobKind, tee?: BlobTee) => {
     let started = false;
     const result = await downloadBlob(source, content, desc, {
       signal,
@@ -261,6 +283,7 @@ export async function pullImage(
     }
   } catch (err) {
     inner.abort();
+    if (err instanceof TsgraphError && err.code === 'TSG_NO_SPACE') await dropPartials(content, manifest.layers, downloads);
     throw err;
   }
   // Manifests last: a name only ever points at content that is all present.
