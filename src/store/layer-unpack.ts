@@ -100,6 +100,8 @@ interface Held {
 }
 
 const LAYER_LOCK_WAIT_MS = 30 * 60_000;
+/** Errors about one layer's own bytes: the layers below it are not concerned. */
+const LAYER_CONTENT_ERRORS = new Set(['TSG_DIGEST_MISMATCH', 'TSG_SIZE_MISMATCH', 'TSG_INVALID_LAYER', 'TSG_UNSAFE_PATH', 'TSG_UNSUPPORTED']);
 const APPLY_STOP_WAIT_MS = 2_000;
 
 export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, options: UnpackOptions = {}): Promise<{ unpacked: number; reused: number }> {
@@ -110,7 +112,11 @@ export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, o
   const complete = chain.map(() => new Gate());
   const held: Array<Held | undefined> = [];
   const inner = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, inner.signal]) : inner.signal;
+  // Per layer too: a layer whose own content is bad stops the layers above it (they cannot
+  // complete), while the ones below run to the end — valid work a retry reuses, as a
+  // sequential unpack would have kept it. Anything else (abort, full disk) stops them all.
+  const above = chain.map(() => new AbortController());
+  const signals = above.map((c) => AbortSignal.any([...(options.signal ? [options.signal] : []), inner.signal, c.signal]));
   let firstError: unknown;
   let unpacked = 0;
   let reused = 0;
@@ -124,6 +130,7 @@ export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, o
   };
 
   const task = async (layer: ImageRecord['layers'][number], i: number): Promise<void> => {
+    const signal = signals[i]!;
     const chainId = chain[i]!;
     const parent = i > 0 ? chain[i - 1] : undefined;
     try {
@@ -223,15 +230,16 @@ export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, o
       firstError ??= e;
       created[i]!.reject(e);
       complete[i]!.reject(e);
-      inner.abort(e); // siblings stop: the pull fails anyway
-      throw e;
+      if (e instanceof TsgraphError && LAYER_CONTENT_ERRORS.has(e.code)) for (let j = i + 1; j < chain.length; j++) above[j]!.abort(e);
+      else inner.abort(e); // every sibling stops: the pull fails anyway
     }
   };
 
   try {
+    // Every task settles before the half layers are dropped below (one still applying is never
+    // removed under its feet); the first error is the pull's.
     await mapLimit(image.layers, Math.max(1, options.jobs ?? 3), task);
-  } catch (err) {
-    throw firstError ?? err;
+    if (firstError) throw firstError;
   } finally {
     // Children first: a half layer goes before the half parent it stands on; the locks last.
     for (let i = chain.length - 1; i >= 0; i--) {
