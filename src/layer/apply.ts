@@ -32,8 +32,10 @@ import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { TsgraphError, UnsupportedError, fromSystemError, throwIfAborted } from '../errors.js';
 import { displayPath, fsPath } from '../util/byte-path.js';
-import { writeAll } from '../util/fs-helpers.js';
-import { type OpMeta, MAX_BATCHED_FILE, NativeBatch, batchSupported } from './apply-batch.js';
+import { lstatOrNull, writeAll } from '../util/fs-helpers.js';
+import { NativeBatch, batchSupported } from './apply-batch.js';
+import { ApplyModel } from './apply-model.js';
+import { type PlanContext, planBatched } from './apply-planner.js';
 import { type Entry, resolveEntry } from './entry.js';
 import { MAX_PATH_BYTES, baseOf, cleanEntryPath, joinRel, parentOf, unsafe } from './paths.js';
 import { writeSparse } from './sparse.js';
@@ -78,40 +80,19 @@ export interface ApplyResult {
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
 const MAX_XATTR_VALUE = 64 * 1024;
-/** Linux PATH_MAX, its NUL included. */
-const PATH_MAX = 4096;
 const CAPABILITY = 'security.capability';
 /** A directory made with its creation mode only (an implicit parent no lower layer has). */
-const NO_META: OpMeta = { owner: false, uid: 0, gid: 0, perm: undefined, mtime: undefined };
 
 function kindOf(st: fs.Stats): string {
   return st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'special file';
 }
 
-function lstatOrNull(path: Buffer): fs.Stats | null {
-  return fs.lstatSync(path, { throwIfNoEntry: false }) ?? null;
-}
 
 export class LayerApplier implements ApplyContext {
-  /**
-   * What belongs to this layer: its own entries, and every directory its
-   * entries, whiteouts and opaque markers sit in. Whiteouts and opaque
-   * markers never touch these (they act on lower layers only).
-   */
-  readonly #mine = new Set<string>();
-  /** Paths this layer whited out (and has not made again). */
-  readonly #whitedOut = new Set<string>();
-  readonly #dirs = new Set<string>(['']);
-  /**
-   * Dirs whose every entry this apply made (created by us, or the root when it
-   * started empty, as an overlay diff dir does). In them a path exists iff it
-   * is in #present, which saves an lstat per entry.
-   */
-  readonly #fresh = new Set<string>();
-  readonly #present = new Set<string>();
-  /** Directories (rel) and the mtime they get at the end. */
-  readonly #dirTimes: Array<[string, Date]> = [];
+  /** What this apply knows of the tree (apply-model.ts): saves lstats, keeps whiteouts to lower layers. */
+  readonly #m = new ApplyModel();
   readonly #batch: NativeBatch | undefined;
+  readonly #plan: PlanContext | undefined;
   #size = 0;
   #entries = 0;
   readonly #rootSlash: Buffer;
@@ -120,20 +101,34 @@ export class LayerApplier implements ApplyContext {
     readonly root: string,
     private readonly options: ApplyOptions,
   ) {
-    if (fs.readdirSync(root).length === 0) this.#fresh.add('');
+    if (fs.readdirSync(root).length === 0) this.#m.fresh.add('');
     this.#rootSlash = Buffer.from(`${root}/`, 'utf8');
     const batch = options.batch ?? process.env.TSGRAPH_APPLY_BATCH !== '0';
-    if (batch && batchSupported()) this.#batch = new NativeBatch(root);
+    if (batch && batchSupported()) {
+      this.#batch = new NativeBatch(root);
+      // Built once: the planner runs for every entry.
+      this.#plan = {
+        model: this.#m,
+        batch: this.#batch,
+        rootLength: this.#rootSlash.length,
+        abs: (rel) => this.abs(rel),
+        lowerDir: options.lowerDir,
+        explicitDir: options.explicitDir,
+        wrote: (bytes) => {
+          this.#size += bytes;
+        },
+      };
+    }
   }
 
   /** lstat, or what we know without asking the kernel. */
   #lstat(rel: string): fs.Stats | null {
-    if (this.#fresh.has(parentOf(rel)) && !this.#present.has(rel)) return null;
+    if (this.#m.fresh.has(parentOf(rel)) && !this.#m.present.has(rel)) return null;
     return lstatOrNull(this.abs(rel));
   }
 
   notePresent(rel: string): void {
-    this.#present.add(rel);
+    this.#m.present.add(rel);
   }
 
   abs(rel: string): Buffer {
@@ -146,36 +141,36 @@ export class LayerApplier implements ApplyContext {
   }
 
   ownsPath(rel: string): boolean {
-    return this.#mine.has(rel);
+    return this.#m.mine.has(rel);
   }
 
   ensureDir(rel: string): void {
-    if (this.#dirs.has(rel) && this.#mine.has(rel)) return;
+    if (this.#m.dirs.has(rel) && this.#m.mine.has(rel)) return;
     let prefix = '';
     for (const part of rel ? rel.split('/') : []) {
       prefix = joinRel(prefix, part);
-      if (!this.#dirs.has(prefix)) {
+      if (!this.#m.dirs.has(prefix)) {
         const st = this.#lstat(prefix);
         if (st && !st.isDirectory()) {
-          if (this.#mine.has(prefix)) throw unsafe(rel, `a parent is a ${kindOf(st)} this layer created (${displayPath(prefix)})`);
+          if (this.#m.mine.has(prefix)) throw unsafe(rel, `a parent is a ${kindOf(st)} this layer created (${displayPath(prefix)})`);
           this.removePath(prefix);
         }
         if (!st || !st.isDirectory()) {
           // Not whited out here: the parents' directory continues, with its attributes.
           if (!this.#mkdir(prefix, 0o755)) this.#inheritLower(prefix);
         }
-        this.#dirs.add(prefix);
+        this.#m.dirs.add(prefix);
       }
-      this.#mine.add(prefix);
+      this.#m.mine.add(prefix);
     }
   }
 
   /** Makes directory `rel` (known absent) and, if this layer whited it out, tells the format. Returns whether it was. */
   #mkdir(rel: string, mode: number): boolean {
-    const whitedOut = this.#whitedOut.delete(rel);
+    const whitedOut = this.#m.whitedOut.delete(rel);
     fs.mkdirSync(this.abs(rel), { mode });
-    this.#present.add(rel);
-    this.#fresh.add(rel);
+    this.#m.present.add(rel);
+    this.#m.fresh.add(rel);
     if (whitedOut) this.options.format.recreated(this, rel, true);
     return whitedOut;
   }
@@ -187,20 +182,20 @@ export class LayerApplier implements ApplyContext {
     const path = this.abs(rel);
     fs.lchownSync(path, st.uid, st.gid);
     fs.chmodSync(path, st.mode & 0o7777);
-    this.#dirTimes.push([rel, st.mtime]);
+    this.#m.dirTimes.push([rel, st.mtime]);
   }
 
   removePath(rel: string): void {
     if (rel === '') throw unsafe(rel, 'refusing to remove the layer root');
     // #whitedOut stays: a path stays whited out until this layer makes it again.
-    const sets = [this.#dirs, this.#mine, this.#present, this.#fresh];
+    const sets = [this.#m.dirs, this.#m.mine, this.#m.present, this.#m.fresh];
     // Known absent (a whiteout in a dir this layer made): nothing to remove, no syscall.
-    if (this.#fresh.has(parentOf(rel)) && !this.#present.has(rel)) return;
+    if (this.#m.fresh.has(parentOf(rel)) && !this.#m.present.has(rel)) return;
     fs.rmSync(this.abs(rel), { recursive: true, force: true });
-    // Every tracked path has its ancestors in #dirs, so only a known directory
+    // Every tracked path has its ancestors in `dirs`, so only a known directory
     // can have tracked paths below it; scanning the sets for anything else
     // would make a layer with many whiteouts quadratic.
-    const wasDir = this.#dirs.has(rel);
+    const wasDir = this.#m.dirs.has(rel);
     for (const set of sets) set.delete(rel);
     if (!wasDir) return;
     const under = `${rel}/`;
@@ -216,11 +211,11 @@ export class LayerApplier implements ApplyContext {
     if (!dir) return;
     for (const part of dir.split('/')) {
       prefix = joinRel(prefix, part);
-      if (this.#dirs.has(prefix)) continue;
+      if (this.#m.dirs.has(prefix)) continue;
       const st = lstatOrNull(this.abs(prefix));
       if (!st) throw new TsgraphError('TSG_INVALID_LAYER', `hardlink ${JSON.stringify(displayPath(name))} points at a missing path`);
       if (!st.isDirectory()) throw unsafe(name, `hardlink target goes through a ${kindOf(st)} (${displayPath(prefix)})`);
-      this.#dirs.add(prefix);
+      this.#m.dirs.add(prefix);
     }
   }
 
@@ -228,14 +223,14 @@ export class LayerApplier implements ApplyContext {
   #whiteout(dir: string, name: string): void {
     const rel = joinRel(dir, name);
     this.ensureDir(dir);
-    if (this.#mine.has(rel)) {
+    if (this.#m.mine.has(rel)) {
       // The layer has its own `rel`. A file hides the lower one by itself; a
       // directory must also stop showing the lower one's content.
       if (this.#lstat(rel)?.isDirectory()) this.options.format.opaque(this, rel);
       return;
     }
     this.options.format.whiteout(this, dir, name);
-    this.#whitedOut.add(rel);
+    this.#m.whitedOut.add(rel);
   }
 
   /** Applies one entry; `pax` holds the byte-exact PAX records by header offset. */
@@ -252,7 +247,7 @@ export class LayerApplier implements ApplyContext {
     const rel = cleanEntryPath(e.name);
     const whiteout = rel ? classifyWhiteout(baseOf(rel), e.name) : undefined;
     if (this.#batch) {
-      if (!whiteout && rel !== '' && (await this.#batched(rel, e, body))) return;
+      if (!whiteout && rel !== '' && (await planBatched(this.#plan!, rel, e, body))) return;
       // The synchronous path below must see the tree the model describes.
       await this.#batch.flush();
     }
@@ -275,7 +270,7 @@ export class LayerApplier implements ApplyContext {
     this.ensureDir(parentOf(rel));
     const path = this.abs(rel);
     const existing = this.#lstat(rel);
-    const whitedOut = this.#whitedOut.has(rel);
+    const whitedOut = this.#m.whitedOut.has(rel);
     // A directory over a directory merges; anything else replaces.
     if (existing && !(e.type === 'directory' && existing.isDirectory())) this.removePath(rel);
 
@@ -287,7 +282,7 @@ export class LayerApplier implements ApplyContext {
       case 'directory':
         body.resume();
         if (!existing?.isDirectory()) this.#mkdir(rel, 0o700);
-        this.#dirs.add(rel);
+        this.#m.dirs.add(rel);
         this.#metadata(rel, e, 'directory');
         break;
       case 'symlink':
@@ -321,10 +316,10 @@ export class LayerApplier implements ApplyContext {
         body.resume();
         throw new UnsupportedError('TSG_UNSUPPORTED', `layer entry ${JSON.stringify(displayPath(e.name))} has unsupported tar type ${e.type}`);
     }
-    this.#mine.add(rel);
-    this.#present.add(rel);
+    this.#m.mine.add(rel);
+    this.#m.present.add(rel);
     if (whitedOut && e.type !== 'directory') {
-      this.#whitedOut.delete(rel);
+      this.#m.whitedOut.delete(rel);
       this.options.format.recreated(this, rel, false);
     }
   }
@@ -359,7 +354,7 @@ export class LayerApplier implements ApplyContext {
     // Only an entry this layer wrote: what a lower layer left (only vfs/btrfs
     // have it here) or a whiteout this layer made (an overlay device, an aufs
     // marker) would make drivers disagree.
-    if (!st || !this.#mine.has(targetRel) || this.#whitedOut.has(targetRel)) {
+    if (!st || !this.#m.mine.has(targetRel) || this.#m.whitedOut.has(targetRel)) {
       throw new TsgraphError('TSG_INVALID_LAYER', `hardlink ${JSON.stringify(displayPath(e.name))} → ${JSON.stringify(displayPath(e.linkname))}: target not in this layer`);
     }
     if (st.isDirectory()) throw unsafe(e.name, 'hardlink to a directory');
@@ -379,7 +374,7 @@ export class LayerApplier implements ApplyContext {
     fs.chmodSync(path, e.perm);
     this.#xattrs(path, e);
     if (kind === 'directory') {
-      this.#dirTimes.push([rel, e.mtime]);
+      this.#m.dirTimes.push([rel, e.mtime]);
       this.options.explicitDir?.(rel);
     } else fs.lutimesSync(path, e.mtime, e.mtime);
   }
@@ -412,11 +407,11 @@ export class LayerApplier implements ApplyContext {
       await batch?.flush();
       // A directory listed twice keeps the last entry's time, as GNU tar does (a child's
       // utimes does not touch its parent's mtime, so the order of the calls is free).
-      const last = new Map(this.#dirTimes);
+      const last = new Map(this.#m.dirTimes);
       for (const [rel, mtime] of last) {
         // Replaced or removed later in the layer: its time is not this entry's (a path through a
         // symlink that replaced a parent would even lead out of the root).
-        if (!this.#dirs.has(rel)) continue;
+        if (!this.#m.dirs.has(rel)) continue;
         if (batch && rel !== '') {
           const wait = batch.times(rel, mtime);
           if (wait) await wait;
@@ -434,126 +429,6 @@ export class LayerApplier implements ApplyContext {
   async abandon(): Promise<void> {
     await this.#batch?.abandon();
   }
-
-  /**
-   * Queues entry `e` at `rel` as native ops when the model alone decides
-   * everything it needs (see apply-batch.ts); false, with nothing changed and
-   * the body untouched, when the synchronous path must handle it.
-   *
-   * Mirrors ensureDir and entry() exactly. An lstat here is safe while a
-   * batch runs: it is only made for a path not in #present (no queued op
-   * makes it) whose parents are directories that existed before (a directory
-   * a queued op makes is in #fresh, where nothing needs an lstat).
-   */
-  async #batched(rel: string, e: Entry, body: Readable): Promise<boolean> {
-    const batch = this.#batch!;
-    const isFile = (e.type === 'file' || e.type === 'contiguous-file') && !e.sparse && e.size <= MAX_BATCHED_FILE;
-    const isSymlink = e.type === 'symlink' && e.linkname !== '' && !e.linkname.includes('\0') && e.linkname.length <= MAX_PATH_BYTES;
-    if (!(isFile || isSymlink || e.type === 'directory') || e.xattrs.length > 0 || this.#whitedOut.has(rel)) return false;
-    // A full path the kernel would refuse by name (PATH_MAX) goes the synchronous way, so both
-    // ways fail alike: openat2 beneath the root fd alone would accept it.
-    if (this.#rootSlash.length + rel.length >= PATH_MAX) return false;
-
-    // Parents, as ensureDir would walk them: known dirs, lower dirs found by lstat, dirs to make.
-    const dir = parentOf(rel);
-    const found: string[] = [];
-    const make: string[] = [];
-    if (!(this.#dirs.has(dir) && this.#mine.has(dir))) {
-      let prefix = '';
-      for (const part of dir ? dir.split('/') : []) {
-        prefix = joinRel(prefix, part);
-        if (this.#dirs.has(prefix)) continue;
-        if (make.length === 0 && !(this.#fresh.has(parentOf(prefix)) && !this.#present.has(prefix))) {
-          // Something this layer made there (not a dir), or unknown: ask, but only for a path no queued op makes.
-          if (this.#present.has(prefix)) return false;
-          const st = lstatOrNull(this.abs(prefix));
-          if (st?.isDirectory()) {
-            found.push(prefix);
-            continue;
-          }
-          if (st) return false; // a lower non-directory to replace
-        }
-        if (this.#whitedOut.has(prefix)) return false; // the format must hear of it being made again
-        make.push(prefix);
-      }
-    }
-    // The entry's own name: known absent, a directory to merge with, or the synchronous path.
-    let mergeDir = false;
-    if (make.length > 0 || (this.#fresh.has(dir) && !this.#present.has(rel))) {
-      // absent
-    } else if (this.#dirs.has(rel)) {
-      if (e.type !== 'directory') return false;
-      mergeDir = true;
-    } else if (this.#present.has(rel)) {
-      return false;
-    } else {
-      const st = lstatOrNull(this.abs(rel));
-      if (st && !(st.isDirectory() && e.type === 'directory')) return false;
-      mergeDir = st !== null;
-    }
-
-    // Decided: update the model as ensureDir and entry() would, and queue the ops.
-    for (const p of found) this.#dirs.add(p);
-    if (dir && !this.#mine.has(dir)) {
-      // As ensureDir: every parent belongs to this layer now (a known parent of a known one already does).
-      let prefix = '';
-      for (const part of dir.split('/')) {
-        prefix = joinRel(prefix, part);
-        this.#mine.add(prefix);
-      }
-    }
-    for (const p of make) {
-      this.#dirs.add(p);
-      this.#present.add(p);
-      this.#fresh.add(p);
-      // Not whited out here: the parents' directory continues, with its attributes.
-      const lower = this.options.lowerDir?.(p);
-      if (lower?.isDirectory()) {
-        await batch.mkdir(p, e.name, 0o755, { owner: true, uid: lower.uid, gid: lower.gid, perm: lower.mode & 0o7777, mtime: undefined });
-        this.#dirTimes.push([p, lower.mtime]);
-      } else {
-        await batch.mkdir(p, e.name, 0o755, NO_META);
-      }
-    }
-    const meta: OpMeta = { owner: true, uid: e.uid, gid: e.gid, perm: e.perm, mtime: e.mtime };
-    if (isFile) {
-      await batch.file(rel, e.name, e.size, meta, (into) => readBody(body, into, e.name));
-      this.#size += e.size;
-    } else if (e.type === 'directory') {
-      body.resume();
-      meta.mtime = undefined; // directory times come last (finish)
-      this.options.explicitDir?.(rel);
-      if (mergeDir) {
-        const wait = batch.dirMeta(rel, e.name, meta);
-        if (wait) await wait;
-      } else {
-        const wait = batch.mkdir(rel, e.name, 0o700, meta);
-        if (wait) await wait;
-        this.#present.add(rel);
-        this.#fresh.add(rel);
-      }
-      this.#dirs.add(rel);
-      this.#dirTimes.push([rel, e.mtime]);
-    } else {
-      body.resume();
-      const wait = batch.symlink(rel, e.name, e.linkname, meta);
-      if (wait) await wait;
-    }
-    this.#mine.add(rel);
-    this.#present.add(rel);
-    return true;
-  }
-}
-
-/** Reads an entry body of exactly `into.length` bytes into `into`. */
-async function readBody(body: Readable, into: Buffer, name: string): Promise<void> {
-  let off = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (off + chunk.length > into.length) throw new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(name))} has more data than its size`);
-    chunk.copy(into, off);
-    off += chunk.length;
-  }
-  if (off !== into.length) throw new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(name))} is truncated`);
 }
 
 /** A syscall failing on what an image asked for is the layer's fault, told as such; a full disk stays TSG_NO_SPACE. */

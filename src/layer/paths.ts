@@ -11,6 +11,8 @@ import { displayPath } from '../util/byte-path.js';
 
 /** The longest name: PATH_MAX (4096) without its NUL, as the native side checks too. */
 export const MAX_PATH_BYTES = 4095;
+/** Linux PATH_MAX, its NUL included: the longest full path the kernel takes by name. */
+export const PATH_MAX = MAX_PATH_BYTES + 1;
 const MAX_COMPONENT_BYTES = 255;
 // eslint-disable-next-line no-control-regex
 const NOT_BYTES = /[^\x00-\xff]/;
