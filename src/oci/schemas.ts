@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { isDigest, type Digest } from '../digest.js';
-import { InvalidManifest } from './errors.js';
+import { invalidManifest } from './errors.js';
 
 const digestSchema = z.string().refine(isDigest, { message: 'not a sha256 digest' }) as unknown as z.ZodType<Digest>;
 
@@ -89,7 +89,7 @@ export function parseJsonValue(bytes: Uint8Array, what: string): unknown {
   try {
     return JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
-    throw new InvalidManifest(`${what} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    throw invalidManifest(`${what} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -99,7 +99,7 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown, what: string):
   if (!result.success) {
     const issue = result.error.issues[0];
     const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
-    throw new InvalidManifest(`${what} is malformed${where}: ${issue?.message ?? 'invalid'}`, {
+    throw invalidManifest(`${what} is malformed${where}: ${issue?.message ?? 'invalid'}`, {
       data: { issues: result.error.issues.slice(0, 5).map((i) => ({ path: i.path.join('.'), message: i.message })) },
     });
   }

@@ -61,7 +61,7 @@ export class OciLayoutSource implements ImageSource {
     const node = this.#open(rel, what);
     if (!node) return undefined;
     try {
-      if (node.stats.size > MAX_MANIFEST_BYTES) throw new UsageError('TSG_INVALID_MANIFEST', `${what} in ${this.dir} is too large (${node.stats.size} bytes)`);
+      if (node.stats.size > MAX_MANIFEST_BYTES) throw new IntegrityError('TSG_INVALID_MANIFEST', `${what} in ${this.dir} is too large (${node.stats.size} bytes)`);
       return node.readAll(MAX_MANIFEST_BYTES);
     } finally {
       node.close();

@@ -28,7 +28,7 @@ import { join, relative, sep } from 'node:path';
 import type { ContentStore } from '../content/store.js';
 import { type Digest, hexOf, isDigest } from '../digest.js';
 import type { LayerDirs } from '../drivers/layer-dirs.js';
-import { TsgraphError } from '../errors.js';
+import { BusyError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
 import { readMountInfo, unmount } from '../mount/index.js';
 import type { ContainerStore } from './containers.js';
@@ -158,7 +158,7 @@ async function run(parts: CheckParts, options: CheckOptions, findings: Finding[]
       const f = add({ kind: `container-${rec.state}`, severity: 'repairable', subject: rec.name, detail: `container ${rec.name} was left ${rec.state} by a killed process` });
       await attempt(f, repair, async () => {
         await mounter.repair();
-        if (containers.get(rec.name)) throw new TsgraphError('TSG_IN_USE', 'its owner is still alive or its mount is busy');
+        if (containers.get(rec.name)) throw new BusyError('TSG_IN_USE', 'its owner is still alive or its mount is busy');
       });
     } else if (!layers.driver.exists(rec.id)) {
       // A ready record must have its writable layer; without it the name is blocked for nothing.
@@ -179,7 +179,7 @@ async function run(parts: CheckParts, options: CheckOptions, findings: Finding[]
       const f = add({ kind: 'layer-incomplete', severity: 'repairable', subject: m.chainId, detail: `layer ${id.slice(0, 12)} was left half-unpacked by a killed pull` });
       await attempt(f, repair, async () => {
         await layers.repair();
-        if (layers.get(m.chainId)?.incomplete) throw new TsgraphError('TSG_IN_USE', 'it is being unpacked right now');
+        if (layers.get(m.chainId)?.incomplete) throw new BusyError('TSG_IN_USE', 'it is being unpacked right now');
       });
     } else if (!layers.driver.exists(id)) {
       // Whether an image needs it is settled in step 4 (which re-unpacks); the record alone is stale.
@@ -211,7 +211,7 @@ async function run(parts: CheckParts, options: CheckOptions, findings: Finding[]
     const f = add({ kind: 'layer-leftover', severity: 'repairable', subject: name, detail: `${name} was left by a killed layer creation or removal` });
     await attempt(f, repair, async () => {
       await layers.driver.cleanup();
-      if (dirs?.leftovers().includes(name)) throw new TsgraphError('TSG_IN_USE', 'the driver lock is busy; try again');
+      if (dirs?.leftovers().includes(name)) throw new BusyError('TSG_IN_USE', 'the driver lock is busy; try again');
     });
   }
 
@@ -297,7 +297,7 @@ async function run(parts: CheckParts, options: CheckOptions, findings: Finding[]
     if (ing.temporary) {
       const f = add({ kind: 'ingest-dead', severity: 'repairable', subject: ing.ref, detail: `temporary ingest ${ing.key} of a killed commit or push (${ing.offset} bytes)`, bytes: ing.offset });
       await attempt(f, repair, async () => {
-        if (!(await content.removeIngest(ing.key))) throw new TsgraphError('TSG_IN_USE', 'a live process took it');
+        if (!(await content.removeIngest(ing.key))) throw new BusyError('TSG_IN_USE', 'a live process took it');
       });
     } else {
       add({ kind: 'ingest-partial', severity: 'reclaimable', subject: ing.ref, detail: `partial download of ${ing.ref} (${ing.offset} bytes; the next pull resumes it, gc frees it after a day)`, bytes: ing.offset });
@@ -339,7 +339,7 @@ function removeUnheldLock(path: string): void {
   const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
   try {
     const n = native();
-    if (!n.flock(fd, n.lockConstants.LOCK_EX | n.lockConstants.LOCK_NB)) throw new TsgraphError('TSG_LOCKED', 'a live process holds it');
+    if (!n.flock(fd, n.lockConstants.LOCK_EX | n.lockConstants.LOCK_NB)) throw new BusyError('TSG_LOCKED', 'a live process holds it');
     // Unlinked while we hold it: a process that opened it before sees a dead file, one that opens it after makes a new one.
     fs.rmSync(path, { force: true });
   } finally {

@@ -9,7 +9,7 @@
 import type { ContentStore } from '../content/store.js';
 import { type Digest, sha256, sha256Hex } from '../digest.js';
 import { IntegrityError, NotFoundError, TsgraphError, UnsupportedError, throwIfAborted } from '../errors.js';
-import { InvalidManifest } from '../oci/errors.js';
+import { invalidManifest } from '../oci/errors.js';
 import { SCHEMA1_TYPES, isIndexType, isManifestType, layerCompression } from '../oci/media-types.js';
 import type { Descriptor, ImageConfig, Manifest } from '../oci/schemas.js';
 import { type Platform, formatPlatform, hostPlatform, platformMatches } from '../platform.js';
@@ -150,7 +150,7 @@ async function resolveManifest(
     const manifest = validate(manifestSchema, value, `manifest ${current.digest}`);
     return { manifest, fetched: current, chain };
   }
-  throw new InvalidManifest(`${source.description}: indexes nested deeper than ${MAX_INDEX_DEPTH}`);
+  throw invalidManifest(`${source.description}: indexes nested deeper than ${MAX_INDEX_DEPTH}`);
 }
 
 
@@ -249,7 +249,7 @@ export async function pullImage(
   const config: ImageConfig = parseJson(imageConfigSchema, configBytes, `config ${manifest.config.digest}`);
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {
-    throw new InvalidManifest(
+    throw invalidManifest(
       `manifest ${fetched.digest} lists ${manifest.layers.length} layers but its config has ${diffIds.length} diff_ids`,
     );
   }

@@ -52,7 +52,7 @@ function removeEntry(dir: SafeNode, name: string, depth: number, dev: number): v
       if (c !== 'ENOTDIR' && c !== 'EISDIR' && c !== 'ENOTEMPTY' && c !== 'EEXIST') throw err;
     }
   }
-  throw new TsgraphError('TSG_IN_USE', `${dir.where}: ${JSON.stringify(name)} keeps changing while it is removed (is a container still running on it?)`);
+  throw new BusyError('TSG_IN_USE', `${dir.where}: ${JSON.stringify(name)} keeps changing while it is removed (is a container still running on it?)`);
 }
 
 function emptyDir(dir: SafeNode, depth: number, dev: number): void {
@@ -97,5 +97,5 @@ export function removeTree(path: string): void {
   } finally {
     root.close();
   }
-  throw new TsgraphError('TSG_IN_USE', `${path} keeps filling up while it is removed (is a container still running on it?)`);
+  throw new BusyError('TSG_IN_USE', `${path} keeps filling up while it is removed (is a container still running on it?)`);
 }
