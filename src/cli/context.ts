@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { resolve } from 'node:path';
 import { NotFoundError } from '../errors.js';
 import { DEFAULT_ROOT, Store, type StoreOptions } from '../store/store.js';
+import { rootlessDefaultRoot } from '../rootless/userns.js';
 import type { GlobalOptions } from './output.js';
 
 export interface CommandContext {
@@ -10,14 +11,19 @@ export interface CommandContext {
   signal: AbortSignal;
 }
 
-/** The root a verb works on: --root, else $TSGRAPH_ROOT, else /var/lib/tsgraph. */
+/**
+ * The root a verb works on: --root, else $TSGRAPH_ROOT, else /var/lib/tsgraph
+ * for root and $XDG_DATA_HOME/tsgraph (~/.local/share/tsgraph) for anyone
+ * else, as podman. (In the user namespace a rootless verb runs in, the gate
+ * has set $TSGRAPH_ROOT to the user's root.)
+ */
 export function storeRoot(g: GlobalOptions): string {
-  return resolve(g.root ?? process.env.TSGRAPH_ROOT ?? DEFAULT_ROOT);
+  return resolve(g.root ?? process.env.TSGRAPH_ROOT ?? (process.geteuid?.() === 0 ? DEFAULT_ROOT : rootlessDefaultRoot()));
 }
 
 /** Opens the store, creating the root when missing (verbs that write). */
 export function openStore(g: GlobalOptions, extra: StoreOptions = {}): Promise<Store> {
-  return Store.open({ root: g.root, driver: g.driver, ...extra });
+  return Store.open({ root: storeRoot(g), driver: g.driver, ...extra });
 }
 
 /**

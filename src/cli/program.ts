@@ -230,6 +230,18 @@ const VERB_DEFINITIONS = {
       .option('--verify-blobs', 're-hash every blob (reads the whole content store)')
       .action(async (flags: CheckFlags, cmd: Command) => (await import('./commands/check.js')).check(ctx, flags, cmd)),
 
+  unshare: () =>
+    new Command('unshare')
+      .summary("run a command in the non-root user's namespace (like podman unshare)")
+      .description(
+        'For a non-root user: run CMD (default: $SHELL) as uid 0 of a new user + mount namespace with the ' +
+          "user's /etc/subuid and /etc/subgid ranges mapped, where the files of their root have their real owners, " +
+          "tsgraph mount works (the mount lives as long as the namespace) and rootless runc runs. Other verbs enter " +
+          'such a namespace by themselves. Give options to CMD after `--`.',
+      )
+      .argument('[command...]', 'command and arguments (default: $SHELL)')
+      .action(async (command: string[]) => (await import('./commands/unshare.js')).unshare(command)),
+
   doctor: () =>
     new Command('doctor')
       .summary('check the kernel, filesystem and tools the drivers need')
@@ -294,7 +306,7 @@ export async function buildProgram(ctx: CommandContext, opts: ProgramOptions): P
   const program = new Command('tsgraph')
     .description('OCI image store and union-filesystem graph driver')
     .version(opts.version, '-v, --version')
-    .option('--root <dir>', 'store root (default $TSGRAPH_ROOT or /var/lib/tsgraph)')
+    .option('--root <dir>', 'store root (default $TSGRAPH_ROOT, else /var/lib/tsgraph; for a non-root user $XDG_DATA_HOME/tsgraph)')
     .option('--driver <name>', 'graph driver: overlay, btrfs, aufs or vfs (default $TSGRAPH_DRIVER, the root\'s own, else overlay where it works, btrfs on btrfs, vfs)')
     .option('--json', 'machine-readable output (errors too)')
     .option('--debug', 'print stack traces on errors')
@@ -315,6 +327,14 @@ export async function buildProgram(ctx: CommandContext, opts: ProgramOptions): P
     cmd.exitOverride().configureHelp({ showGlobalOptions: true });
     program.addCommand(cmd);
   }
+  // Non-root: the rootless gate first (refuses early, or runs the verb in a user namespace);
+  // root loads nothing more.
+  program.hook('preAction', async (_program: Command, action: Command) => {
+    if (process.geteuid?.() === 0) return;
+    const { rootlessGate } = await import('../rootless/gate.js');
+    const unshare = action.name() === 'unshare' ? (await import('./commands/unshare.js')).unshareCommand(action.args) : undefined;
+    await rootlessGate(action.name(), program.opts(), unshare);
+  });
   if (opts.beforeAction) program.hook('preAction', opts.beforeAction);
   return program;
 }

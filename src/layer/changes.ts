@@ -23,7 +23,7 @@ import { UnsupportedError } from '../errors.js';
 import { getXattr } from './xattr.js';
 import { displayPath, fsPath } from '../util/byte-path.js';
 import { SafeNode, sameContent } from '../util/safe-dir.js';
-import { WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
+import { type OverlayXattrPrefix, TRUSTED_OVERLAY, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';
 
@@ -63,8 +63,8 @@ function whitedOut(style: WhiteoutStyle, lower: string, dir: string, name: strin
   return lstatIn(lower, relJoin(dir, `${WHITEOUT_PREFIX}${name}`)) !== null;
 }
 
-function isOpaqueDir(style: WhiteoutStyle, lower: string, rel: string): boolean {
-  if (style === 'overlay') return getXattr(fsPath(lower, rel), 'trusted.overlay.opaque')?.toString() === 'y';
+function isOpaqueDir(style: WhiteoutStyle, lower: string, rel: string, prefix: OverlayXattrPrefix): boolean {
+  if (style === 'overlay') return getXattr(fsPath(lower, rel), `${prefix}opaque`)?.toString() === 'y';
   return lstatIn(lower, relJoin(rel, WHITEOUT_OPAQUE)) !== null;
 }
 
@@ -81,7 +81,7 @@ function heldBy(lower: string, dir: string, parts: string[], style: WhiteoutStyl
 }
 
 /** Does any lower (topmost first) show `rel`, honouring whiteouts and opaque dirs? */
-function inLowers(lowers: string[], rel: string, style: WhiteoutStyle = 'overlay'): boolean {
+function inLowers(lowers: string[], rel: string, style: WhiteoutStyle = 'overlay', prefix: OverlayXattrPrefix = TRUSTED_OVERLAY): boolean {
   const parts = rel.split('/');
   for (const lower of lowers) {
     // Walk down; a whiteout or an opaque dir in this lower hides the deeper lowers.
@@ -95,7 +95,7 @@ function inLowers(lowers: string[], rel: string, style: WhiteoutStyle = 'overlay
       if (i === parts.length - 1) return true;
       if (!st.isDirectory()) break;
       // Below an opaque dir only this very lower's entries exist.
-      if (isOpaqueDir(style, lower, path)) return heldBy(lower, path, parts.slice(i + 1), style);
+      if (isOpaqueDir(style, lower, path, prefix)) return heldBy(lower, path, parts.slice(i + 1), style);
       dir = path;
     }
   }
@@ -152,24 +152,27 @@ export function aufsChanges(diffDir: string, lowers: string[]): OverlayChange[] 
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-/** Native overlay changes. Throws TSG_UNSUPPORTED when redirect/metacopy xattrs appear. */
-export function overlayChanges(upper: string, lowers: string[]): OverlayChange[] {
+/**
+ * Native overlay changes. Throws TSG_UNSUPPORTED when redirect/metacopy xattrs appear.
+ * `prefix`: where the layers keep overlay's xattrs (`user.overlay.` in a rootless store).
+ */
+export function overlayChanges(upper: string, lowers: string[], prefix: OverlayXattrPrefix = TRUSTED_OVERLAY): OverlayChange[] {
   const out: OverlayChange[] = [];
   const walk = (dir: SafeNode) =>
     eachChild(dir, (node) => {
       const r = node.rel;
       if (isWhiteout(node.stats)) {
-        if (inLowers(lowers, r)) out.push({ kind: 'D', path: `/${r}` });
+        if (inLowers(lowers, r, 'overlay', prefix)) out.push({ kind: 'D', path: `/${r}` });
         return;
       }
       const xattrs = node.listXattrs(); // one call; values only for the names present
-      for (const x of ['trusted.overlay.redirect', 'trusted.overlay.metacopy']) {
+      for (const x of [`${prefix}redirect`, `${prefix}metacopy`]) {
         if (xattrs.includes(x)) {
           throw new UnsupportedError('TSG_UNSUPPORTED', `native overlay diff cannot read ${x} on /${displayPath(r)}; using the naive diff`);
         }
       }
-      const existed = inLowers(lowers, r);
-      const opaque = node.stats.isDirectory() && xattrs.includes('trusted.overlay.opaque') && node.getXattr('trusted.overlay.opaque')?.toString() === 'y';
+      const existed = inLowers(lowers, r, 'overlay', prefix);
+      const opaque = node.stats.isDirectory() && xattrs.includes(`${prefix}opaque`) && node.getXattr(`${prefix}opaque`)?.toString() === 'y';
       out.push({ kind: existed ? 'C' : 'A', path: `/${r}`, ...(opaque ? { opaque: true } : {}) });
       if (node.stats.isDirectory()) walk(node);
     });

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { OverlayChange } from './changes.js';
-import { unescapeOverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
+import { type OverlayXattrPrefix, TRUSTED_OVERLAY, unescapeOverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 import { paxHeaderBlocks } from './tar-header.js';
 import { encodePaxRecord } from './pax.js';
 import { bytesOf } from '../util/byte-path.js';
@@ -29,15 +29,17 @@ export interface GenerateOptions {
   root: string;
   /** `overlay-upper` strips overlay-internal xattrs and unescapes image ones. */
   source: 'overlay-upper' | 'tree';
+  /** Where an overlay upper keeps overlay's xattrs: `trusted.overlay.` (default) or `user.overlay.` (rootless). */
+  overlayPrefix?: OverlayXattrPrefix | undefined;
 }
 
-function exportXattrs(node: SafeNode, source: GenerateOptions['source']): Array<[string, Buffer]> {
+function exportXattrs(node: SafeNode, source: GenerateOptions['source'], prefix: OverlayXattrPrefix = TRUSTED_OVERLAY): Array<[string, Buffer]> {
   const out: Array<[string, Buffer]> = [];
   for (const [name, value] of node.xattrs()) {
     let key = name;
-    if (source === 'overlay-upper' && name.startsWith('trusted.overlay.')) {
-      if (!name.startsWith('trusted.overlay.overlay.')) continue; // overlay's own bookkeeping
-      key = unescapeOverlayXattr(name);
+    if (source === 'overlay-upper' && name.startsWith(prefix)) {
+      if (!name.startsWith(`${prefix}overlay.`)) continue; // overlay's own bookkeeping
+      key = unescapeOverlayXattr(name, prefix);
     }
     out.push([`SCHILY.xattr.${key}`, value]);
   }
@@ -134,7 +136,7 @@ export function generateLayerTar(changes: OverlayChange[], options: GenerateOpti
     const key = `${st.dev}:${st.ino}`;
     // A file's content fd, opened first, also serves its xattrs (no second /proc lookup).
     if (st.isFile() && st.size > 0) node.contentFd();
-    const xattrs = exportXattrs(node, options.source);
+    const xattrs = exportXattrs(node, options.source, options.overlayPrefix);
     const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
     if (st.isDirectory()) {
       await write({ ...base, type: 'directory' }, rel, undefined, xattrs);

@@ -5,6 +5,7 @@
  * below this directory from lower layers" is an entry `.wh..wh..opq` inside
  * it. Each driver stores these its own way:
  *   overlay  `<name>` as a char device 0/0; opaque as xattr trusted.overlay.opaque=y
+ *            (user.overlay.opaque=y in a rootless store: userxattr)
  *   naive    (vfs, btrfs: a layer is a full tree) the lower entries are deleted
  *   aufs     the OCI names as they are (OCI took its format from aufs)
  *
@@ -71,43 +72,64 @@ export interface WhiteoutFormat {
   xattrName(name: string): string | null;
 }
 
-const OVERLAY_PREFIX = 'trusted.overlay.';
-const OVERLAY_OPAQUE = 'trusted.overlay.opaque';
+/**
+ * Where overlay keeps its own metadata: `trusted.overlay.*` (needs
+ * CAP_SYS_ADMIN in the initial namespace), or `user.overlay.*` for a mount
+ * with `userxattr` (rootless: a mount made in a user namespace).
+ */
+export type OverlayXattrPrefix = 'trusted.overlay.' | 'user.overlay.';
+export const TRUSTED_OVERLAY: OverlayXattrPrefix = 'trusted.overlay.';
+export const USER_OVERLAY: OverlayXattrPrefix = 'user.overlay.';
 
 /**
- * overlayfs (kernel ≥ 6.7) escapes `trusted.overlay.overlay.X` in a layer to
- * `trusted.overlay.X` in the merged view. Storing image xattrs that way means
+ * overlayfs (kernel ≥ 6.7) escapes `<prefix>overlay.X` in a layer to
+ * `<prefix>X` in the merged view. Storing image xattrs that way means
  * an image can never forge opaque/redirect/metacopy metadata, yet the
  * container still sees exactly the xattr the image carried.
  */
-export function escapeOverlayXattr(name: string): string {
-  return name.startsWith(OVERLAY_PREFIX) ? `${OVERLAY_PREFIX}overlay.${name.slice(OVERLAY_PREFIX.length)}` : name;
+export function escapeOverlayXattr(name: string, prefix: OverlayXattrPrefix = TRUSTED_OVERLAY): string {
+  return name.startsWith(prefix) ? `${prefix}overlay.${name.slice(prefix.length)}` : name;
 }
 
-export function unescapeOverlayXattr(name: string): string {
-  return name.startsWith(`${OVERLAY_PREFIX}overlay.`) ? `${OVERLAY_PREFIX}${name.slice(OVERLAY_PREFIX.length + 8)}` : name;
+export function unescapeOverlayXattr(name: string, prefix: OverlayXattrPrefix = TRUSTED_OVERLAY): string {
+  return name.startsWith(`${prefix}overlay.`) ? `${prefix}${name.slice(prefix.length + 8)}` : name;
 }
 
-export const overlayFormat: WhiteoutFormat = {
-  name: 'overlay',
-  whiteout(ctx, dir, name) {
-    const rel = joinRel(dir, name);
-    ctx.ensureDir(dir);
-    ctx.removePath(rel);
-    mknod(ctx.abs(rel), 'char', 0, 0, 0);
-    ctx.notePresent(rel);
-  },
-  opaque(ctx, dir) {
-    ctx.ensureDir(dir);
-    setXattr(ctx.abs(dir), OVERLAY_OPAQUE, 'y');
-  },
-  recreated(ctx, rel, isDir) {
-    // The whiteout device was replaced; a directory in its place would merge
-    // with the lower one unless it is opaque.
-    if (isDir) setXattr(ctx.abs(rel), OVERLAY_OPAQUE, 'y');
-  },
-  xattrName: escapeOverlayXattr,
-};
+/**
+ * The overlay format for one xattr namespace. With `user.overlay.` (a
+ * rootless store, written in a user namespace) image xattrs in `trusted.*`
+ * cannot be stored at all (the kernel wants CAP_SYS_ADMIN in the initial
+ * namespace) and are dropped, as containers/storage does rootless; whiteouts
+ * stay char 0/0 devices, which the kernel lets anyone make (Linux ≥ 5.8).
+ */
+export function overlayFormatFor(prefix: OverlayXattrPrefix): WhiteoutFormat {
+  const opaqueName = `${prefix}opaque`;
+  const rootless = prefix === USER_OVERLAY;
+  return {
+    name: 'overlay',
+    whiteout(ctx, dir, name) {
+      const rel = joinRel(dir, name);
+      ctx.ensureDir(dir);
+      ctx.removePath(rel);
+      mknod(ctx.abs(rel), 'char', 0, 0, 0);
+      ctx.notePresent(rel);
+    },
+    opaque(ctx, dir) {
+      ctx.ensureDir(dir);
+      setXattr(ctx.abs(dir), opaqueName, 'y');
+    },
+    recreated(ctx, rel, isDir) {
+      // The whiteout device was replaced; a directory in its place would merge
+      // with the lower one unless it is opaque.
+      if (isDir) setXattr(ctx.abs(rel), opaqueName, 'y');
+    },
+    xattrName: (name) => (rootless && name.startsWith('trusted.') ? null : escapeOverlayXattr(name, prefix)),
+  };
+}
+
+export const overlayFormat: WhiteoutFormat = overlayFormatFor(TRUSTED_OVERLAY);
+/** Rootless overlay (mounted with `userxattr`): opaque dirs as user.overlay.opaque. */
+export const userxattrOverlayFormat: WhiteoutFormat = overlayFormatFor(USER_OVERLAY);
 
 /** For drivers whose layers are full trees: a deletion deletes. */
 export const naiveFormat: WhiteoutFormat = {

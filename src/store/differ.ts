@@ -9,6 +9,7 @@ import type { GraphDriver } from '../drivers/driver.js';
 import { TsgraphError } from '../errors.js';
 import { type OverlayChange, aufsChanges, naiveChanges, overlayChanges } from '../layer/changes.js';
 import { type GenerateOptions, generateLayerTar } from '../layer/generate.js';
+import type { OverlayXattrPrefix } from '../layer/whiteout.js';
 
 export interface LayerDiff {
   changes: OverlayChange[];
@@ -40,11 +41,13 @@ export async function diffLayer(driver: GraphDriver, id: string, parent: string 
       release: async () => {},
     };
   }
+  // A rootless store's overlay keeps its xattrs in user.overlay.* (OverlayDriver.xattrPrefix).
+  const prefix = (driver as { xattrPrefix?: OverlayXattrPrefix }).xattrPrefix;
   try {
     return {
-      changes: overlayChanges(paths.own, paths.parents),
+      changes: overlayChanges(paths.own, paths.parents, prefix),
       method: 'native',
-      tarSource: { root: paths.own, source: 'overlay-upper' },
+      tarSource: { root: paths.own, source: 'overlay-upper', overlayPrefix: prefix },
       release: async () => {},
     };
   } catch (err) {

@@ -30,6 +30,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { ContentStore } from '../content/store.js';
 import { type Digest, hexOf } from '../digest.js';
 import { DeferredLowerDirs } from '../drivers/overlay/lower-dir.js';
+import type { OverlayXattrPrefix } from '../layer/whiteout.js';
 import type { GraphDriver } from '../drivers/driver.js';
 import { BusyError, TsgraphError, UnsupportedError, fromSystemError, isAbortError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
@@ -199,7 +200,7 @@ export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, o
         }
       };
       // Parents still being applied: what this layer reads of them waits until they are complete.
-      const deferLower = () => (parallel && batchSupported() && i > 0 && !complete[i - 1]!.settled ? new DeferredLowerDirs(own) : undefined);
+      const deferLower = () => (parallel && batchSupported() && i > 0 && !complete[i - 1]!.settled ? new DeferredLowerDirs(own, (driver as { xattrPrefix?: OverlayXattrPrefix }).xattrPrefix) : undefined);
       let lower = deferLower();
       let size: number;
       try {

@@ -23,6 +23,7 @@
 import * as fs from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { UsageError } from '../errors.js';
+import { rootCheckedOutside } from '../rootless/userns.js';
 
 const PRIVATE_DIR = 0o700;
 const LOOSE = 0o077;
@@ -80,7 +81,8 @@ export interface OpenRootOptions {
 export function openPrivateRoot(root: string, options: OpenRootOptions = {}): boolean {
   const uid = process.geteuid?.();
   // Before anything is created: nobody else may steer the path (their symlinks, dirs they can change).
-  checkPathTrusted(root, uid);
+  // In a rootless user namespace other users' dirs show as nobody: the path was checked outside it (rootless/gate.ts).
+  if (!rootCheckedOutside(root)) checkPathTrusted(root, uid);
   let st: fs.Stats | undefined;
   try {
     st = fs.statSync(root, { throwIfNoEntry: false });

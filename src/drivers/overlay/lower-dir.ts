@@ -10,9 +10,10 @@
 import * as fs from 'node:fs';
 import { fsPath } from '../../util/byte-path.js';
 import { getXattr } from '../../layer/xattr.js';
+import { type OverlayXattrPrefix, TRUSTED_OVERLAY } from '../../layer/whiteout.js';
 import { NativeBatch, type OpMeta } from '../../layer/apply-batch.js';
 
-export function lowerDirStats(lowers: string[], rel: string): fs.Stats | null {
+export function lowerDirStats(lowers: string[], rel: string, xattrPrefix: OverlayXattrPrefix = TRUSTED_OVERLAY): fs.Stats | null {
   const parts = rel.split('/');
   for (const lower of lowers) {
     let prefix = '';
@@ -25,7 +26,7 @@ export function lowerDirStats(lowers: string[], rel: string): fs.Stats | null {
       if (st.isCharacterDevice() && st.rdev === 0) return null; // whited out
       if (!st.isDirectory()) return null; // a file or link here: the directory is new
       if (i === parts.length - 1) return st;
-      if (getXattr(path, 'trusted.overlay.opaque')?.toString() === 'y') hidden = true;
+      if (getXattr(path, `${xattrPrefix}opaque`)?.toString() === 'y') hidden = true;
     }
     if (hidden) return null;
   }
@@ -55,7 +56,11 @@ export class DeferredLowerDirs {
   /** Implicit dirs seen and not since given attributes by an entry, with the mode they had when made. */
   readonly #made = new Map<string, number | undefined>();
 
-  constructor(readonly own: string) {}
+  /** `prefix`: where the layers keep overlay's xattrs (OverlayDriver.xattrPrefix). */
+  constructor(
+    readonly own: string,
+    readonly prefix: OverlayXattrPrefix = TRUSTED_OVERLAY,
+  ) {}
 
   /** The applier's `lowerDir` callback. */
   readonly lowerDir = (rel: string): fs.Stats | null => {
@@ -88,7 +93,7 @@ export class DeferredLowerDirs {
   /** Once the parent layers (`lowers`, topmost first) are complete: the attributes a sequential apply gives. */
   async settle(lowers: string[]): Promise<void> {
     for (const [rel, madeMode] of this.#made) {
-      const lower = lowerDirStats(lowers, rel);
+      const lower = lowerDirStats(lowers, rel, this.prefix);
       const meta: OpMeta = lower
         ? { owner: true, uid: lower.uid, gid: lower.gid, perm: lower.mode & 0o7777, mtime: lower.mtime }
         : { owner: false, uid: 0, gid: 0, perm: madeMode ?? 0o755, mtime: new Date() };

@@ -10,35 +10,75 @@
  * Options: index=off (a layer may be mounted by many containers),
  * redirect_dir=off and metacopy=off (uppers stay a plain diff that the
  * native differ can read).
+ *
+ * Rootless: a home made inside a user namespace (a non-root user's store,
+ * docs/rootless.md) is marked by a `userxattr` file and mounts with
+ * `userxattr`: overlay then keeps opaque dirs in user.overlay.* (trusted.*
+ * needs CAP_SYS_ADMIN in the initial namespace), and wants
+ * redirect_dir=nofollow (the kernel refuses userxattr with `off`, which
+ * means "follow" there). Whiteouts stay char 0/0: anyone may make those.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { UnsupportedError } from '../../errors.js';
 import { type ApplyResult, applyTar } from '../../layer/apply.js';
-import { overlayFormat } from '../../layer/whiteout.js';
+import { type OverlayXattrPrefix, TRUSTED_OVERLAY, USER_OVERLAY, overlayFormat, userxattrOverlayFormat } from '../../layer/whiteout.js';
+import { inInitialUserNs } from '../../rootless/userns.js';
 import { hasNewMountApi, isMountPoint, MAX_OVERLAY_LOWERS, type MountSpec, mount, unmount } from '../../mount/index.js';
 import type { ApplyDiffOptions, CreateOptions, LayerPaths, PutOptions, DriverCapabilities, DriverStatus, GetOptions, GraphDriver, Probe } from '../driver.js';
 import { LayerDirs, type LayerMeta } from '../layer-dirs.js';
 import { lowerDirStats } from './lower-dir.js';
 import { crashPoint } from '../../util/crash-point.js';
 import { backingFs, cleanupProbes, kernelHas, layerLikeDirs, probeDType, probeIn, probeUserxattrNeeded, probeWhiteoutMknod } from '../probe.js';
+import { setXattr } from '../../layer/xattr.js';
 
 export const OVERLAY_OPTIONS = ['index=off', 'redirect_dir=off', 'metacopy=off'];
+/** For a rootless store (see the file comment). */
+export const USERXATTR_OVERLAY_OPTIONS = ['index=off', 'redirect_dir=nofollow', 'metacopy=off', 'userxattr'];
+/** Marks a driver home whose layers keep overlay's xattrs in user.overlay.* */
+const USERXATTR_MARKER = 'userxattr';
+
+/**
+ * Whether the overlay home keeps its xattrs in user.overlay.*: once marked,
+ * always; a home with no layers yet is marked when opened inside a user
+ * namespace (where trusted.* cannot be written). A home with layers is never
+ * switched: their opaque dirs are in the namespace they were written with.
+ */
+function userxattrHome(home: string, layersDir: string): boolean {
+  const marker = join(home, USERXATTR_MARKER);
+  if (fs.existsSync(marker)) return true;
+  if (inInitialUserNs()) return false;
+  if (fs.readdirSync(layersDir).some((n) => !n.startsWith('.'))) return false;
+  try {
+    fs.writeFileSync(marker, 'user.overlay\n', { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return true;
+}
 
 /**
  * Mounts a container-style overlay (two lowers, upper, work) in a probe dir,
  * with the paths a real container mount has (a 64-hex id per layer): a root
  * too long for the mount fails here, and then overlay is not picked.
  */
-export function probeOverlayMount(home: string): Probe {
+export function probeOverlayMount(home: string, options: string[] = OVERLAY_OPTIONS): Probe {
   return probeIn(home, 'overlay mount', (dir) => {
     const [l1, l2] = layerLikeDirs(dir, 2, 'diff');
     const [upper, work, merged] = ['diff', 'work', 'merged'].map((leaf) => layerLikeDirs(join(dir, 'c'), 1, leaf)[0]!);
-    mount({ type: 'overlay', lowers: [l1!, l2!], upper, work, options: OVERLAY_OPTIONS }, merged!);
+    mount({ type: 'overlay', lowers: [l1!, l2!], upper, work, options }, merged!);
     crashPoint('probe:overlay-mounted'); // tests: a kill here leaves a mounted probe dir behind
     unmount(merged!);
-    return `mounts with ${OVERLAY_OPTIONS.join(',')} (layer paths ${Buffer.byteLength(upper!)} bytes)`;
+    return `mounts with ${options.join(',')} (layer paths ${Buffer.byteLength(upper!)} bytes)`;
+  });
+}
+
+/** A rootless store's overlay needs user.* xattrs on the backing filesystem. */
+function probeUserxattr(home: string): Probe {
+  return probeIn(home, 'userxattr', (dir) => {
+    setXattr(dir, 'user.tsgraph-probe', 'y');
+    return 'rootless store: overlay metadata in user.overlay.* (mounted with userxattr)';
   });
 }
 
@@ -46,10 +86,17 @@ export class OverlayDriver implements GraphDriver {
   readonly name = 'overlay';
   readonly capabilities: DriverCapabilities = { layout: 'diff', whiteouts: 'overlay', maxDepth: MAX_OVERLAY_LOWERS };
   readonly dirs: LayerDirs;
+  /** Where the layers keep overlay's xattrs: user.overlay.* in a rootless store. */
+  readonly xattrPrefix: OverlayXattrPrefix;
+  /** Overlay mount options (with `userxattr` in a rootless store). */
+  readonly options: string[];
 
   constructor(readonly home: string) {
     this.dirs = new LayerDirs(home);
     fs.mkdirSync(join(home, 'empty'), { recursive: true, mode: 0o700 });
+    const user = userxattrHome(this.dirs.home, this.dirs.layersDir);
+    this.xattrPrefix = user ? USER_OVERLAY : TRUSTED_OVERLAY;
+    this.options = user ? USERXATTR_OVERLAY_OPTIONS : OVERLAY_OPTIONS;
   }
 
   diffDir(id: string): string {
@@ -86,10 +133,10 @@ export class OverlayDriver implements GraphDriver {
     // The parents' diff dirs, topmost first: implicit parent dirs keep the attributes they have there.
     const lowers = this.dirs.lowerIds(id).map((l) => this.diffDir(l));
     return applyTar(this.diffDir(id), tar, {
-      format: overlayFormat,
+      format: this.xattrPrefix === USER_OVERLAY ? userxattrOverlayFormat : overlayFormat,
       signal: options.signal,
       pax: options.pax,
-      lowerDir: options.lowerDir ?? ((rel) => lowerDirStats(lowers, rel)),
+      lowerDir: options.lowerDir ?? ((rel) => lowerDirStats(lowers, rel, this.xattrPrefix)),
       explicitDir: options.explicitDir,
     });
   }
@@ -105,12 +152,12 @@ export class OverlayDriver implements GraphDriver {
         lowers: lowers.length ? lowers : [join(this.home, 'empty')],
         upper: this.diffDir(id),
         work: join(this.dirs.dir(id), 'work'),
-        options: OVERLAY_OPTIONS,
+        options: this.options,
       };
     }
     // The kernel wants two lowers for an overlay without upper; one is a bind mount.
     if (below.length === 0) return { type: 'bind', source: this.diffDir(id) };
-    return { type: 'overlay', lowers: [this.diffDir(id), ...this.#lowerDiffs(below)], options: OVERLAY_OPTIONS };
+    return { type: 'overlay', lowers: [this.diffDir(id), ...this.#lowerDiffs(below)], options: this.options };
   }
 
   async get(id: string, options: GetOptions = {}): Promise<string> {
@@ -144,13 +191,13 @@ export class OverlayDriver implements GraphDriver {
       { name: 'new mount API', ok: hasNewMountApi(), detail: 'fsopen/fsconfig/fsmount/move_mount' },
       probeDType(this.home),
       probeWhiteoutMknod(this.home),
-      probeUserxattrNeeded(this.home),
+      this.xattrPrefix === USER_OVERLAY ? probeUserxattr(this.home) : probeUserxattrNeeded(this.home),
       {
         name: 'native diff',
         ok: true,
         detail: 'on: mounts use redirect_dir=off,metacopy=off so uppers are plain diffs; an upper carrying redirect/metacopy xattrs falls back to the naive diff',
       },
-      probeOverlayMount(this.home),
+      probeOverlayMount(this.home, this.options),
     ];
     return { driver: this.name, home: this.home, backingFs: backingFs(this.home), probes };
   }
