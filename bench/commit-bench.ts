@@ -103,7 +103,7 @@ try {
     }
   }
   await store.removeContainer('bench');
-  store.close();
+  await store.close();
 } finally {
   execFileSync('umount', ['-l', base]);
   fs.rmSync(base, { recursive: true, force: true });

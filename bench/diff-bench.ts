@@ -65,7 +65,7 @@ try {
     rows.push({ files, native: median(native), naive: median(naive), peer: median(peer) });
     await store.driver.put(hexOf(container.parent!));
     await store.removeContainer('bench');
-    store.close();
+    await store.close();
   }
 } finally {
   execFileSync('umount', ['-l', base]);

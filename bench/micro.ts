@@ -108,7 +108,7 @@ export async function mountLayers(parent: string, counts: number[], reps: number
         out[String(n)] = { mount: sample(mounts), umount: sample(umounts), kernel: sample(kernel) };
       }
     } finally {
-      store.close();
+      await store.close();
     }
   } finally {
     await t.dispose();
@@ -166,7 +166,7 @@ export async function changes(parent: string, registry: string, images: BenchIma
         commit: { mb, gzip: sample(c.gzip), zstd: sample(c.zstd), tarGzip: sample(c.tarGzip), tarZstd: sample(c.tarZstd) },
       };
     } finally {
-      store.close();
+      await store.close();
     }
   } finally {
     await t.dispose();

@@ -15,7 +15,26 @@ export { OciLayoutSource } from './source/oci-layout.js';
 export { openSource } from './source/parse.js';
 export { ImageStore, type ImageRecord, type LayerRecord } from './store/image-store.js';
 export type { PullEvent, PullResult } from './store/pull.js';
-export { Store, type StoreOptions, type StorePullOptions, DEFAULT_ROOT } from './store/store.js';
+export { Store, type StoreOptions, type StorePullOptions, type StoreLoginOptions, DEFAULT_ROOT, defaultConfigDirs } from './store/store.js';
+export type { MountRequest, MountResult } from './store/mounts.js';
+export type { LayerDiff } from './store/differ.js';
+export type { CheckOptions, CheckReport } from './store/check.js';
+export type { LayerMetaRecord, UnpackEvent } from './store/layer-store.js';
+export type { HistoryEntry, ImageSize, LayerSize } from './store/history.js';
+export type { ContainerSize, DiskUsage, DiskUsageOptions, DiskUsageProgress } from './store/usage.js';
+export type { DiffStreamOptions, TarStreamOptions, TarStreamProgress } from './store/tar-streams.js';
+export { login, logout, type LoginOptions } from './registry/login.js';
+export { createBundle, removeBundle, type BundleOptions, type BundleResult } from './runtime/bundle.js';
+export {
+  runtimeSpec,
+  resolveUser,
+  MAX_TABLE_BYTES,
+  type RuntimeSpec,
+  type SpecOptions,
+  type RuntimeUser,
+  type RuntimeMount,
+  type RuntimeIdMapping,
+} from './runtime/spec.js';
 export { timeFirstWrites, summarize, type WriteTiming, type TimingSummary } from './bench/first-write.js';
 export {
   benchCopyUp,

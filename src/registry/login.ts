@@ -26,11 +26,26 @@ function readConfig(path: string): Record<string, unknown> & { auths?: Record<st
   }
 }
 
-/** Verifies `creds` with the registry (an authenticated GET /v2/ through its challenge), then saves them. */
-export async function login(registry: string, creds: Credentials, options: RegistryClientOptions & { configPath?: string } = {}): Promise<string> {
+/** Options of {@link login}: how to reach the registry, and where docker's config.json is. */
+export interface LoginOptions extends RegistryClientOptions {
+  /** docker's config.json to write (default `$DOCKER_CONFIG/config.json`, else ~/.docker/config.json). */
+  configPath?: string | undefined;
+  /** Cancels the check (TSG_ABORTED); nothing is written then. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * `docker login`: verifies `creds` with `registry` (`host[:port]`; an
+ * authenticated GET /v2/ through its challenge; an anonymous token proves
+ * nothing and is refused), then saves them in docker's config.json (mode
+ * 0600, other entries kept), which tsgraph, docker, podman and skopeo read.
+ * Wrong credentials are TSG_AUTH_FAILED and write nothing. Returns the
+ * config file's path.
+ */
+export async function login(registry: string, creds: Credentials, options: LoginOptions = {}): Promise<string> {
   const client = new RegistryClient({ ...options, credentials: new CredentialStore({ creds }) });
   try {
-    await client.verifyCredentials(registry);
+    await client.verifyCredentials(registry, options.signal);
   } finally {
     client.close();
   }
@@ -42,7 +57,11 @@ export async function login(registry: string, creds: Credentials, options: Regis
   return path;
 }
 
-/** Removes the stored credentials of `registry`. Returns false when there were none. */
+/**
+ * `docker logout`: removes the stored credentials of `registry` from docker's
+ * config.json (`configPath`, default as {@link login}). Returns false when
+ * there were none. No network.
+ */
 export function logout(registry: string, configPath = dockerConfigPath()): boolean {
   const config = readConfig(configPath);
   const auths = { ...(config.auths ?? {}) };

@@ -53,8 +53,21 @@ function parseId(value: string | undefined, what: string): number {
   return n;
 }
 
-/** `user`, `uid`, `user:group`, `uid:gid` → numeric ids, looked up in the rootfs. */
-export function resolveUser(rootfs: string, user: string | undefined): { uid: number; gid: number; additionalGids?: number[] } {
+/** The process's numeric user of an OCI runtime spec. */
+export interface RuntimeUser {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
+}
+
+/**
+ * The image config's `User` (`user`, `uid`, `user:group`, `uid:gid`) as
+ * numeric ids, names looked up in the rootfs's /etc/passwd and /etc/group.
+ * Those files are the image's: read without following a symlink, regular
+ * files of at most {@link MAX_TABLE_BYTES} only (else TSG_UNSAFE_PATH). An
+ * unknown name is TSG_USAGE; no user is root (0:0).
+ */
+export function resolveUser(rootfs: string, user: string | undefined): RuntimeUser {
   if (!user) return { uid: 0, gid: 0 };
   const [u, g] = user.split(':') as [string, string | undefined];
   const passwd = readTable(rootfs, 'etc/passwd');
@@ -81,15 +94,73 @@ export function resolveUser(rootfs: string, user: string | undefined): { uid: nu
   return { uid, gid: gid ?? 0 };
 }
 
+/** Options of {@link runtimeSpec}. */
 export interface SpecOptions {
+  /** The container's root filesystem (a tsgraph mount): `root.path`, and where the user is looked up. */
   rootPath: string;
+  /** `hostname` (default `tsgraph`). */
   hostname?: string | undefined;
+  /** `process.terminal` (adds TERM=xterm to the environment when the image sets none). */
   terminal?: boolean | undefined;
   /** Overrides Entrypoint + Cmd. */
   args?: string[] | undefined;
 }
 
-export function runtimeSpec(config: ImageConfig, options: SpecOptions): Record<string, unknown> {
+/** A mount of an OCI runtime spec. */
+export interface RuntimeMount {
+  destination: string;
+  type: string;
+  source: string;
+  options?: string[];
+}
+
+/** A uid/gid mapping of an OCI runtime spec (`linux.uidMappings`). */
+export interface RuntimeIdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
+/**
+ * The OCI runtime spec (config.json) tsgraph writes: the fields it sets,
+ * typed; a runtime may change any of them (or add others) before use.
+ */
+export interface RuntimeSpec {
+  ociVersion: string;
+  process: {
+    terminal: boolean;
+    user: RuntimeUser;
+    args: string[];
+    env: string[];
+    cwd: string;
+    capabilities: Record<'bounding' | 'effective' | 'permitted' | 'ambient', string[]>;
+    rlimits: Array<{ type: string; hard: number; soft: number }>;
+    noNewPrivileges: boolean;
+    [key: string]: unknown;
+  };
+  root: { path: string; readonly: boolean };
+  hostname: string;
+  mounts: RuntimeMount[];
+  linux: {
+    resources?: Record<string, unknown>;
+    namespaces: Array<{ type: string; path?: string }>;
+    uidMappings?: RuntimeIdMapping[];
+    gidMappings?: RuntimeIdMapping[];
+    maskedPaths: string[];
+    readonlyPaths: string[];
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+/**
+ * The runtime spec for a container of an image with this `config`: the
+ * defaults `runc spec` writes (namespaces, mounts, capabilities, masked
+ * paths) and the process from the image (Entrypoint + Cmd or `args`, Env with
+ * a PATH, WorkingDir, User resolved in `rootPath`). TSG_USAGE when there is
+ * no command at all.
+ */
+export function runtimeSpec(config: ImageConfig, options: SpecOptions): RuntimeSpec {
   const c = config.config ?? {};
   const args = options.args ?? [...(c.Entrypoint ?? []), ...(c.Cmd ?? [])];
   if (args.length === 0) throw new UsageError('TSG_USAGE', 'the image has neither Entrypoint nor Cmd; give a command');

@@ -8,17 +8,17 @@
  *
  * @example
  * ```ts
- * const store = await Store.open({ root: '/var/lib/tsgraph' });
+ * await using store = await Store.open({ root: '/var/lib/tsgraph' });
  * const { image } = await store.pull('busybox', { onProgress: console.log });
- * store.close();
  * ```
+ * docs/library.md walks through a runtime's whole cycle.
  */
 import * as fs from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ContentStore } from '../content/store.js';
 import { openPrivateRoot, tightenTop } from '../util/private-root.js';
-import { BusyError, NotFoundError, UsageError } from '../errors.js';
+import { BusyError, NotFoundError } from '../errors.js';
 import { hexOf, sha256Hex } from '../digest.js';
 import { acquireFairLock, acquireLock, type FileLock } from './lock.js';
 import type { GcReport } from './gc.js';
@@ -30,6 +30,11 @@ import type { LayerDiff } from './differ.js';
 // The verbs' own modules (gc, check, commit, diff, push) load on first use: a process that
 // only pulls or mounts does not pay for them at start.
 import type { PushOptions, PushResult } from './push.js';
+import type { HistoryEntry, ImageSize } from './history.js';
+import type { ContainerSize, DiskUsage, DiskUsageOptions } from './usage.js';
+import type { DiffStreamOptions, TarStreamOptions } from './tar-streams.js';
+import type { Readable } from 'node:stream';
+import type { LoginOptions } from '../registry/login.js';
 import { type Platform, parsePlatform } from '../platform.js';
 import { CredentialStore, type Credentials } from '../registry/credentials.js';
 import type { RetryPolicy } from '../registry/retry.js';
@@ -43,8 +48,10 @@ import { LayerStore } from './layer-store.js';
 import { ContainerStore, type ContainerRecord } from './containers.js';
 import { Mounter, type MountRequest, type MountResult } from './mounts.js';
 import { formatReference, parseReference } from '../reference.js';
+import { findImage } from './find-image.js';
 import { type PullEvent, type PullResult, pullImage } from './pull.js';
 
+/** The store root when neither `root` nor `$TSGRAPH_ROOT` says otherwise. */
 export const DEFAULT_ROOT = '/var/lib/tsgraph';
 
 /** How long gc, and the verbs that hold the gc lock shared, wait for each other. */
@@ -63,6 +70,7 @@ export interface StoreOptions {
   driver?: string | undefined;
   /** Directories holding `certs.d/<host>/` (default: tsgraph's config dir, then /etc/tsgraph). */
   configDirs?: string[] | undefined;
+  /** Retries of registry requests (attempts, backoff); default: 5 attempts with jittered backoff. */
   retry?: Partial<RetryPolicy> | undefined;
   /**
    * Repair crash leftovers at open (default true): half-made containers,
@@ -83,8 +91,16 @@ export interface StorePullOptions {
   platform?: string | Platform | undefined;
   /** Parallel layer downloads; default 3. */
   jobs?: number | undefined;
+  /** Stops the pull (TSG_ABORTED); what was downloaded stays and a later pull resumes it. */
   signal?: AbortSignal | undefined;
+  /** Resolve, download and unpack events, per layer. */
   onProgress?: ((event: PullEvent) => void) | undefined;
+}
+
+/** Options of Store.login: the store's registry settings are used for the check. */
+export interface StoreLoginOptions {
+  /** Cancels the check (TSG_ABORTED); nothing is written then. */
+  signal?: AbortSignal | undefined;
 }
 
 /** tsgraph's config dir: `$TSGRAPH_CONFIG_DIR`, else `$XDG_CONFIG_HOME/tsgraph`, else ~/.config/tsgraph. */
@@ -93,12 +109,22 @@ export function defaultConfigDirs(env: NodeJS.ProcessEnv = process.env): string[
   return [user, '/etc/tsgraph'];
 }
 
-export class Store {
+/**
+ * A tsgraph store. Open it with {@link Store.open}; close it with
+ * `await store.close()` or `await using store = await Store.open(…)`.
+ */
+export class Store implements AsyncDisposable {
+  /** The store root (resolved: no symlink in it). */
   readonly root: string;
+  /** Blobs by digest. */
   readonly content: ContentStore;
+  /** Image names. */
   readonly images: ImageStore;
+  /** The graph driver layers live in. */
   readonly driver: GraphDriver;
+  /** Unpacked image layers. */
   readonly layers: LayerStore;
+  /** Container records. */
   readonly containers: ContainerStore;
   readonly #mounter: Mounter;
   readonly #options: StoreOptions;
@@ -194,30 +220,7 @@ export class Store {
    * or digest prefix (at least 12 hex characters of its manifest or config digest).
    */
   findImage(ref: string): ImageRecord {
-    const direct = this.images.get(ref);
-    if (direct) return direct;
-    if (!ref.startsWith('oci:')) {
-      try {
-        const normal = parseReference(ref);
-        const byName = this.images.get(formatReference(normal));
-        if (byName) return byName;
-        // A short name also matches a local image with that last path component (like podman's localhost/ search).
-        if (!ref.includes('/')) {
-          const suffix = `/${ref.includes(':') || ref.includes('@') ? ref : `${ref}:latest`}`;
-          const hits = this.images.list().filter((i) => i.name.endsWith(suffix));
-          if (hits.length === 1) return hits[0]!;
-        }
-      } catch {
-        /* not a reference; maybe a digest prefix */
-      }
-    }
-    const hex = ref.replace(/^sha256:/, '');
-    if (/^[a-f0-9]{12,64}$/.test(hex)) {
-      const hits = this.images.list().filter((i) => [i.digest, i.manifestDigest, i.configDigest].some((d) => d.slice(7).startsWith(hex)));
-      if (hits.length === 1) return hits[0]!;
-      if (hits.length > 1) throw new UsageError('TSG_USAGE', `${ref} matches ${hits.length} images; give more of the digest`);
-    }
-    throw new NotFoundError('TSG_NOT_FOUND', `image ${ref} is not in the store (pull it first)`, { data: { ref } });
+    return findImage(this.images, ref);
   }
 
   /**
@@ -376,9 +379,100 @@ export class Store {
     return this.images.list();
   }
 
-  /** Closes registry connections. */
-  close(): void {
+  /**
+   * Gives `source`'s image the name `target` too (docker tag): same content,
+   * nothing copied. A `target` that names another image is moved.
+   */
+  async tag(source: string, target: string): Promise<ImageRecord> {
+    const name = formatReference(parseReference(target));
+    return this.#shared(async () => {
+      // The new name's lock, exclusive: as rmi of it, never half-way through a mount creating a container from it.
+      const lock = await acquireLock(join(this.root, 'locks'), `image-${sha256Hex(name)}`, { timeoutMs: GC_LOCK_TIMEOUT_MS, what: `image ${name} (in use by a mount or rmi)` });
+      try {
+        const record: ImageRecord = { ...this.findImage(source), name, pulledAt: new Date().toISOString() };
+        this.images.put(record);
+        return record;
+      } finally {
+        lock.release();
+      }
+    });
+  }
+
+  /** Image `ref`'s history, newest step first, layers with their sizes (docker history). */
+  async history(ref: string): Promise<HistoryEntry[]> {
+    const { imageHistory } = await import('./history.js');
+    return imageHistory(this.findImage(ref), this.content, this.layers);
+  }
+
+  /** Image `ref`'s size: compressed (its blobs) and unpacked (its layers), whole and per layer. */
+  async imageSize(ref: string): Promise<ImageSize> {
+    const { imageSize } = await import('./history.js');
+    return imageSize(this.findImage(ref), this.layers);
+  }
+
+  /** The bytes of container `name`'s own changes (docker's SizeRw). */
+  async containerSize(name: string): Promise<ContainerSize> {
+    const { containerSize } = await import('./usage.js');
+    return this.#mounter.using(name, (c) => containerSize(this.driver, c));
+  }
+
+  /** What images, layers, containers and blobs take, and what is reclaimable (docker system df). */
+  async diskUsage(options: DiskUsageOptions = {}): Promise<DiskUsage> {
+    const { containerSize, diskUsage } = await import('./usage.js');
+    return diskUsage({
+      content: this.content, images: this.images, layers: this.layers, containers: this.containers,
+      isMounted: (c) => this.#mounter.isMounted(c),
+      // Being made or removed right now: not counted.
+      sizeOf: (c) => this.#mounter.using(c.name, (r) => containerSize(this.driver, r)).catch(() => undefined),
+    }, options);
+  }
+
+  /**
+   * Container `name`'s changes as an OCI layer tar stream (what `tsgraph diff
+   * -o` writes; with `compression`, the blob commit would store). `rm` of the
+   * container waits until the stream closes: read it to the end or destroy it.
+   */
+  async diffStream(name: string, options: DiffStreamOptions = {}): Promise<Readable> {
+    const { containerDiffStream, heldStream } = await import('./tar-streams.js');
+    return heldStream((fn) => this.#mounter.using(name, fn), (c) => containerDiffStream(this.driver, c, options));
+  }
+
+  /**
+   * Container `name`'s whole merged tree as a flat tar stream (docker
+   * export). Read through no-follow dirfds: a symlink the container made is
+   * exported as a symlink, never followed. Close it as {@link Store.diffStream}.
+   */
+  async exportContainer(name: string, options: TarStreamOptions = {}): Promise<Readable> {
+    const { containerExportStream, heldStream } = await import('./tar-streams.js');
+    return heldStream((fn) => this.#mounter.using(name, fn), (c) => containerExportStream(this.driver, c, options));
+  }
+
+  /**
+   * Checks `creds` with `registry` (through this store's registry settings:
+   * insecure registries, certs.d, timeouts) and saves them in docker's
+   * config.json (this store's `dockerConfig`). Returns the file's path.
+   */
+  async login(registry: string, creds: Credentials, options: StoreLoginOptions = {}): Promise<string> {
+    const { login } = await import('../registry/login.js');
+    const o = this.#options;
+    const settings: LoginOptions = { insecureRegistries: o.insecureRegistries, configDirs: o.configDirs ?? defaultConfigDirs(), timeouts: o.timeouts, retry: o.retry, onRetry: o.onRetry };
+    return login(registry, creds, { ...settings, configPath: o.dockerConfig, signal: options.signal });
+  }
+
+  /** Removes `registry`'s stored credentials from docker's config.json; false when there were none. */
+  async logout(registry: string): Promise<boolean> {
+    const { logout } = await import('../registry/login.js');
+    return this.#options.dockerConfig ? logout(registry, this.#options.dockerConfig) : logout(registry);
+  }
+
+  /** Closes registry connections. The store can be used again after (it reconnects). */
+  async close(): Promise<void> {
     this.#client?.close();
     this.#client = undefined;
+  }
+
+  /** `await using store = await Store.open(…)`: closes the store at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 }

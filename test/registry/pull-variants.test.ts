@@ -195,7 +195,7 @@ describe('pull from a real registry', () => {
             assert.equal(asked.length, 1, 'one token served both pulls');
             assert.equal(store.listImages().length, 2);
           } finally {
-            store.close();
+            await store.close();
           }
         });
 
@@ -210,7 +210,7 @@ describe('pull from a real registry', () => {
             const asked = reg.token!.requests.slice(before);
             assert.ok(asked.some((q) => q.user === TEST_USER && q.scopes.includes('repository:private/pushed:pull,push')), JSON.stringify(asked));
           } finally {
-            store.close();
+            await store.close();
           }
           const anon = await runCli(['push', `${reg.host}/${repo}:oci`, `${reg.host}/private/nope:v1`], { ...sb.env, TSGRAPH_ROOT: root });
           assert.equal(anon.code, 4, 'pushing anonymously is refused');

@@ -89,7 +89,7 @@ describe('streaming pull', () => {
           assert.equal(r.layersUnpacked, r.image.layers.length);
           trees.push(await treeOf(store, r.image.name));
         } finally {
-          store.close();
+          await store.close();
         }
       }
       assert.deepEqual(trees[0], trees[1], `${ref}: parallel overlay = sequential overlay`);
@@ -136,7 +136,7 @@ describe('streaming pull', () => {
       assert.equal(fs.readFileSync(join(m.path, 'srv/deep/x/y'), 'utf8'), 'implicit chain');
     } finally {
       await store.removeContainer('implicit');
-      store.close();
+      await store.close();
     }
   });
 
@@ -162,7 +162,7 @@ describe('streaming pull', () => {
         assert.deepEqual(fs.readdirSync(join(store.root, driver, 'layers')).filter((e) => !e.startsWith('.')), [], 'no layer dir');
         assert.deepEqual(store.content.ingests(), [], 'no ingest: the tampered bytes are gone');
       } finally {
-        store.close();
+        await store.close();
       }
     }
     proxy.rules.length = 0;
@@ -189,7 +189,7 @@ describe('streaming pull', () => {
       assert.deepEqual(await treeOf(store, r.image.name), want.map((l) => l));
     } finally {
       proxy.rules.length = 0;
-      store.close();
+      await store.close();
     }
   });
 
@@ -214,7 +214,7 @@ describe('streaming pull', () => {
       assert.ok(store.layers.list().every((l) => !l.incomplete));
     } finally {
       proxy.rules.length = 0;
-      store.close();
+      await store.close();
       vfs.close();
     }
   });
@@ -247,7 +247,7 @@ describe('streaming pull', () => {
       assert.equal(fs.readFileSync(join(diffDir(store, image, 2), 'srv/deep/x/y'), 'utf8'), 'implicit chain');
     } finally {
       proxy.rules.length = 0;
-      store.close();
+      await store.close();
     }
   });
 
@@ -270,7 +270,7 @@ describe('streaming pull', () => {
       const again = await store.pull(`${proxy.host}/stream/img:v1`);
       assert.equal(again.layersUnpacked, 1);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

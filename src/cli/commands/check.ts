@@ -37,6 +37,6 @@ export async function check(ctx: CommandContext, flags: CheckFlags, cmd: Command
     const clutter = locks.length ? `; ${locks.length} stale lock file(s)${flags.repair ? ' removed' : ' (--repair removes them)'}` : '';
     writeOut(`${r.status}: ${faults} fault(s)${verified}${space}${clutter}\n`);
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -1,7 +1,6 @@
 /** `tsgraph inspect IMAGE|CONTAINER` and `tsgraph tag SRC DEST` (defined in ../program.ts). */
 import type { Command } from '../commander.js';
 import { imageConfigSchema, manifestSchema, parseJson } from '../../oci/schemas.js';
-import { formatReference, parseReference } from '../../reference.js';
 import { requireStore } from '../context.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
@@ -27,8 +26,7 @@ export async function tag(source: string, target: string, cmd: Command): Promise
   const g = cmd.optsWithGlobals<GlobalOptions>();
   const store = await requireStore(g, `image ${source}`);
   const image = store.findImage(source);
-  const name = formatReference(parseReference(target));
-  store.images.put({ ...image, name, pulledAt: new Date().toISOString() });
-  if (g.json) printJson({ source: image.name, target: name, digest: image.manifestDigest });
-  else writeOut(`${name}\n`);
+  const tagged = await store.tag(source, target);
+  if (g.json) printJson({ source: image.name, target: tagged.name, digest: tagged.manifestDigest });
+  else writeOut(`${tagged.name}\n`);
 }

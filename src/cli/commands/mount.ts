@@ -11,6 +11,6 @@ export async function mount(ctx: CommandContext, target: string, flags: { name?:
     if (g.json) printJson({ name: container.name, id: container.id, image: container.image, driver: container.driver, readOnly: container.readOnly, path });
     else writeOut(`${path}\n`);
   } finally {
-    store.close();
+    await store.close();
   }
 }

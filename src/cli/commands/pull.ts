@@ -52,6 +52,6 @@ export async function pull(ctx: CommandContext, ref: string, flags: PullFlags, c
     }
   } finally {
     progress.stop();
-    store.close();
+    await store.close();
   }
 }

@@ -36,6 +36,6 @@ export async function push(ctx: CommandContext, ref: string, dest: string | unde
     else writeOut(`pushed ${r.ref} ${r.digest} (${r.uploaded} uploaded, ${formatBytes(r.bytesUploaded)}; ${r.existed} present; ${r.mounted} mounted)\n`);
   } finally {
     progress.stop();
-    store.close();
+    await store.close();
   }
 }

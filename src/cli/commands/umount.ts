@@ -12,6 +12,6 @@ export async function umount(name: string, cmd: Command): Promise<void> {
     if (g.json) printJson({ name, mounted: state?.mounted ?? false });
     else writeOut(`${name}\n`);
   } finally {
-    store.close();
+    await store.close();
   }
 }
