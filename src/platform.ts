@@ -5,6 +5,7 @@
  */
 import { UsageError } from './errors.js';
 
+/** An image platform: os, architecture and variant. */
 export interface Platform {
   os: string;
   architecture: string;
@@ -32,6 +33,7 @@ export function parsePlatform(text: string): Platform {
   return normalizePlatform({ os: parts[0]!, architecture: parts[1]!, variant: parts[2] });
 }
 
+/** A platform with docker's aliases resolved (x86_64 → amd64, aarch64 → arm64; arm64/v8 → arm64, arm → arm/v7). */
 export function normalizePlatform(p: Platform): Platform {
   const architecture = ARCH_ALIASES[p.architecture] ?? p.architecture;
   let variant = p.variant || undefined;

@@ -8,6 +8,7 @@
 import { type Digest, parseDigest } from './digest.js';
 import { UsageError } from './errors.js';
 
+/** The registry of a reference that names none (like docker). */
 export const DEFAULT_REGISTRY = 'docker.io';
 /** The host that really serves docker.io's API. */
 export const DOCKER_HUB_API_HOST = 'registry-1.docker.io';
@@ -19,6 +20,7 @@ const TAG_RE = /^[\w][\w.-]{0,127}$/;
 const DOMAIN_RE = /^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$/;
 const NAME_MAX = 255;
 
+/** A parsed image reference: registry, repository, tag and/or digest. */
 export interface Reference {
   /** Registry host as written in the name (`docker.io`, `localhost:5000`). */
   readonly registry: string;

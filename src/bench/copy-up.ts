@@ -31,6 +31,7 @@ const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 /** Default sizes: 4 KiB to 1 GiB. */
 export const DEFAULT_SIZES = [4 * KiB, 64 * KiB, MiB, 16 * MiB, 256 * MiB, GiB];
+/** Drivers and overlay variants the copy-up benchmark measures by default. */
 export const DEFAULT_TARGETS = ['overlay', 'overlay+redirect', 'overlay+metacopy', 'vfs', 'btrfs'];
 /** Largest file size the suite makes. */
 export const MAX_FILE_SIZE = 4 * GiB;
@@ -109,6 +110,7 @@ export interface CopyUpCell {
 /** @deprecated the per-driver result of the old single-op bench; now one cell of the matrix. */
 export type CopyUpResult = CopyUpCell;
 
+/** One measured target of the copy-up benchmark: name, driver and mount options. */
 export interface CopyUpTargetInfo {
   name: string;
   driver: TargetDriver;

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 
+/** How long the first write to one file took (the copy-up). */
 export interface WriteTiming {
   path: string;
   /** First write, microseconds. */
@@ -35,6 +36,7 @@ export function timeFirstWrites(root: string, paths: string[]): WriteTiming[] {
   return out;
 }
 
+/** A summary of timings (see summarize). */
 export interface TimingSummary {
   count: number;
   medianUs: number;
@@ -42,6 +44,7 @@ export interface TimingSummary {
   totalMs: number;
 }
 
+/** Count, median, 95th percentile and total of microsecond timings. */
 export function summarize(us: number[]): TimingSummary {
   const s = [...us].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;

@@ -11,10 +11,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 
+/** The operations the copy-up benchmark times, each the first write of its kind to a lower file. */
 export const COPY_UP_OPS = ['write', 'append', 'truncate', 'chmod', 'open-rdwr', 'rename-dir', 'hardlink'] as const;
 /** One operation of the suite (see OP_DESCRIPTIONS). */
 export type CopyUpOp = (typeof COPY_UP_OPS)[number];
 
+/** What each copy-up operation does, for reports. */
 export const OP_DESCRIPTIONS: Record<CopyUpOp, string> = {
   write: 'open(O_WRONLY), pwrite 1 byte at offset 0, close',
   append: 'open(O_WRONLY|O_APPEND), write 1 byte, close',

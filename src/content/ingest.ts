@@ -18,12 +18,14 @@ import { fsyncDir } from '../util/fs-atomic.js';
 import { writeAll } from '../util/fs-helpers.js';
 import type { FileLock } from '../store/lock.js';
 
+/** What a blob being written must turn out to be (checked at commit). */
 export interface ExpectedBlob {
   digest: Digest;
   /** Size from the descriptor; when known, a single byte more fails at once. */
   size?: number | undefined;
 }
 
+/** A stored blob: its digest and size in bytes. */
 export interface BlobInfo {
   digest: Digest;
   size: number;
@@ -36,6 +38,7 @@ export interface IngestPaths {
   blobsDir: string;
 }
 
+/** A resumable, verified blob write: bytes go to `content/ingest/<key>/data`; commit() checks size and digest, then renames into place. */
 export class IngestWriter {
   #fd: number | undefined;
   #hash: Hash;

@@ -71,6 +71,7 @@ function tryLockNow(lockDir: string, name: string): FileLock | undefined {
   return ok ? new FileLock(path, fd) : undefined;
 }
 
+/** The content store under `<root>/content`: blobs by digest, verified on write, and resumable ingests. */
 export class ContentStore {
   readonly dir: string;
   readonly blobsDir: string;

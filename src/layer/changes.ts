@@ -25,8 +25,10 @@ import { displayPath, fsPath } from '../util/byte-path.js';
 import { SafeNode, sameContent } from '../util/safe-dir.js';
 import { type OverlayXattrPrefix, TRUSTED_OVERLAY, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 
+/** A (added), C (changed) or D (deleted). */
 export type ChangeKind = 'A' | 'C' | 'D';
 
+/** One change of a container against its image, docker-diff style. */
 export interface Change {
   kind: ChangeKind;
   /** Absolute in the container, as a byte string: `/etc/passwd`. Show it with displayPath. */

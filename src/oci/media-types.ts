@@ -21,6 +21,7 @@ export const MediaType = {
   DockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
 } as const;
 
+/** How a layer blob is compressed. */
 export type Compression = 'gzip' | 'zstd' | 'none';
 
 export const MANIFEST_TYPES: readonly string[] = [MediaType.OciManifest, MediaType.DockerManifest];

@@ -28,6 +28,7 @@ export const descriptorSchema = z.looseObject({
   platform: platformSchema.optional(),
   artifactType: z.string().optional(),
 });
+/** An OCI content descriptor: media type, digest and size of a blob (plus platform, annotations). */
 export type Descriptor = z.infer<typeof descriptorSchema>;
 
 export const manifestSchema = z.looseObject({
@@ -37,6 +38,7 @@ export const manifestSchema = z.looseObject({
   layers: z.array(descriptorSchema),
   annotations: z.record(z.string(), z.string()).optional(),
 });
+/** An OCI / Docker v2 image manifest: config and layer descriptors. */
 export type Manifest = z.infer<typeof manifestSchema>;
 
 export const indexSchema = z.looseObject({
@@ -45,6 +47,7 @@ export const indexSchema = z.looseObject({
   manifests: z.array(descriptorSchema),
   annotations: z.record(z.string(), z.string()).optional(),
 });
+/** An OCI image index / Docker manifest list: one manifest per platform. */
 export type Index = z.infer<typeof indexSchema>;
 
 export const imageConfigSchema = z.looseObject({
@@ -82,6 +85,7 @@ export const imageConfigSchema = z.looseObject({
     )
     .optional(),
 });
+/** An OCI image config: platform, run config (Entrypoint, Cmd, Env, …), rootfs diff_ids and history. */
 export type ImageConfig = z.infer<typeof imageConfigSchema>;
 
 /** Parses JSON bytes; throws TSG_INVALID_MANIFEST naming `what`. */

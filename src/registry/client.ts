@@ -22,10 +22,12 @@ import { MANIFEST_ACCEPT } from '../oci/media-types.js';
 
 export const MAX_MANIFEST_BYTES = 4 << 20;
 
+/** Options of a RegistryClient: transport settings (TLS, insecure registries, timeouts, retries) and credentials. */
 export interface RegistryClientOptions extends TransportOptions {
   credentials?: CredentialStore;
 }
 
+/** A manifest or index as fetched: its exact bytes, media type and digest. */
 export interface FetchedManifest {
   bytes: Buffer;
   mediaType: string;
@@ -47,6 +49,7 @@ interface HostState {
 
 type Action = 'pull' | 'push';
 
+/** An OCI distribution client: ping and auth challenges, manifests, blobs (with Range resume), pushes; one token cache and connection pool. */
 export class RegistryClient {
   readonly transport: Transport;
   readonly credentials: CredentialStore;

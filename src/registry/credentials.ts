@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { DEFAULT_REGISTRY } from '../reference.js';
 
+/** A user name and password (or token) for a registry. */
 export interface Credentials {
   username: string;
   password: string;
@@ -40,6 +41,7 @@ interface DockerAuthEntry {
   password?: string;
 }
 
+/** Registry credentials: the ones given (`--creds`), else the `auths` of docker's config.json (credential helpers are not run). */
 export class CredentialStore {
   #explicit: Credentials | undefined;
   #fromFile: Map<string, Credentials> | undefined;

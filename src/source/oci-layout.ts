@@ -16,6 +16,7 @@ import type { BlobStream, FetchedManifest, ImageSource } from './source.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 
+/** An OCI image layout directory (`oci:DIR[:TAG]`) as an image source; every file read no-follow with a cap. */
 export class OciLayoutSource implements ImageSource {
   readonly description: string;
   readonly imageName: string;

@@ -15,6 +15,7 @@ export interface BlobStream {
   body: NodeJS.ReadableStream;
 }
 
+/** Where a pull reads an image from: a registry repository or an OCI layout on disk. */
 export interface ImageSource {
   /** Human description (`docker.io/library/busybox:latest`, `oci:/path:tag`). */
   readonly description: string;

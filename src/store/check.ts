@@ -54,6 +54,7 @@ export interface Finding {
   repaired?: boolean;
 }
 
+/** What Store.check found (and repaired): findings by kind and severity, and the overall status. */
 export interface CheckReport {
   findings: Finding[];
   /** `clean`: nothing but reclaimable space; `repaired`: every fault fixed; `damaged`: faults left. */
@@ -63,6 +64,7 @@ export interface CheckReport {
   blobsVerified: number;
 }
 
+/** Options of Store.check. */
 export interface CheckOptions {
   repair?: boolean;
   verifyBlobs?: boolean;

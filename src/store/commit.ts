@@ -25,6 +25,7 @@ import { diffLayer, diffTar } from './differ.js';
 import type { ImageRecord, ImageStore } from './image-store.js';
 import { LayerStore } from './layer-store.js';
 
+/** Options of Store.commit. */
 export interface CommitOptions {
   compress?: Compression | undefined;
   /** Dockerfile-style instructions (`CMD ["sh"]`, `ENV A=b`, …). */
@@ -33,6 +34,7 @@ export interface CommitOptions {
   author?: string | undefined;
 }
 
+/** What Store.commit made: the image and its new layer. */
 export interface CommitResult {
   image: ImageRecord;
   layer: { digest: Digest; diffId: Digest; size: number; mediaType: string };

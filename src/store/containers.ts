@@ -15,6 +15,7 @@ import { type RecordScan, isObject, isOptionalDigest, isString, removeRecordFile
 import { BusyError, NotFoundError, UsageError } from '../errors.js';
 import { fsyncDir, readJsonIfExists, tempName, writeJsonAtomic } from '../util/fs-atomic.js';
 
+/** A container layer's record (`meta/containers/<name>.json`). */
 export interface ContainerRecord {
   name: string;
   /** Driver layer id of the writable layer. */

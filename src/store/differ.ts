@@ -11,6 +11,7 @@ import { type OverlayChange, aufsChanges, naiveChanges, overlayChanges } from '.
 import { type GenerateOptions, generateLayerTar } from '../layer/generate.js';
 import type { OverlayXattrPrefix } from '../layer/whiteout.js';
 
+/** A container layer's changes (A/C/D) and where the layer tar is read from; release() when done. */
 export interface LayerDiff {
   changes: OverlayChange[];
   /** `native` (overlay upper) or `naive` (tree comparison). */

@@ -18,6 +18,7 @@ import type { ImageStore } from './image-store.js';
 import { LayerStore, type LayerMetaRecord } from './layer-store.js';
 import { crashPoint } from '../util/crash-point.js';
 
+/** What Store.gc removed (or would, with dryRun). */
 export interface GcReport {
   dryRun: boolean;
   /**

@@ -10,6 +10,7 @@ import { type RecordScan, isObject, isString, removeRecordFile, scanRecords } fr
 import { NotFoundError } from '../errors.js';
 import { writeJsonAtomic } from '../util/fs-atomic.js';
 
+/** One layer of an image record: blob digest and size, media type, diffId. */
 export interface LayerRecord {
   /** Digest of the blob as stored (compressed). */
   digest: Digest;
@@ -19,6 +20,7 @@ export interface LayerRecord {
   diffId: Digest;
 }
 
+/** A registered image: its name, digests, platform, layers and sizes. */
 export interface ImageRecord {
   /** Full name: `registry/repository:tag` or `registry/repository@digest`. */
   name: string;
@@ -47,6 +49,7 @@ function validImage(file: string, v: unknown): v is ImageRecord {
   return v.layers.every((l: unknown) => isObject(l) && isDigest(l.digest) && isDigest(l.diffId));
 }
 
+/** Image names → records, one JSON file per name under `meta/images/`, written atomically. */
 export class ImageStore {
   readonly dir: string;
   /** The file text each record returned by get() was parsed from (see reread). */

@@ -20,6 +20,7 @@ import { type UnpackOptions, unpackLayers } from './layer-unpack.js';
 
 export type { LayerFetch, UnpackOptions } from './layer-unpack.js';
 
+/** The record of an unpacked image layer (`meta/layers/<chainId hex>.json`). */
 export interface LayerMetaRecord {
   chainId: Digest;
   diffId: Digest;
@@ -33,6 +34,7 @@ export interface LayerMetaRecord {
   createdAt: string;
 }
 
+/** A progress event of unpacking layers (start, done, already there). */
 export type UnpackEvent =
   | { type: 'unpack-start'; chainId: Digest; digest: Digest; index: number; total: number }
   | { type: 'unpack-done'; chainId: Digest; digest: Digest; size: number }

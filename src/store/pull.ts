@@ -45,6 +45,7 @@ export interface PullOptions {
 
 export type BlobKind = 'manifest' | 'config' | 'layer';
 
+/** A progress event of a pull (resolve, per-layer download and unpack). */
 export type PullEvent =
   | { type: 'resolved'; source: string; digest: Digest; mediaType: string }
   | { type: 'platform'; digest: Digest; platform: string }
@@ -54,6 +55,7 @@ export type PullEvent =
   | { type: 'blob-done'; kind: BlobKind; digest: Digest; size: number; fetched: number }
   | UnpackEvent;
 
+/** What a pull did: the image registered, blobs fetched or reused, layers unpacked or reused. */
 export interface PullResult {
   /** Name the image is registered under. */
   name: string;

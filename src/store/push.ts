@@ -16,6 +16,7 @@ import type { ImageRecord, ImageStore } from './image-store.js';
 import { mapLimit } from '../util/map-limit.js';
 import { crashPoint } from '../util/crash-point.js';
 
+/** Options of Store.push. */
 export interface PushOptions {
   jobs?: number | undefined;
   /** Blobs above this size go up in PATCH chunks of this size (default 16 MiB). */
@@ -24,6 +25,7 @@ export interface PushOptions {
   onProgress?: ((e: PushEvent) => void) | undefined;
 }
 
+/** A progress event of a push. */
 export type PushEvent =
   | { type: 'blob-exists'; digest: Digest; size: number }
   | { type: 'blob-mounted'; digest: Digest; size: number; from: string }
@@ -31,6 +33,7 @@ export type PushEvent =
   | { type: 'blob-progress'; digest: Digest; size: number; current: number }
   | { type: 'blob-done'; digest: Digest; size: number };
 
+/** What Store.push did: blobs uploaded, already there or cross-mounted, and the manifest digest. */
 export interface PushResult {
   ref: string;
   digest: Digest;

@@ -57,6 +57,7 @@ export const DEFAULT_ROOT = '/var/lib/tsgraph';
 /** How long gc, and the verbs that hold the gc lock shared, wait for each other. */
 const GC_LOCK_TIMEOUT_MS = 10 * 60_000;
 
+/** Options of Store.open: root, driver and registry settings. */
 export interface StoreOptions {
   /** Store root; default `$TSGRAPH_ROOT` or /var/lib/tsgraph. */
   root?: string | undefined;
@@ -84,6 +85,7 @@ export interface StoreOptions {
   onRetry?: ((info: { url: string; attempt: number; delayMs: number; reason: string }) => void) | undefined;
 }
 
+/** Options of Store.pull. */
 export interface StorePullOptions {
   /** Unpack layers into the driver after downloading (default true). */
   unpack?: boolean | undefined;
