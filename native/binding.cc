@@ -54,6 +54,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsgraph::InitAtOps(env, exports);
   tsgraph::InitSignalWatchdog(env, exports);
   tsgraph::InitApplyBatch(env, exports);
+  tsgraph::InitIdmap(env, exports);
   return exports;
 }
 

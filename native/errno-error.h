@@ -23,5 +23,6 @@ void InitBtrfs(Napi::Env env, Napi::Object exports);
 void InitAtOps(Napi::Env env, Napi::Object exports);
 void InitSignalWatchdog(Napi::Env env, Napi::Object exports);
 void InitApplyBatch(Napi::Env env, Napi::Object exports);
+void InitIdmap(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsgraph

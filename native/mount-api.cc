@@ -17,6 +17,7 @@
 
 #include "args.h"
 #include "errno-error.h"
+#include "idmap.h"
 
 namespace tsgraph {
 
@@ -65,10 +66,17 @@ static const size_t kMaxFsconfigString = 255;
 // (tests exercise the fallback on kernels that would take the fd).
 enum class Via { Auto, Fd, ProcFd };
 
-static void SetDirParam(const Napi::Env& env, int fsfd, const std::string& key, const std::string& dir, Via via) {
+// With an idmapped `base` (a detached mount fd, >= 0), `dir` is relative to
+// it and opened beneath it (OpenDirBeneath): the layer is then seen through
+// the idmapped mount.
+static void SetDirParam(const Napi::Env& env, int fsfd, const std::string& key, const std::string& dir, Via via, int base) {
   FdGuard d;
-  d.fd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (d.fd < 0) ThrowErrno(env, errno, "open", dir, key);
+  if (base >= 0) {
+    d.fd = OpenDirBeneath(env, base, dir, "param " + key + " dir");
+  } else {
+    d.fd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (d.fd < 0) ThrowErrno(env, errno, "open", dir, key);
+  }
   if (via != Via::ProcFd) {
     if (sys_fsconfig(fsfd, FSCONFIG_SET_FD, key.c_str(), nullptr, d.fd) == 0) return;
     int err = errno;
@@ -82,10 +90,22 @@ static void SetDirParam(const Napi::Env& env, int fsfd, const std::string& key, 
   }
 }
 
-// fsMount(fstype, params: [key, value][], target, attrFlags)
+// Parameters that name layer directories: with an idmap they must go by
+// {dir} beneath the idmapped base, never as a string path that would bypass it.
+static bool IsLayerKey(const std::string& key) {
+  return key == "lowerdir" || key == "lowerdir+" || key == "upperdir" || key == "workdir" || key == "datadir+";
+}
+
+// Idmapped bases one mount may use (overlay: the lowers' and the upper's).
+static const uint32_t kMaxIdmapBases = 4;
+
+// fsMount(fstype, params: [key, value][], target, attrFlags, idmap?)
 //   value null/undefined → FSCONFIG_SET_FLAG;
 //   string|Buffer        → FSCONFIG_SET_STRING (at most 255 bytes);
 //   {dir, via?}          → the directory by fd (see SetDirParam).
+//   idmap [{usernsFd, base}…]: every {dir, at} is relative to base number
+//   `at`, opened beneath one detached clone of it idmapped to that user
+//   namespace (overlay's idmapped layers), never by a path that bypasses it.
 static Napi::Value FsMount(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string fstype = BytesArg(info, 0, "fstype");
@@ -95,7 +115,32 @@ static Napi::Value FsMount(const Napi::CallbackInfo& info) {
   unsigned attrs = FlagsArg(info, 3, "attrFlags",
                             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOATIME |
                                 MOUNT_ATTR_STRICTATIME | MOUNT_ATTR_NODIRATIME);
-
+  // The idmapped detached clones, when asked for: [{usernsFd, base}, …].
+  FdGuard idmapBases[kMaxIdmapBases];
+  uint32_t nBases = 0;
+  if (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull()) {
+    if (!info[4].IsArray()) throw ArgTypeError(env, "idmap must be an array of {usernsFd, base}");
+    Napi::Array list = info[4].As<Napi::Array>();
+    if (list.Length() == 0 || list.Length() > kMaxIdmapBases) {
+      throw ArgError(Napi::RangeError::New(env, "idmap must hold 1 to 4 bases"), "ERR_OUT_OF_RANGE");
+    }
+    for (nBases = 0; nBases < list.Length(); nBases++) {
+      Napi::Value e = list.Get(nBases);
+      if (!e.IsObject() || e.IsArray() || e.IsBuffer()) throw ArgTypeError(env, "idmap entries must be {usernsFd, base}");
+      Napi::Object o = e.As<Napi::Object>();
+      Napi::Value u = o.Get("usernsFd");
+      if (!u.IsNumber()) throw ArgTypeError(env, "idmap usernsFd must be a number");
+      double v = u.As<Napi::Number>().DoubleValue();
+      if (!std::isfinite(v) || std::floor(v) != v || v < 0 || v > 2147483647.0) {
+        throw ArgError(Napi::RangeError::New(env, "idmap usernsFd is out of range"), "ERR_OUT_OF_RANGE");
+      }
+      int userns = static_cast<int>(v);
+      RequireUsernsFd(env, userns, "idmap usernsFd");
+      std::string base = BytesValue(env, o.Get("base"), "idmap base");
+      if (base.empty() || base[0] != '/') throw ArgError(Napi::TypeError::New(env, "idmap base must be an absolute path"), "ERR_INVALID_ARG_VALUE");
+      idmapBases[nBases].fd = OpenIdmappedTree(env, base, userns, 0, false);
+    }
+  }
   FdGuard fs;
   fs.fd = sys_fsopen(fstype.c_str(), FSOPEN_CLOEXEC);
   if (fs.fd < 0) ThrowErrno(env, errno, "fsopen", fstype);
@@ -126,8 +171,24 @@ static Napi::Value FsMount(const Napi::CallbackInfo& info) {
       } else if (!viaValue.IsUndefined()) {
         throw ArgTypeError(env, "via must be a string");
       }
-      SetDirParam(env, fs.fd, key, dir, via);
+      int base = -1;
+      Napi::Value at = o.Get("at");
+      if (nBases > 0) {
+        // Idmapped: every directory is relative to one of the idmapped bases.
+        if (!at.IsNumber()) throw ArgTypeError(env, "param " + key + " dir needs `at` (an idmap base index) when idmapped");
+        double a = at.As<Napi::Number>().DoubleValue();
+        if (!std::isfinite(a) || std::floor(a) != a || a < 0 || a >= nBases) {
+          throw ArgError(Napi::RangeError::New(env, "param " + key + " at is out of range"), "ERR_OUT_OF_RANGE");
+        }
+        base = idmapBases[static_cast<uint32_t>(a)].fd;
+      } else if (!at.IsUndefined()) {
+        throw ArgTypeError(env, "param " + key + " has `at` but no idmap was given");
+      }
+      SetDirParam(env, fs.fd, key, dir, via, base);
       continue;
+    }
+    if (nBases > 0 && IsLayerKey(key)) {
+      throw ArgError(Napi::TypeError::New(env, "param " + key + " must be a {dir, at} beneath an idmap base when idmapped"), "ERR_INVALID_ARG_VALUE");
     }
     std::string value = BytesValue(env, v, "param " + key + " value");
     if (value.size() > kMaxFsconfigString) {
@@ -198,6 +259,7 @@ void InitMountApi(Napi::Env env, Napi::Object exports) {
   c.Set("MOUNT_ATTR_NOSUID", Napi::Number::New(env, MOUNT_ATTR_NOSUID));
   c.Set("MOUNT_ATTR_NODEV", Napi::Number::New(env, MOUNT_ATTR_NODEV));
   c.Set("MOUNT_ATTR_NOEXEC", Napi::Number::New(env, MOUNT_ATTR_NOEXEC));
+  c.Set("MOUNT_ATTR_IDMAP", Napi::Number::New(env, MOUNT_ATTR_IDMAP));
   exports.Set("mountApiConstants", c);
 }
 

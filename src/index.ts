@@ -54,7 +54,18 @@ export {
 export { copyUpSvg, copyUpHtml } from './bench/chart.js';
 export type { GraphDriver, DriverStatus, DriverCapabilities, LayerPaths } from './drivers/driver.js';
 export { createDriver, selectDriver, DRIVER_NAMES } from './drivers/registry.js';
-export type { MountSpec, OverlayMountSpec, BindMountSpec, AufsMountSpec } from './mount/mount-spec.js';
+export type {
+  MountSpec,
+  OverlayMountSpec,
+  BindMountSpec,
+  AufsMountSpec,
+  ContainerMountSpec,
+  FsParam,
+  MountOptions,
+  IdMapping,
+  IdmapOption,
+} from './mount/mount-spec.js';
+export type { CreateContainerRequest } from './store/mounts.js';
 export type { ContainerRecord } from './store/containers.js';
 export type { CommitOptions, CommitResult } from './store/commit.js';
 export type { PushOptions, PushResult, PushEvent } from './store/push.js';

@@ -47,7 +47,13 @@ export function native(): NativeBinding {
  * FSCONFIG_SET_STRING; `{ dir }` passes a directory by fd, so its path length
  * does not matter (`via` forces the fd or the /proc/self/fd/N fallback).
  */
-export type FsParamValue = string | Buffer | null | { dir: string | Buffer; via?: 'fd' | 'procfd' };
+export type FsParamValue = string | Buffer | null | { dir: string | Buffer; via?: 'fd' | 'procfd'; at?: number };
+
+/** fsMount's idmapped bases (native/mount-api.cc): `{dir, at}` params are relative to base `at`, seen through an idmapped clone of it. */
+export interface FsIdmapBase {
+  usernsFd: number;
+  base: string;
+}
 
 /**
  * The mount, xattr and mknod part of the addon (see native/*.cc). Every
@@ -58,7 +64,7 @@ export type FsParamValue = string | Buffer | null | { dir: string | Buffer; via?
  * with a symbolic `code` (ENOTBLK…, "UNKNOWN" when nobody names the errno).
  */
 export interface NativeFs {
-  fsMount(fstype: string, params: Array<[string, FsParamValue]>, target: string | Buffer, attrFlags: number): void;
+  fsMount(fstype: string, params: Array<[string, FsParamValue]>, target: string | Buffer, attrFlags: number, idmap?: FsIdmapBase[]): void;
   hasNewMountApi(): boolean;
   mount(source: string | Buffer | null, target: string | Buffer, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string | Buffer, flags: number): void;

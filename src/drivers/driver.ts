@@ -21,7 +21,7 @@ import type { Stats } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { ApplyResult } from '../layer/apply.js';
 import type { PaxRecords } from '../layer/pax.js';
-import type { MountSpec } from '../mount/mount-spec.js';
+import type { MountOptions, MountSpec } from '../mount/mount-spec.js';
 
 export interface CreateOptions {
   /** A container layer (upper) rather than an image layer. */
@@ -31,6 +31,13 @@ export interface CreateOptions {
 export interface GetOptions {
   /** Mount read-only (a container layer is otherwise writable). */
   readOnly?: boolean;
+  /** SELinux label, extra overlay options, idmap (src/mount checks them); used by the mount that the first reference makes. */
+  mount?: Pick<MountOptions, 'label' | 'overlayOptions' | 'idmap'> | undefined;
+  /**
+   * Names those options (src/mount mountOptionsKey): a layer already mounted
+   * with other ones is refused (TSG_IN_USE) instead of handed out as is.
+   */
+  mountKey?: string | undefined;
 }
 
 export interface ApplyDiffOptions {

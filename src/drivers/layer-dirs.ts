@@ -29,6 +29,8 @@ export interface LayerMeta {
   depth: number;
   /** Live references from get(); the mount exists while > 0. */
   mounts: number;
+  /** The options of the live mount (label, overlay options, idmap: GetOptions.mountKey), when it has any. */
+  mountKey?: string | undefined;
   created: string;
 }
 
@@ -292,9 +294,19 @@ export class LayerDirs {
    * One more reference to `id`, mounted at `target`: the first one calls
    * `mountFirst` (a failed mount takes no reference). Returns the meta.
    */
-  acquire(id: string, target: string, mountFirst: (meta: LayerMeta) => void): Promise<LayerMeta> {
+  acquire(id: string, target: string, mountFirst: (meta: LayerMeta) => void, mountKey = ''): Promise<LayerMeta> {
     return this.locked(() => {
       const meta = this.#liveMeta(id, target);
+      // A mount made with other options (an idmap, a label…) is not what this caller asked for.
+      if (meta.mounts > 0 && (meta.mountKey ?? '') !== mountKey) {
+        throw new BusyError('TSG_IN_USE', `layer ${id} is mounted with other mount options (label, overlay options or idmap); unmount it first`, {
+          data: { id, mounted: meta.mountKey ?? '', asked: mountKey },
+        });
+      }
+      if (meta.mounts === 0) {
+        if (mountKey) meta.mountKey = mountKey;
+        else delete meta.mountKey;
+      }
       meta.mounts++;
       // Intent first: the count is on disk before the mount exists.
       this.writeMeta(meta);

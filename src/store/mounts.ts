@@ -23,21 +23,33 @@ import type { ContentStore } from '../content/store.js';
 import { type Digest, hexOf } from '../digest.js';
 import type { GraphDriver } from '../drivers/driver.js';
 import { BusyError, NotFoundError } from '../errors.js';
-import { isMountPoint } from '../mount/index.js';
+import { type ContainerMountSpec, isMountPoint, type MountOptions } from '../mount/index.js';
 import { crashPoint, pausePoint } from '../util/crash-point.js';
 import { ContainerStore, type ContainerRecord } from './containers.js';
 import type { ImageRecord } from './image-store.js';
-import { LayerStore } from './layer-store.js';
+import { LayerStore, type UnpackEvent } from './layer-store.js';
 import { acquireLock, type FileLock } from './lock.js';
+import { driverGetOptions, specOfContainer } from './mount-options.js';
 
 /** How long mount NAME / umount / rm / commit wait for each other on one container. */
 const OWNER_WAIT_MS = 10 * 60_000;
 
-export interface MountRequest {
+/** Options of `Store.mount`: the container's name, how to mount it (MountOptions), and the unpack's signal and progress. */
+export interface MountRequest extends MountOptions {
   /** Container name (default: `<image>-<6 hex>`). */
   name?: string | undefined;
-  readOnly?: boolean | undefined;
   signal?: AbortSignal | undefined;
+  /** Progress of unpacking the image's layers when they are not unpacked yet. */
+  onProgress?: ((event: UnpackEvent) => void) | undefined;
+}
+
+/** Options of `Store.createContainer`. */
+export interface CreateContainerRequest {
+  /** Container name (default: `<image>-<6 hex>`). */
+  name?: string | undefined;
+  signal?: AbortSignal | undefined;
+  /** Progress of unpacking the image's layers when they are not unpacked yet. */
+  onProgress?: ((event: UnpackEvent) => void) | undefined;
 }
 
 export interface MountResult {
@@ -69,6 +81,37 @@ export class Mounter {
 
   /** Creates container `name` on `image` and mounts it. */
   async mountImage(image: ImageRecord, req: MountRequest = {}): Promise<MountResult> {
+    // Checked before anything is unpacked or claimed.
+    const get = { readOnly: req.readOnly ?? false, ...driverGetOptions(this.driver, req) };
+    const { container, path } = await this.#create(image, req, get.readOnly, async (record) => this.driver.get(record.id, get));
+    return { container, path: path! };
+  }
+
+  /** Creates container `name` on `image` without mounting it (Store.createContainer). */
+  async createContainer(image: ImageRecord, req: CreateContainerRequest = {}): Promise<ContainerRecord> {
+    return (await this.#create(image, req, false, undefined)).container;
+  }
+
+  /**
+   * The container's mount as data (Store.mountSpec): nothing is mounted.
+   * Under the owner lock, shared: an `rm` does not delete the layer while
+   * the spec is being read.
+   */
+  async spec(name: string, options: MountOptions = {}): Promise<ContainerMountSpec> {
+    return this.#owned(name, true, async (record) => specOfContainer(this.driver, record, options));
+  }
+
+  /**
+   * Claims `name`, unpacks the image if needed, makes the container layer
+   * and, with `mountIt`, mounts it; the record is ready last (see the file
+   * comment for the crash safety).
+   */
+  async #create(
+    image: ImageRecord,
+    req: CreateContainerRequest,
+    readOnly: boolean,
+    mountIt: ((record: ContainerRecord) => Promise<string>) | undefined,
+  ): Promise<{ container: ContainerRecord; path: string | undefined }> {
     const name = req.name ?? ContainerStore.defaultName(image.name);
     ContainerStore.checkName(name);
     // A quick answer for a taken name, before any unpacking (a crash leftover is removed and the name reused); claim() decides races.
@@ -79,7 +122,7 @@ export class Mounter {
     const parent = this.#topChainId(image);
     // Layers may be missing if the image was pulled with --no-unpack or by an older tsgraph.
     if (!this.#chainStillComplete(parent)) {
-      await this.layers.unpack(image, this.content, { signal: req.signal });
+      await this.layers.unpack(image, this.content, { signal: req.signal, onEvent: req.onProgress });
       this.#rememberChain(parent);
     }
     const record: ContainerRecord = {
@@ -89,7 +132,7 @@ export class Mounter {
       imageDigest: image.manifestDigest,
       parent,
       driver: this.driver.name,
-      readOnly: req.readOnly ?? false,
+      readOnly,
       path: undefined,
       createdAt: new Date().toISOString(),
       state: 'creating',
@@ -102,8 +145,10 @@ export class Mounter {
       try {
         await this.driver.create(record.id, parent ? hexOf(parent) : undefined, { readWrite: true });
         crashPoint('mount:after-layer-create');
-        record.path = await this.driver.get(record.id, { readOnly: record.readOnly });
-        crashPoint('mount:after-mount');
+        if (mountIt) {
+          record.path = await mountIt(record);
+          crashPoint('mount:after-mount');
+        }
         delete record.state;
         this.containers.put(record);
         return { container: record, path: record.path };
@@ -130,7 +175,7 @@ export class Mounter {
   async mountContainer(name: string, req: MountRequest = {}): Promise<MountResult> {
     // Shared: the count itself is kept under the driver lock.
     return this.#owned(name, true, async (record) => {
-      const path = await this.driver.get(record.id, { readOnly: req.readOnly ?? record.readOnly });
+      const path = await this.driver.get(record.id, { readOnly: req.readOnly ?? record.readOnly, ...driverGetOptions(this.driver, req) });
       if (record.path !== path) {
         record.path = path;
         this.containers.put(record);

@@ -46,7 +46,8 @@ import { type GraphDriver } from '../drivers/driver.js';
 import { selectDriver } from '../drivers/registry.js';
 import { LayerStore } from './layer-store.js';
 import { ContainerStore, type ContainerRecord } from './containers.js';
-import { Mounter, type MountRequest, type MountResult } from './mounts.js';
+import { type CreateContainerRequest, Mounter, type MountRequest, type MountResult } from './mounts.js';
+import type { ContainerMountSpec, MountOptions } from '../mount/mount-spec.js';
 import { formatReference, parseReference } from '../reference.js';
 import { findImage } from './find-image.js';
 import { type PullEvent, type PullResult, pullImage } from './pull.js';
@@ -240,6 +241,33 @@ export class Store implements AsyncDisposable {
         lock.release();
       }
     });
+  }
+
+  /**
+   * Creates a container layer on image `image` without mounting it (the
+   * image is unpacked first when needed; same locks and crash safety as
+   * mount). Mount it with `mount(name)`, or take `mountSpec(name)` and
+   * mount it yourself.
+   */
+  async createContainer(image: string, options: CreateContainerRequest = {}): Promise<ContainerRecord> {
+    return this.#shared(async () => {
+      const { image: record, lock } = await this.#lockImage(image, true, options.signal);
+      try {
+        return await this.#mounter.createContainer(record, options);
+      } finally {
+        lock.release();
+      }
+    });
+  }
+
+  /**
+   * Container `name`'s mount as data, for a runtime that mounts it in its
+   * own mount namespace: type, source, fs-context parameters (and a classic
+   * option string when it fits one page), the layer dirs. Mounts nothing;
+   * a mount the runtime makes is its own to unmount before `removeContainer`.
+   */
+  async mountSpec(name: string, options: MountOptions = {}): Promise<ContainerMountSpec> {
+    return this.#mounter.spec(name, options);
   }
 
   /** Releases one mount of container `name` (unmounted when none are left). */

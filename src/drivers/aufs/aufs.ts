@@ -70,7 +70,7 @@ export class AufsDriver implements GraphDriver {
 
   async get(id: string, options: GetOptions = {}): Promise<string> {
     const target = this.mntDir(id);
-    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id), target, { readOnly: options.readOnly || !meta.readWrite }));
+    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id), target, { ...options.mount, readOnly: options.readOnly || !meta.readWrite }), options.mountKey);
     return target;
   }
 

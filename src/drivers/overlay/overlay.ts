@@ -162,7 +162,7 @@ export class OverlayDriver implements GraphDriver {
 
   async get(id: string, options: GetOptions = {}): Promise<string> {
     const target = join(this.dirs.dir(id), 'merged');
-    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id, options, meta), target, { readOnly: options.readOnly || !meta.readWrite }));
+    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id, options, meta), target, { ...options.mount, readOnly: options.readOnly || !meta.readWrite }), options.mountKey);
     return target;
   }
 

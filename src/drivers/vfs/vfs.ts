@@ -70,7 +70,7 @@ export class VfsDriver implements GraphDriver {
    */
   async get(id: string, options: GetOptions = {}): Promise<string> {
     const target = join(this.dirs.dir(id), 'merged');
-    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id), target, { readOnly: options.readOnly || !meta.readWrite }));
+    await this.dirs.acquire(id, target, (meta) => mount(this.mountSpec(id), target, { ...options.mount, readOnly: options.readOnly || !meta.readWrite }), options.mountKey);
     return target;
   }
 
@@ -100,7 +100,7 @@ export class VfsDriver implements GraphDriver {
 
   async cleanup(): Promise<void> {
     await this.dirs.cleanup((merged) => {
-      unmount(merged, { detach: true });
+      if (isMountPoint(merged)) unmount(merged, { detach: true }); // statx first: see overlay.ts cleanup
       this.destroyRoot(join(merged, '..'));
     });
   }
