@@ -104,6 +104,12 @@ export interface SpecOptions {
   terminal?: boolean | undefined;
   /** Overrides Entrypoint + Cmd. */
   args?: string[] | undefined;
+  /**
+   * The process's user, as is: no lookup of the image's `User` in
+   * `rootPath` (for a rootfs that is not mounted here: a runtime mounting
+   * the container itself in its own mount namespace).
+   */
+  user?: RuntimeUser | undefined;
 }
 
 /** A mount of an OCI runtime spec. */
@@ -171,7 +177,7 @@ export function runtimeSpec(config: ImageConfig, options: SpecOptions): RuntimeS
     ociVersion: '1.0.2',
     process: {
       terminal: options.terminal ?? false,
-      user: resolveUser(options.rootPath, c.User),
+      user: options.user ?? resolveUser(options.rootPath, c.User),
       args,
       env,
       cwd: c.WorkingDir || '/',

@@ -7,7 +7,7 @@
 import type { ContentStore } from '../content/store.js';
 import type { Digest } from '../digest.js';
 import { chainIds } from '../layer/chain.js';
-import { imageConfigSchema, parseJson } from '../oci/schemas.js';
+import { type ImageConfig, imageConfigSchema, parseJson } from '../oci/schemas.js';
 import type { ImageRecord } from './image-store.js';
 import type { LayerStore } from './layer-store.js';
 
@@ -52,6 +52,11 @@ export interface HistoryEntry {
   layer: LayerSize | undefined;
 }
 
+/** `image`'s config blob, parsed and checked. */
+export function imageConfig(image: ImageRecord, content: ContentStore): ImageConfig {
+  return parseJson(imageConfigSchema, content.readBlob(image.configDigest), `config ${image.configDigest}`);
+}
+
 /** Sizes of `image`'s layers, base first. */
 export function layerSizes(image: ImageRecord, layers: LayerStore): LayerSize[] {
   const chains = chainIds(image.layers.map((l) => l.diffId));
@@ -83,7 +88,7 @@ export function imageSize(image: ImageRecord, layers: LayerStore): ImageSize {
  * no created-by; steps past the last layer get none.
  */
 export function imageHistory(image: ImageRecord, content: ContentStore, layers: LayerStore): HistoryEntry[] {
-  const config = parseJson(imageConfigSchema, content.readBlob(image.configDigest), `config ${image.configDigest}`);
+  const config = imageConfig(image, content);
   const sizes = layerSizes(image, layers);
   const out: HistoryEntry[] = [];
   let next = 0;

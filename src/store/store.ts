@@ -14,7 +14,6 @@
  * docs/library.md walks through a runtime's whole cycle.
  */
 import * as fs from 'node:fs';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ContentStore } from '../content/store.js';
 import { openPrivateRoot, tightenTop } from '../util/private-root.js';
@@ -31,14 +30,14 @@ import type { LayerDiff } from './differ.js';
 // only pulls or mounts does not pay for them at start.
 import type { PushOptions, PushResult } from './push.js';
 import type { HistoryEntry, ImageSize } from './history.js';
+import type { ImageConfig } from '../oci/schemas.js';
+import type { runtimeSpec } from '../runtime/spec.js';
 import type { ContainerSize, DiskUsage, DiskUsageOptions } from './usage.js';
 import type { DiffStreamOptions, TarStreamOptions } from './tar-streams.js';
 import type { Readable } from 'node:stream';
 import type { LoginOptions } from '../registry/login.js';
-import { type Platform, parsePlatform } from '../platform.js';
+import { parsePlatform } from '../platform.js';
 import { CredentialStore, type Credentials } from '../registry/credentials.js';
-import type { RetryPolicy } from '../registry/retry.js';
-import type { Timeouts } from '../registry/timeouts.js';
 import { RegistryClient } from '../registry/client.js';
 import { openSource } from '../source/parse.js';
 import { type ImageRecord, ImageStore } from './image-store.js';
@@ -50,67 +49,14 @@ import { type CreateContainerRequest, Mounter, type MountRequest, type MountResu
 import type { ContainerMountSpec, MountOptions } from '../mount/mount-spec.js';
 import { formatReference, parseReference } from '../reference.js';
 import { findImage } from './find-image.js';
-import { type PullEvent, type PullResult, pullImage } from './pull.js';
+import { type PullResult, pullImage } from './pull.js';
+import { DEFAULT_ROOT, type StoreLoginOptions, type StoreOptions, type StorePullOptions, defaultConfigDirs } from './store-options.js';
 
-/** The store root when neither `root` nor `$TSGRAPH_ROOT` says otherwise. */
-export const DEFAULT_ROOT = '/var/lib/tsgraph';
+export { DEFAULT_ROOT, defaultConfigDirs, type StoreLoginOptions, type StoreOptions, type StorePullOptions } from './store-options.js';
+
 
 /** How long gc, and the verbs that hold the gc lock shared, wait for each other. */
 const GC_LOCK_TIMEOUT_MS = 10 * 60_000;
-
-/** Options of Store.open: root, driver and registry settings. */
-export interface StoreOptions {
-  /** Store root; default `$TSGRAPH_ROOT` or /var/lib/tsgraph. */
-  root?: string | undefined;
-  /** Registries where http and unverified TLS are allowed (`host[:port]`). */
-  insecureRegistries?: string[] | undefined;
-  /** Credentials used for every registry (like `--creds`); otherwise docker's config.json. */
-  creds?: Credentials | undefined;
-  /** Path to docker's config.json (default `$DOCKER_CONFIG/config.json` or ~/.docker/config.json). */
-  dockerConfig?: string | undefined;
-  /** Graph driver (`overlay`, `vfs`); default `$TSGRAPH_DRIVER`, the root's own, else overlay where it works. */
-  driver?: string | undefined;
-  /** Directories holding `certs.d/<host>/` (default: tsgraph's config dir, then /etc/tsgraph). */
-  configDirs?: string[] | undefined;
-  /** Retries of registry requests (attempts, backoff); default: 5 attempts with jittered backoff. */
-  retry?: Partial<RetryPolicy> | undefined;
-  /**
-   * Repair crash leftovers at open (default true): half-made containers,
-   * half-unpacked layers. `tsgraph check` opens with false so that it can
-   * report them before `--repair` fixes them.
-   */
-  repairOnOpen?: boolean | undefined;
-  /** Registry connect / response / idle limits (default: `$TSGRAPH_TIMEOUT`, else 30 s / 60 s / 60 s). */
-  timeouts?: Partial<Timeouts> | undefined;
-  /** Called when a request is retried (network error, 5xx, 429). */
-  onRetry?: ((info: { url: string; attempt: number; delayMs: number; reason: string }) => void) | undefined;
-}
-
-/** Options of Store.pull. */
-export interface StorePullOptions {
-  /** Unpack layers into the driver after downloading (default true). */
-  unpack?: boolean | undefined;
-  /** `os/arch[/variant]` or a Platform; default: this host. */
-  platform?: string | Platform | undefined;
-  /** Parallel layer downloads; default 3. */
-  jobs?: number | undefined;
-  /** Stops the pull (TSG_ABORTED); what was downloaded stays and a later pull resumes it. */
-  signal?: AbortSignal | undefined;
-  /** Resolve, download and unpack events, per layer. */
-  onProgress?: ((event: PullEvent) => void) | undefined;
-}
-
-/** Options of Store.login: the store's registry settings are used for the check. */
-export interface StoreLoginOptions {
-  /** Cancels the check (TSG_ABORTED); nothing is written then. */
-  signal?: AbortSignal | undefined;
-}
-
-/** tsgraph's config dir: `$TSGRAPH_CONFIG_DIR`, else `$XDG_CONFIG_HOME/tsgraph`, else ~/.config/tsgraph. */
-export function defaultConfigDirs(env: NodeJS.ProcessEnv = process.env): string[] {
-  const user = env.TSGRAPH_CONFIG_DIR || join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'tsgraph');
-  return [user, '/etc/tsgraph'];
-}
 
 /**
  * A tsgraph store. Open it with {@link Store.open}; close it with
@@ -426,6 +372,12 @@ export class Store implements AsyncDisposable {
         lock.release();
       }
     });
+  }
+
+  /** Image `ref`'s config (run config: Entrypoint, Cmd, Env, User…; rootfs; history), as for {@link runtimeSpec}. */
+  async imageConfig(ref: string): Promise<ImageConfig> {
+    const { imageConfig } = await import('./history.js');
+    return imageConfig(this.findImage(ref), this.content);
   }
 
   /** Image `ref`'s history, newest step first, layers with their sizes (docker history). */
