@@ -15,6 +15,7 @@ import type { CommitFlags } from './commands/commit.js';
 import type { BundleFlags } from './commands/bundle.js';
 import type { CheckFlags } from './commands/check.js';
 import type { LoginFlags } from './commands/login.js';
+import type { MountFlags } from './commands/mount.js';
 
 /**
  * reference.ts's DEFAULT_REGISTRY, spelled out: importing it for a help
@@ -127,7 +128,21 @@ const VERB_DEFINITIONS = {
       .argument('<image|container>', 'image name, short name, digest prefix, or container name')
       .option('--name <name>', 'container name (default: <image>-<6 hex>)')
       .option('--read-only', 'mount read-only')
-      .action(async (target: string, flags: { name?: string; readOnly?: boolean }, cmd: Command) => (await import('./commands/mount.js')).mount(ctx, target, flags, cmd)),
+      .option('--label <context>', 'SELinux context= label for every file (overlay only)')
+      .addOption(
+        new Option('--opt <option>', 'extra overlay option (repeatable): volatile, xino=on|off|auto, uuid=..., default_permissions')
+          .argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]),
+      )
+      .addOption(
+        new Option('--uidmap <container:host:size>', 'idmapped mount: map these uids as a user namespace would (repeatable)')
+          .argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]),
+      )
+      .addOption(
+        new Option('--gidmap <container:host:size>', 'gids for --uidmap (repeatable; default: the uid map)')
+          .argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]),
+      )
+      .option('--userns <path>', 'idmapped mount through the user namespace at PATH (e.g. /proc/PID/ns/user)')
+      .action(async (target: string, flags: MountFlags, cmd: Command) => (await import('./commands/mount.js')).mount(ctx, target, flags, cmd)),
 
   umount: () =>
     new Command('umount')
