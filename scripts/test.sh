@@ -21,9 +21,12 @@ fi
 
 # zstd-napi's prebuilt download is unreachable here; build its bundled zstd.
 export npm_config_build_from_source=zstd-napi
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f build/Release/tsgraph_native.node ]; then
+# The addon: a local build or a prebuild, found as src/native.ts finds it (node-gyp-build).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || ! node -e "require('node-gyp-build').path('.')" 2>/dev/null; then
   npm ci --no-audit --no-fund
 fi
+# prebuilds/ for the npm package (test/cli/package-install.test.ts packs it): a no-op when up to date.
+npm run --silent prebuild
 
 npm run --silent typecheck
 

@@ -1,11 +1,22 @@
 /**
- * Loads the native addon (built by `npm install` through node-gyp). This file
- * only types and loads it; mounting goes through src/mount, locking through
- * src/store/lock.ts. Keep the typed surface in step with native/*.cc.
+ * Loads the native addons. This file only types and loads them; mounting goes
+ * through src/mount, locking through src/store/lock.ts. Keep the typed
+ * surface in step with native/*.cc.
+ *
+ * Where the addon comes from (docs/packaging.md): node-gyp-build's lookup, the
+ * same one its install script ran to decide that nothing needs compiling —
+ * build/Release or build/Debug first (a local node-gyp build: a developer's,
+ * or the install's fallback when no prebuild matched), then
+ * prebuilds/<platform>-<arch>/ (shipped in the npm package, one N-API build
+ * for every Node), picked by its tags (libc, ...). `TSGRAPH_PREBUILD=dir`
+ * points the lookup at another package root.
+ *
+ * Both loaders are lazy and load nothing at import: CLI start stays light
+ * (test/cli/start.test.ts).
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { UnsupportedError } from './errors.js';
 
@@ -21,24 +32,87 @@ export interface NativeBinding {
   lockConstants: { LOCK_SH: number; LOCK_EX: number; LOCK_NB: number; LOCK_UN: number };
 }
 
+/** src/native.ts and dist/native.js both sit one level below the package root. */
+const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
 let cached: NativeBinding | undefined;
 
-/** The addon; throws TSG_UNSUPPORTED with a remedy when it was not built. */
+/** The addon; throws TSG_UNSUPPORTED with a remedy when there is none for this machine. */
 export function native(): NativeBinding {
   if (cached) return cached;
-  const here = dirname(fileURLToPath(import.meta.url));
-  // src/native.ts and dist/native.js both sit one level below the package root.
-  const root = join(here, '..');
-  const candidates = [join(root, 'build/Release/tsgraph_native.node'), join(root, 'build/Debug/tsgraph_native.node')];
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new UnsupportedError('TSG_UNSUPPORTED', 'the native addon is not built; run `npm install` (or `npx node-gyp rebuild`)', {
-      data: { looked: candidates },
-    });
+  const gypBuild = require('node-gyp-build') as { path(dir: string): string };
+  let found: string;
+  try {
+    found = gypBuild.path(PACKAGE_ROOT);
+  } catch (err) {
+    // node-gyp-build says which platform/arch/libc it looked for: keep that in the message.
+    const why = (err as Error).message.split('\n')[0]!.replace(/^No native build was found for /, '');
+    throw new UnsupportedError(
+      'TSG_UNSUPPORTED',
+      `the native addon is neither prebuilt for this machine (${why}) nor built: reinstall tsgraph where node-gyp can compile it (a C++ compiler, make, python3), or run \`npx node-gyp rebuild\` in its directory`,
+      { data: { looked: [join(PACKAGE_ROOT, 'build/Release'), join(PACKAGE_ROOT, 'build/Debug'), join(PACKAGE_ROOT, 'prebuilds')] } },
+    );
   }
-  const require = createRequire(import.meta.url);
   cached = require(found) as NativeBinding;
   return cached;
+}
+
+/** What tsgraph uses of zstd-napi's stream API (its dist/index.js). */
+export interface ZstdNapi {
+  CompressStream: new (params?: { compressionLevel?: number; nbWorkers?: number }) => Transform;
+  DecompressStream: new () => Transform;
+}
+
+/** What tsgraph uses of zstd-napi's raw binding (ZSTD_DCtx, streaming). */
+export interface ZstdBinding {
+  DCtx: new () => {
+    /** [ret (0 at a frame's end), bytes written to dst, bytes read from src] */
+    decompressStream(dst: Uint8Array, src: Uint8Array): [number, number, number];
+  };
+}
+
+let zstdDir: string | undefined;
+
+/**
+ * zstd-napi's directory, its binding loaded once: the installed optional
+ * dependency (built for this machine by its own install), else the copy
+ * `npm run prebuild` ships in prebuilds/<platform>-<arch>/zstd-napi/ (its
+ * install needs a download or a compiler; without both npm drops it and the
+ * copy serves). Neither: TSG_UNSUPPORTED, which only zstd layers meet.
+ */
+function zstdNapiDir(): string {
+  if (zstdDir) return zstdDir;
+  const tried: string[] = [];
+  const candidates: Array<() => string> = [
+    () => dirname(require.resolve('zstd-napi/package.json')),
+    () => join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'zstd-napi'),
+  ];
+  for (const candidate of candidates) {
+    try {
+      const dir = candidate();
+      require(join(dir, 'binding.js'));
+      zstdDir = dir;
+      return dir;
+    } catch (err) {
+      tried.push((err as Error).message.split('\n')[0]!);
+    }
+  }
+  throw new UnsupportedError(
+    'TSG_UNSUPPORTED',
+    `zstd layers need zstd-napi's native binding, which is neither installed nor prebuilt for ${process.platform}-${process.arch} (its install needs a C++ compiler or its download): gzip and uncompressed layers work; \`npm install zstd-napi\` where it can build adds zstd`,
+    { data: { tried } },
+  );
+}
+
+/** zstd-napi's stream API; throws TSG_UNSUPPORTED when no binding loads (see zstdNapiDir). */
+export function zstdNapi(): ZstdNapi {
+  return require(zstdNapiDir()) as ZstdNapi;
+}
+
+/** zstd-napi's raw binding; throws TSG_UNSUPPORTED when none loads. */
+export function zstdBinding(): ZstdBinding {
+  return require(join(zstdNapiDir(), 'binding.js')) as ZstdBinding;
 }
 
 /**

@@ -20,8 +20,8 @@
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { CompressStream } from 'zstd-napi';
 import type { Compression } from '../oci/media-types.js';
+import { zstdNapi } from '../native.js';
 
 /** gzip level docker, podman (containers/image) and `gzip` use by default. */
 export const GZIP_LEVEL = 6;
@@ -118,5 +118,5 @@ export class ParallelGzip extends Transform {
 /** The stage that compresses a layer tar into a blob (a pass-through for `none`). */
 export function compressionStage(compression: Exclude<Compression, 'none'>): NodeJS.ReadWriteStream {
   if (compression === 'gzip') return new ParallelGzip();
-  return new CompressStream({ compressionLevel: ZSTD_LEVEL, nbWorkers: 1 }) as unknown as NodeJS.ReadWriteStream;
+  return new (zstdNapi().CompressStream)({ compressionLevel: ZSTD_LEVEL, nbWorkers: 1 }) as unknown as NodeJS.ReadWriteStream;
 }

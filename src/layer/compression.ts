@@ -4,9 +4,9 @@
  */
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
 import type { Compression } from '../oci/media-types.js';
 import { TsgraphError } from '../errors.js';
+import { zstdNapi } from '../native.js';
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
@@ -63,6 +63,7 @@ export const GUNZIP_CHUNK = 256 << 10;
 export function decompressionStages(compression: Compression): Array<NodeJS.ReadWriteStream> {
   const check = new MagicCheck(compression);
   if (compression === 'gzip') return [check, createGunzip({ chunkSize: GUNZIP_CHUNK })];
-  if (compression === 'zstd') return [check, new DecompressStream() as unknown as NodeJS.ReadWriteStream];
+  // zstd-napi loads on first use (src/native.ts): a package without its binding still does gzip.
+  if (compression === 'zstd') return [check, new (zstdNapi().DecompressStream)() as unknown as NodeJS.ReadWriteStream];
   return [check, new PassThrough()];
 }

@@ -15,8 +15,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parentPort } from 'node:worker_threads';
 import { createGunzip } from 'node:zlib';
-import zstd from 'zstd-napi/binding.js';
 import { TsgraphError } from '../errors.js';
+import { zstdBinding } from '../native.js';
 import type { Compression } from '../oci/media-types.js';
 import { GUNZIP_CHUNK, magicCheck } from './compression.js';
 
@@ -124,9 +124,12 @@ class Job {
 
   /** Decompresses zstd frames straight into the output batch, as zstd-napi's DecompressStream would. */
   #zstdSink(): Writable {
-    const dctx = new zstd.DCtx();
+    // zstd-napi loads on the first chunk (src/native.ts), inside the pipeline: a package
+    // without its binding fails this job with TSG_UNSUPPORTED, and gzip jobs never load it.
+    let dctx: InstanceType<ReturnType<typeof zstdBinding>['DCtx']> | undefined;
     let inFrame = false;
     const decompress = async (chunk: Buffer): Promise<void> => {
+      dctx ??= new (zstdBinding().DCtx)();
       let src = chunk;
       for (;;) {
         const [ret, produced, consumed] = dctx.decompressStream(this.#batch.subarray(this.#fill), src);
