@@ -23,14 +23,32 @@ const ARCH_ALIASES: Record<string, string> = {
   armel: 'arm',
 };
 
-/** Parses `linux/arm64`, `linux/arm/v7`; os defaults to linux when only an arch is given. */
+// The OCI image spec takes os and architecture values from Go's GOOS and GOARCH lists.
+const KNOWN_OS = new Set(['aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'hurd', 'illumos', 'ios', 'js', 'linux', 'nacl',
+  'netbsd', 'openbsd', 'plan9', 'solaris', 'wasip1', 'windows', 'zos']);
+const KNOWN_ARCH = new Set(['386', 'amd64', 'amd64p32', 'arm', 'armbe', 'arm64', 'arm64be', 'loong64', 'mips', 'mipsle', 'mips64',
+  'mips64le', 'mips64p32', 'mips64p32le', 'ppc', 'ppc64', 'ppc64le', 'riscv', 'riscv64', 's390', 's390x', 'sparc', 'sparc64', 'wasm']);
+const COMPONENT = /^[a-z0-9_.-]{1,32}$/;
+
+/**
+ * Parses `linux/arm64`, `linux/arm/v7`, `arm64` (os linux) or `linux` (this
+ * host's architecture), as docker does; an unknown os or architecture (a typo
+ * like `linux/amd46`) is TSG_USAGE rather than a pull that finds nothing.
+ */
 export function parsePlatform(text: string): Platform {
   const parts = text.trim().toLowerCase().split('/');
-  if (parts.length > 3 || parts.some((p) => p.length === 0)) {
-    throw new UsageError('TSG_USAGE', `invalid platform ${JSON.stringify(text)} (want os/arch[/variant])`);
-  }
-  if (parts.length === 1) return normalizePlatform({ os: 'linux', architecture: parts[0]! });
-  return normalizePlatform({ os: parts[0]!, architecture: parts[1]!, variant: parts[2] });
+  const invalid = (why: string) => new UsageError('TSG_USAGE', `invalid platform ${JSON.stringify(text)}: ${why} (want os/arch[/variant], e.g. linux/arm64)`);
+  if (parts.length > 3 || parts.some((p) => !COMPONENT.test(p))) throw invalid('bad form');
+  let p: Platform;
+  if (parts.length === 1) {
+    const one = parts[0]!;
+    if (KNOWN_OS.has(one)) p = { os: one, architecture: hostPlatform().architecture };
+    else p = { os: 'linux', architecture: one };
+  } else p = { os: parts[0]!, architecture: parts[1]!, variant: parts[2] };
+  const n = normalizePlatform(p);
+  if (!KNOWN_OS.has(n.os)) throw invalid(`unknown operating system ${JSON.stringify(n.os)}`);
+  if (!KNOWN_ARCH.has(n.architecture)) throw invalid(`unknown architecture ${JSON.stringify(n.architecture)}`);
+  return n;
 }
 
 /** A platform with docker's aliases resolved (x86_64 → amd64, aarch64 → arm64; arm64/v8 → arm64, arm → arm/v7). */

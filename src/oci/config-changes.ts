@@ -37,19 +37,85 @@ function argv(change: string, rest: string): string[] {
   return t.startsWith('[') ? jsonStrings(change, t) : ['/bin/sh', '-c', t];
 }
 
-/** `K=V K2="v 2"` or the old `K V` form. */
+/**
+ * Splits on unquoted whitespace, keeping quotes (Dockerfile's first pass):
+ * `a="b c" "d e"=f` → [`a="b c"`, `"d e"=f`].
+ */
+function rawWords(change: string, t: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quote: string | undefined;
+  for (let i = 0; i < t.length; i++) {
+    const c = t[i]!;
+    if (quote) {
+      cur += c;
+      if (c === '\\' && quote === '"' && i + 1 < t.length) cur += t[++i];
+      else if (c === quote) quote = undefined;
+    } else if (/\s/.test(c)) {
+      if (cur) out.push(cur);
+      cur = '';
+    } else {
+      cur += c;
+      if (c === '\\' && i + 1 < t.length) cur += t[++i];
+      else if (c === '"' || c === "'") quote = c;
+    }
+  }
+  if (quote) throw bad(change, `unterminated ${quote} quote`);
+  if (cur) out.push(cur);
+  return out;
+}
+
+/** Removes one word's quotes and escapes: `"c d"` → `c d`, `'x'` → `x`, `a\ b` → `a b`. */
+function unquote(w: string): string {
+  let out = '';
+  let quote: string | undefined;
+  for (let i = 0; i < w.length; i++) {
+    const c = w[i]!;
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+      else out += c;
+    } else if (c === '\\' && i + 1 < w.length) out += w[++i];
+    else if (quote === '"' && c === '"') quote = undefined;
+    else if (!quote && (c === '"' || c === "'")) quote = c;
+    else out += c;
+  }
+  return out;
+}
+
+/**
+ * `K=V K2="v 2" "k 3"=v` or the old `K V` form, as docker parses LABEL and
+ * ENV: each word splits at its first `=`, then quotes are removed from both sides.
+ */
 function pairs(change: string, rest: string): Array<[string, string]> {
-  const t = rest.trim();
-  if (!t.includes('=')) {
+  const words = rawWords(change, rest.trim());
+  if (!words.length) throw bad(change, 'want KEY=VALUE');
+  if (!words[0]!.includes('=')) {
+    // The old form: the first word is the key, the rest of the line its value.
+    const t = rest.trim();
     const sp = t.search(/\s/);
     if (sp < 0) throw bad(change, 'want KEY=VALUE');
-    return [[t.slice(0, sp), t.slice(sp).trim()]];
+    return [[unquote(words[0]!), t.slice(sp).trim()]];
   }
-  const out: Array<[string, string]> = [];
-  const re = /([^\s=]+)=("((?:[^"\\]|\\.)*)"|'([^']*)'|(\S*))/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(t))) out.push([m[1]!, m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : (m[4] ?? m[5] ?? '')]);
-  if (!out.length) throw bad(change, 'want KEY=VALUE');
+  return words.map((w) => {
+    const eq = w.indexOf('=');
+    if (eq < 0) throw bad(change, `${JSON.stringify(w)} is not KEY=VALUE`);
+    const key = unquote(w.slice(0, eq));
+    if (!key) throw bad(change, 'a name cannot be empty');
+    return [key, unquote(w.slice(eq + 1))];
+  });
+}
+
+/** `80`, `80/udp`, `8000-8010/tcp` → the keys docker writes (`80/tcp`...), or TSG_USAGE. */
+function exposedPorts(change: string, rest: string): string[] {
+  const out: string[] = [];
+  for (const spec of rest.trim().split(/\s+/)) {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?(?:\/(tcp|udp|sctp))?$/i.exec(spec);
+    const lo = m ? Number(m[1]) : NaN;
+    const hi = m?.[2] !== undefined ? Number(m[2]) : lo;
+    if (!m || lo < 1 || hi > 65535 || hi < lo) throw bad(change, `invalid port ${JSON.stringify(spec)} (want PORT[-PORT][/tcp|udp|sctp], 1-65535)`);
+    const proto = (m[3] ?? 'tcp').toLowerCase();
+    for (let p = lo; p <= hi; p++) out.push(`${p}/${proto}`);
+  }
   return out;
 }
 
@@ -85,7 +151,7 @@ export function applyChange(config: RunConfig, change: string): void {
       return;
     case 'EXPOSE': {
       const ports = { ...(config.ExposedPorts ?? {}) };
-      for (const p of rest.trim().split(/\s+/)) ports[p.includes('/') ? p : `${p}/tcp`] = {};
+      for (const p of exposedPorts(change, rest)) ports[p] = {};
       config.ExposedPorts = ports;
       return;
     }

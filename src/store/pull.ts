@@ -172,8 +172,9 @@ function verifyDescriptor(desc: Descriptor, bytes: Buffer, what: string): void {
 
 
 /** The record names the platform this pull wants (an index holds several; a plain manifest has one). */
-function platformOk(image: ImageRecord, top: FetchedManifest, platform: Platform): boolean {
-  if (image.manifestDigest === top.digest) return true;
+function platformOk(image: ImageRecord, top: FetchedManifest, platform: Platform, explicit: boolean): boolean {
+  // A plain manifest has one platform; it is checked against --platform only when one was asked for.
+  if (image.manifestDigest === top.digest && !explicit) return true;
   const [os, architecture, variant] = image.platform.split('/');
   return platformMatches(platform, { os: os ?? '', architecture: architecture ?? '', variant });
 }
@@ -199,7 +200,7 @@ export async function pullImage(
   emit({ type: 'resolved', source: source.description, digest: top.digest, mediaType: top.mediaType });
   // Already here (one record read): nothing to fetch, verify or write.
   const present = options.isPresent && images.get(source.imageName);
-  if (present && present.digest === top.digest && platformOk(present, top, platform) && options.isPresent!(present)) {
+  if (present && present.digest === top.digest && platformOk(present, top, platform, options.platform !== undefined) && options.isPresent!(present)) {
     const blobs = present.layers.length + 1;
     return {
       name: present.name,
@@ -249,6 +250,13 @@ export async function pullImage(
   const configBytes = content.readBlob(manifest.config.digest);
   const { imageConfigSchema, parseJson } = await schemas();
   const config: ImageConfig = parseJson(imageConfigSchema, configBytes, `config ${manifest.config.digest}`);
+  // docker refuses `--platform` that a single-platform image does not match (an index was matched above).
+  if (options.platform && chain.length === 1 && !platformMatches(options.platform, { os: config.os, architecture: config.architecture, variant: config.variant })) {
+    const have = formatPlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
+    throw new NotFoundError('TSG_PLATFORM_NOT_FOUND', `${source.description} is a single-platform image for ${have}, not ${formatPlatform(options.platform)}`, {
+      data: { wanted: formatPlatform(options.platform), available: [have] },
+    });
+  }
   const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {
     throw invalidManifest(
