@@ -203,7 +203,10 @@ export class OverlayDriver implements GraphDriver {
   }
 
   async cleanup(): Promise<void> {
-    await this.dirs.cleanup((merged) => unmount(merged, { detach: true }));
+    // statx first: umount2 of a plain dir is EPERM, not EINVAL, for a non-root caller (a leftover would stay forever).
+    await this.dirs.cleanup((merged) => {
+      if (isMountPoint(merged)) unmount(merged, { detach: true });
+    });
     cleanupProbes(this.home); // a status() probe killed while its overlay was mounted
   }
 }

@@ -1,0 +1,119 @@
+/**
+ * A real non-root user for rootless tests: made with useradd (a system user,
+ * so no subordinate range is handed out behind the test's back), given a
+ * /etc/subuid and /etc/subgid range when asked, and removed (ranges first)
+ * in cleanup. Commands run as that user through spawn's uid/gid (libuv drops
+ * the supplementary groups), with a minimal environment: HOME, USER, PATH.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from './cli.js';
+
+const MAIN = join(REPO_ROOT, 'src', 'cli', 'main.ts');
+export const SUBID_COUNT = 65536;
+
+export interface TestUser {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  /** First host id of the user's subordinate range (undefined: none). */
+  subStart: number | undefined;
+  env(extra?: Record<string, string>): Record<string, string>;
+  /** Runs the tsgraph CLI as the user. */
+  cli(args: string[], extra?: Record<string, string>, timeoutMs?: number): Promise<RunResult>;
+  /** Runs `sh -c script` as the user. */
+  sh(script: string, extra?: Record<string, string>, timeoutMs?: number): Promise<RunResult>;
+  remove(): void;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function must(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.error?.message ?? ''}`);
+  return r.stdout;
+}
+
+/** newuidmap/newgidmap (Debian package uidmap) installed the way scripts/test.sh installs packages. */
+export function ensureUidmap(): void {
+  if (fs.existsSync('/usr/bin/newuidmap') && fs.existsSync('/usr/bin/newgidmap')) return;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'uidmap'], { encoding: 'utf8', env });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update', '-qq'], { encoding: 'utf8', env });
+    r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'uidmap'], { encoding: 'utf8', env });
+  }
+  if (r.status !== 0) throw new Error(`apt-get install uidmap failed: ${r.stderr}`);
+}
+
+function run(cmd: string, args: string[], user: { uid: number; gid: number }, env: Record<string, string>, timeoutMs: number): Promise<RunResult> {
+  const child = spawn(cmd, args, { cwd: REPO_ROOT, uid: user.uid, gid: user.gid, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) =>
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    }),
+  );
+}
+
+/**
+ * Makes user `tsgrl<hex>` with home `<parent>/<name>` (0700, theirs) and,
+ * when `subStart` is given, the range subStart..subStart+65535 for uids and gids.
+ */
+export function makeUser(parent: string, subStart?: number): TestUser {
+  const name = `tsgrl${randomBytes(4).toString('hex')}`;
+  const home = join(parent, name);
+  must('useradd', ['--system', '--no-create-home', '--home-dir', home, '--shell', '/bin/sh', '--user-group', name]);
+  const uid = Number(must('id', ['-u', name]).trim());
+  const gid = Number(must('id', ['-g', name]).trim());
+  const range = subStart === undefined ? undefined : `${subStart}-${subStart + SUBID_COUNT - 1}`;
+  try {
+    fs.mkdirSync(home, { mode: 0o700 });
+    fs.chownSync(home, uid, gid);
+    if (range) must('usermod', ['--add-subuids', range, '--add-subgids', range, name]);
+  } catch (err) {
+    spawnSync('userdel', [name]);
+    throw err;
+  }
+  const env = (extra: Record<string, string> = {}) => ({ HOME: home, USER: name, LOGNAME: name, PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', ...extra });
+  return {
+    name,
+    uid,
+    gid,
+    home,
+    subStart,
+    env,
+    cli: (args, extra, timeoutMs = 180_000) => run(process.execPath, ['--import', 'tsx', MAIN, ...args], { uid, gid }, env(extra), timeoutMs),
+    sh: (script, extra, timeoutMs = 180_000) => run('/bin/sh', ['-c', script], { uid, gid }, env(extra), timeoutMs),
+    remove() {
+      if (range) spawnSync('usermod', ['--del-subuids', range, '--del-subgids', range, name]);
+      spawnSync('userdel', [name]);
+      // The store holds files of the user's subordinate ids: only root removes them.
+      fs.rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The lines of /etc/subuid or /etc/subgid that name `user`. */
+export function subIdLines(file: string, user: string): string[] {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith(`${user}:`));
+  } catch {
+    return [];
+  }
+}
+
+export const CLI_MAIN = MAIN;
