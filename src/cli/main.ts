@@ -81,9 +81,17 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     const { CommanderError } = await import('./commander.js');
     if (err instanceof CommanderError) {
-      // Help and version exit 0; any other parse error is a usage error.
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
-      return 2;
+      // Help and version exit 0. Bare `tsgraph` (help shown because no verb was given) is a usage
+      // error like any other parse error: exit 2, as docker and podman do for a missing command.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2;
+      // Every other parse error prints as tsgraph's errors do (one line with its code, or JSON).
+      const { UsageError } = await import('../errors.js');
+      const { reportError } = await import('./output.js');
+      const message = `${err.message.replace(/^error: /, '')} (see --help)`;
+      const end = argv.indexOf('--');
+      const json = (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+      return reportError(new UsageError('TSG_USAGE', message, { data: { reason: err.code } }), { json });
     }
     const { reportError } = await import('./output.js');
     const code = reportError(err, program?.opts() ?? {});

@@ -316,6 +316,12 @@ export interface ProgramOptions {
   beforeAction?: () => Promise<void> | void;
 }
 
+/**
+ * Commander's own error lines ("error: unknown option…") are not printed: main.ts reports the
+ * CommanderError it throws as a TSG_USAGE error, in tsgraph's one-line or --json format.
+ */
+const USAGE_ERRORS_TO_MAIN = { outputError: () => {} };
+
 /** The whole program: every verb defined; bench's actions loaded only when `verb` is bench. */
 export async function buildProgram(ctx: CommandContext, opts: ProgramOptions): Promise<Command> {
   const program = new Command('tsgraph')
@@ -325,7 +331,6 @@ export async function buildProgram(ctx: CommandContext, opts: ProgramOptions): P
     .option('--driver <name>', 'graph driver: overlay, btrfs, aufs or vfs (default $TSGRAPH_DRIVER, the root\'s own, else overlay where it works, btrfs on btrfs, vfs)')
     .option('--json', 'machine-readable output (errors too)')
     .option('--debug', 'print stack traces on errors')
-    .showHelpAfterError('(add --help for usage)')
     .configureHelp({
       showGlobalOptions: true,
       // Verbs sorted by name. Not commander's sortSubcommands: it sorts with localeCompare, whose
@@ -335,11 +340,12 @@ export async function buildProgram(ctx: CommandContext, opts: ProgramOptions): P
         return Help.prototype.visibleCommands.call(this, cmd).sort((a, b) => (a.name() < b.name() ? -1 : a.name() > b.name() ? 1 : 0));
       },
     })
-    .exitOverride();
+    .exitOverride()
+    .configureOutput(USAGE_ERRORS_TO_MAIN);
   const verbs = Object.values(VERB_DEFINITIONS).map((define) => define(ctx));
   verbs.push(opts.verb === 'bench' ? (await import('./commands/bench.js')).benchCommand() : benchStandIn());
   for (const cmd of verbs) {
-    cmd.exitOverride().configureHelp({ showGlobalOptions: true });
+    cmd.exitOverride().configureOutput(USAGE_ERRORS_TO_MAIN).configureHelp({ showGlobalOptions: true });
     program.addCommand(cmd);
   }
   // Non-root: the rootless gate first (refuses early, or runs the verb in a user namespace);

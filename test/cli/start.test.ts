@@ -51,7 +51,8 @@ async function runRecorded(args: string[], log: string, env: Record<string, stri
   return { code, stdout, stderr, loaded: [...files].sort() };
 }
 
-const LIGHT = new Set(['src/cli/main.ts', 'src/cli/program.ts', 'src/cli/commander.ts', 'src/errors.ts']);
+// output.ts (imports errors.ts only) prints usage errors in tsgraph's format.
+const LIGHT = new Set(['src/cli/main.ts', 'src/cli/program.ts', 'src/cli/commander.ts', 'src/errors.ts', 'src/cli/output.ts']);
 
 function heavy(loaded: string[]): string[] {
   return loaded.filter((f) => !LIGHT.has(f) && !f.startsWith('node_modules/commander/'));
