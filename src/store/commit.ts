@@ -8,6 +8,7 @@
  * after the blob was made would otherwise make the stored layer differ from
  * its blob and diffId.
  */
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ContentStore } from '../content/store.js';
 import { type Digest, hexOf, sha256 } from '../digest.js';
@@ -27,11 +28,38 @@ import { LayerStore } from './layer-store.js';
 
 /** Options of Store.commit. */
 export interface CommitOptions {
+  /** Layer compression (default gzip). */
   compress?: Compression | undefined;
   /** Dockerfile-style instructions (`CMD ["sh"]`, `ENV A=b`, …). */
   changes?: string[] | undefined;
+  /** History comment of the new step. */
   message?: string | undefined;
+  /** Author of the new image (config and history). */
   author?: string | undefined;
+  /** Stops the commit (TSG_ABORTED) before anything is registered; a partial blob is discarded. */
+  signal?: AbortSignal | undefined;
+  /** Bytes of the layer tar made so far (uncompressed; at most every 1 MiB, and once at the end). */
+  onProgress?: ((progress: { bytes: number; done: boolean }) => void) | undefined;
+}
+
+/** Passes bytes through, reporting how many went by. */
+function progressTap(onProgress: NonNullable<CommitOptions['onProgress']>): Transform {
+  let bytes = 0;
+  let reported = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      if (bytes - reported >= 1 << 20) {
+        reported = bytes;
+        onProgress({ bytes, done: false });
+      }
+      cb(null, chunk);
+    },
+    flush(cb) {
+      onProgress({ bytes, done: true });
+      cb();
+    },
+  });
 }
 
 /** What Store.commit made: the image and its new layer. */
@@ -89,15 +117,17 @@ export async function commitContainer(
   const t0 = performance.now();
   const c0 = cpuMs();
   const parentId = container.parent ? hexOf(container.parent) : undefined;
+  options.signal?.throwIfAborted();
   const diff = await diffLayer(driver, container.id, parentId);
   const tar = diffTar(diff);
   const tap = new HashStream();
   const writer = content.tempWriter();
   const stages: NodeJS.ReadWriteStream[] = [tap];
+  if (options.onProgress) stages.push(progressTap(options.onProgress));
   // Off the main thread (pool / zstd worker): overlaps the generator and the diffId hash.
   if (compression !== 'none') stages.push(compressionStage(compression));
   try {
-    await pipeline([tar, ...stages, writer] as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream]);
+    await pipeline([tar, ...stages, writer] as unknown as [NodeJS.ReadableStream, NodeJS.WritableStream], { signal: options.signal });
   } catch (err) {
     writer.discard();
     throw err;
@@ -154,7 +184,7 @@ export async function commitContainer(
   pausePoint('commit:after-blob');
   const t1 = performance.now();
   const c1 = cpuMs();
-  await layers.unpack(record, content);
+  await layers.unpack(record, content, { signal: options.signal });
   commitTimings.layerMs = performance.now() - t1;
   commitTimings.layerCpuMs = cpuMs() - c1;
   crashPoint('commit:before-register');

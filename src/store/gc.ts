@@ -53,7 +53,7 @@ export function containerBlobs(content: ContentStore, ctr: ContainerRecord): Dig
 
 export async function collectGarbage(
   parts: { content: ContentStore; images: ImageStore; layers: LayerStore; containers: ContainerStore },
-  options: { dryRun?: boolean; ingestMaxAgeMs?: number } = {},
+  options: { dryRun?: boolean; ingestMaxAgeMs?: number; signal?: AbortSignal | undefined } = {},
 ): Promise<GcReport> {
   const { content, images, layers, containers } = parts;
   const keepBlobs = new Set<string>();
@@ -89,6 +89,7 @@ export async function collectGarbage(
     // Removing a layer is sync work behind an await (microtasks only): yield to
     // the event loop between layers so SIGINT/SIGTERM handlers and their watchdog run.
     await yieldToLoop();
+    options.signal?.throwIfAborted(); // between layers: what is gone stays gone, the rest waits for the next gc
     if (!dryRun) {
       try {
         const id = LayerStore.driverId(m.chainId);
@@ -115,7 +116,10 @@ export async function collectGarbage(
   }
   let n = 0;
   for (const b of [...content.walk()]) {
-    if (++n % 256 === 0) await yieldToLoop();
+    if (++n % 256 === 0) {
+      await yieldToLoop();
+      options.signal?.throwIfAborted();
+    }
     if (keepBlobs.has(b.digest) || !isDigest(b.digest)) continue;
     if (!dryRun) content.delete(b.digest);
     report.blobs.push(b);

@@ -272,11 +272,12 @@ export class Store implements AsyncDisposable {
     }
   }
 
-  /** Removes layers and blobs that no image or container references. */
-  async gc(options: { dryRun?: boolean; lockTimeoutMs?: number } = {}): Promise<GcReport> {
+  /** Removes layers and blobs that no image or container references (`signal` stops it between layers and blobs). */
+  async gc(options: { dryRun?: boolean; lockTimeoutMs?: number; signal?: AbortSignal | undefined } = {}): Promise<GcReport> {
     // Fair: new pulls and mounts queue behind a waiting gc instead of starving it.
     const lock = await acquireFairLock(join(this.root, 'locks'), 'gc', {
       timeoutMs: options.lockTimeoutMs ?? GC_LOCK_TIMEOUT_MS,
+      signal: options.signal,
       what: `the gc lock of ${this.root} (pulls, mounts, commits, pushes and rm hold it while they run)`,
     });
     try {
