@@ -135,21 +135,27 @@ describe('the npm package', () => {
     const compilers = run('/bin/sh', ['-c', COMPILERS.map((c) => `command -v ${c}`).join('; ')], { env });
     assert.equal(compilers.stdout, '', 'no compiler, make or python on the PATH');
 
+    const install = (app: string, extra: string[] = []) => {
+      fs.mkdirSync(app);
+      fs.writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'runtime', private: true, type: 'module' }));
+      ok(run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund', ...extra], { cwd: app, env, timeout: 180_000 }), `npm install ${extra.join(' ')} of the tarball`);
+      fs.writeFileSync(join(app, 'runtime.mjs'), PROGRAM);
+      return join(app, 'node_modules', 'tsgraph');
+    };
     const app = join(dir, 'app');
-    fs.mkdirSync(app);
-    fs.writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'runtime', private: true, type: 'module' }));
-    ok(run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app, env, timeout: 180_000 }), 'npm install of the tarball');
-    const pkg = join(app, 'node_modules', 'tsgraph');
+    const pkg = install(app);
     assert.ok(!fs.existsSync(join(pkg, 'build')), 'nothing was compiled: the prebuild matched');
     assert.ok(!fs.existsSync(join(app, 'node_modules', 'zstd-napi')), "zstd-napi's own install failed without a compiler and npm dropped it");
-    fs.writeFileSync(join(app, 'runtime.mjs'), PROGRAM);
+    // Where install scripts are not allowed (--ignore-scripts, npm's allowScripts), the run-time lookup still finds the prebuilds.
+    const noScripts = join(dir, 'app-no-scripts');
+    install(noScripts, ['--ignore-scripts']);
 
     const layout = join(dir, 'pkgimg');
-    const runtime = (root: string, mode: string) =>
+    const runtime = (root: string, mode: string, cwd = app) =>
       JSON.parse(
         ok(
           // A private mount namespace: whatever happens, no mount outlives the child.
-          run('/usr/bin/unshare', ['-m', '--propagation', 'private', process.execPath, join(app, 'runtime.mjs'), layout, root, mode], { cwd: app, env: { ...env, HOME: dir } }),
+          run('/usr/bin/unshare', ['-m', '--propagation', 'private', process.execPath, join(cwd, 'runtime.mjs'), layout, root, mode], { cwd, env: { ...env, HOME: dir } }),
           `runtime ${mode}`,
         ),
       ) as Record<string, unknown>;
@@ -161,13 +167,9 @@ describe('the npm package', () => {
         { tag: 'both', image: makeImage({ layers: [gz, zst] }) },
       ]);
 
-      const cycle = runtime(join(dir, 'root1'), 'cycle');
-      assert.deepEqual(cycle, {
-        name: 'localhost/pkgimg:both',
-        files: { gz: 'from a gzip layer\n', zst: 'from a zstd layer\n' },
-        mounted: true,
-        unmounted: true,
-      });
+      const expected = { name: 'localhost/pkgimg:both', files: { gz: 'from a gzip layer\n', zst: 'from a zstd layer\n' }, mounted: true, unmounted: true };
+      assert.deepEqual(runtime(join(dir, 'root1'), 'cycle'), expected);
+      assert.deepEqual(runtime(join(dir, 'root-no-scripts'), 'cycle', noScripts), expected, 'installed with --ignore-scripts');
 
       // Without the shipped zstd binding, only zstd layers are refused, with TSG_UNSUPPORTED naming the remedy.
       fs.rmSync(join(pkg, 'prebuilds', PLATFORM, 'zstd-napi'), { recursive: true });
