@@ -72,9 +72,14 @@ export class ContainerStore {
     return `c-${randomBytes(16).toString('hex')}`;
   }
 
-  /** A readable default name: `<image basename>-<6 hex>`. */
+  /**
+   * A readable default name: `<image basename>-<6 hex>`. The basename is the
+   * last path component without tag or digest, so `localhost:5000/app:1` gives
+   * `app-…`, not the registry host cut at its port.
+   */
   static defaultName(image: string): string {
-    const base = image.replace(/[@:].*$/, '').split('/').pop()!.replace(/[^a-zA-Z0-9_.-]/g, '') || 'container';
+    const last = image.split('@')[0]!.split('/').pop()!;
+    const base = last.replace(/:.*$/, '').replace(/[^a-zA-Z0-9_.-]/g, '') || 'container';
     return `${base}-${randomBytes(3).toString('hex')}`;
   }
 
