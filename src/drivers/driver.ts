@@ -66,6 +66,7 @@ export interface Probe {
   detail: string;
 }
 
+/** A driver's health: where it lives, the backing filesystem and each probe's result (tsgraph doctor). */
 export interface DriverStatus {
   driver: string;
   home: string;
@@ -82,6 +83,7 @@ export interface LayerPaths {
   parents: string[];
 }
 
+/** What a driver's layers look like and how deep they stack. */
 export interface DriverCapabilities {
   /** `diff`: a layer dir holds only its changes (overlay, aufs); `full`: the whole tree (vfs, btrfs). */
   layout: 'diff' | 'full';
@@ -91,6 +93,7 @@ export interface DriverCapabilities {
   maxDepth?: number | undefined;
 }
 
+/** A graph driver (overlay, btrfs, aufs, vfs): layers by id, mounted with their parents, refcounted (see the file comment). */
 export interface GraphDriver {
   readonly name: string;
   readonly home: string;

@@ -15,9 +15,11 @@ import { BtrfsDriver } from './btrfs/btrfs.js';
 import { AufsDriver } from './aufs/aufs.js';
 import { backingFs, cleanupProbes } from './probe.js';
 
+/** The graph drivers tsgraph has. */
 export const DRIVER_NAMES = ['overlay', 'btrfs', 'aufs', 'vfs'] as const;
 export type DriverName = (typeof DRIVER_NAMES)[number];
 
+/** The driver `name` (one of DRIVER_NAMES) with its home under store root `root`; TSG_USAGE for an unknown name. */
 export function createDriver(name: string, root: string): GraphDriver {
   switch (name) {
     case 'overlay':

@@ -26,6 +26,7 @@ export interface AufsMountSpec {
   options: string[];
 }
 
+/** What a driver says to mount, as data: an overlay, a bind mount or aufs branches. */
 export type MountSpec = OverlayMountSpec | BindMountSpec | AufsMountSpec;
 
 /** The kernel's cap on overlay lower layers (fs/overlayfs: OVL_MAX_STACK). */

@@ -52,6 +52,7 @@ export interface CreateContainerRequest {
   onProgress?: ((event: UnpackEvent) => void) | undefined;
 }
 
+/** What Store.mount made or mounted: the container and its root path. */
 export interface MountResult {
   container: ContainerRecord;
   /** The root filesystem: overlay's merged dir, or the layer dir itself. */
