@@ -15,12 +15,25 @@ export function progressMode(opts: { quiet?: boolean; json?: boolean }): Progres
   return process.stderr.isTTY ? 'bars' : 'lines';
 }
 
+/** The words of one direction: docker says "Downloading"/"Pull complete" and "Pushing"/"Pushed". */
+const WORDS = {
+  pull: { start: 'downloading', done: 'pull complete', exists: 'already exists' },
+  push: { start: 'pushing', done: 'pushed', exists: 'layer already exists' },
+} as const;
+
 export class PullProgress {
   #multi: CliProgress.MultiBar | undefined;
   #bars = new Map<string, CliProgress.SingleBar>();
   #stopped = false;
+  // A layer listed twice in a manifest (same digest) is fetched once and shown once.
+  #shown = new Set<string>();
+  readonly #words: (typeof WORDS)[keyof typeof WORDS];
 
-  constructor(private readonly mode: ProgressMode) {
+  constructor(
+    private readonly mode: ProgressMode,
+    direction: 'pull' | 'push' = 'pull',
+  ) {
+    this.#words = WORDS[direction];
     if (mode === 'bars') {
       // Only bars need cli-progress (17 modules, ~20 ms to load): piped, --quiet and --json pulls skip it.
       const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
@@ -50,14 +63,23 @@ export class PullProgress {
     else process.stderr.write(`${text}\n`);
   }
 
+  /** True the first time an event of this type is seen for this blob. */
+  #first(type: string, digest: string): boolean {
+    const key = `${type} ${digest}`;
+    if (this.#shown.has(key)) return false;
+    this.#shown.add(key);
+    return true;
+  }
+
   handle = (e: PullEvent): void => {
     if (this.mode === 'none') return;
+    if ((e.type === 'blob-exists' || e.type === 'blob-start' || e.type === 'blob-done' || e.type === 'unpack-done') && !this.#first(e.type, e.digest)) return;
     switch (e.type) {
       case 'resolved':
         this.line(`Resolved ${e.source} to ${e.digest}`);
         break;
       case 'blob-exists':
-        if (e.kind === 'layer') this.line(`${shortDigest(e.digest)}: already exists`);
+        if (e.kind === 'layer') this.line(`${shortDigest(e.digest)}: ${this.#words.exists}`);
         break;
       case 'blob-start':
         if (e.kind !== 'layer') break;
@@ -65,7 +87,7 @@ export class PullProgress {
           const bar = this.#multi.create(e.size, e.offset, this.#payload(e.digest, e.offset, e.size));
           this.#bars.set(e.digest, bar);
         } else {
-          this.line(`${shortDigest(e.digest)}: downloading ${formatBytes(e.size)}${e.offset ? ` (resuming at ${formatBytes(e.offset)})` : ''}`);
+          this.line(`${shortDigest(e.digest)}: ${this.#words.start} ${formatBytes(e.size)}${e.offset ? ` (resuming at ${formatBytes(e.offset)})` : ''}`);
         }
         break;
       case 'blob-progress':
@@ -74,7 +96,7 @@ export class PullProgress {
       case 'blob-done': {
         const bar = this.#bars.get(e.digest);
         if (bar) bar.update(e.size, this.#payload(e.digest, e.size, e.size));
-        else if (e.kind === 'layer') this.line(`${shortDigest(e.digest)}: pull complete`);
+        else if (e.kind === 'layer') this.line(`${shortDigest(e.digest)}: ${this.#words.done}`);
         break;
       }
       case 'unpack-done':

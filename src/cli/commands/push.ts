@@ -12,7 +12,7 @@ export interface PushFlags extends RegistryFlags {
 
 export async function push(ctx: CommandContext, ref: string, dest: string | undefined, flags: PushFlags, cmd: Command): Promise<void> {
   const g = cmd.optsWithGlobals<GlobalOptions>();
-  const progress = new PullProgress(progressMode({ quiet: flags.quiet, json: g.json }));
+  const progress = new PullProgress(progressMode({ quiet: flags.quiet, json: g.json }), 'push');
   const store = await requireStore(g, `image ${ref}`, {
     ...registryStoreOptions(flags),
     onRetry: (r) => progress.line(`retrying in ${(r.delayMs / 1000).toFixed(1)}s (${r.reason})`),
