@@ -78,10 +78,12 @@ const VERB_DEFINITIONS = {
       .summary("log in to a registry (stores credentials in docker's config.json)")
       .description(
         "Check USERNAME and a password against REGISTRY (default docker.io), then store them in docker's config.json " +
-          '($DOCKER_CONFIG or ~/.docker), which later pulls and pushes use. Give the password with --password-stdin.',
+          '($DOCKER_CONFIG or ~/.docker), or in the credential helper it names for REGISTRY (credsStore, credHelpers), ' +
+          'which later pulls and pushes use. On a terminal, a missing user name and the password are asked for ' +
+          '(the password without echo); otherwise give the password with --password-stdin.',
       )
       .argument('[registry]', 'registry host[:port]', LOGIN_DEFAULT_REGISTRY)
-      .requiredOption('-u, --username <name>', 'user name')
+      .option('-u, --username <name>', 'user name')
       .option('--password-stdin', 'read the password from standard input')
       .option('--insecure-registry', 'allow plain http / unverified TLS for this registry')
       .action(async (registry: string, flags: LoginFlags, cmd: Command) => (await import('./commands/login.js')).login(registry, flags, cmd)),
@@ -89,7 +91,7 @@ const VERB_DEFINITIONS = {
   logout: () =>
     new Command('logout')
       .summary("remove a registry's stored credentials")
-      .description("Remove REGISTRY's entry from docker's config.json.")
+      .description("Remove REGISTRY's entry from docker's config.json (and erase it from the credential helper configured for REGISTRY).")
       .argument('[registry]', 'registry host[:port]', LOGIN_DEFAULT_REGISTRY)
       .action(async (registry: string, _f: unknown, cmd: Command) => (await import('./commands/login.js')).logout(registry, cmd)),
 

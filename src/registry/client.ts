@@ -15,6 +15,7 @@ import { apiHost } from '../reference.js';
 import { type AuthAnswer, type Challenge, Authenticator, parseChallenges } from './auth.js';
 import { type CredentialScope, mayReceiveCredentials, scopeOf } from './credential-scope.js';
 import { CredentialStore } from './credentials.js';
+import { type HostsConfig, type RegistriesConfig, loadRegistriesConfig } from './registries-config.js';
 import { registryHttpError } from './http-errors.js';
 import { type SendOptions, Transport, type TransportOptions, networkError } from './transport.js';
 import { retryBodyRead } from './retry.js';
@@ -25,6 +26,12 @@ export const MAX_MANIFEST_BYTES = 4 << 20;
 /** Options of a RegistryClient: transport settings (TLS, insecure registries, timeouts, retries) and credentials. */
 export interface RegistryClientOptions extends TransportOptions {
   credentials?: CredentialStore;
+  /**
+   * Mirrors, per-host TLS/insecure settings and short-name search registries
+   * (registries-config.ts): the parsed content of a registries.json, or a
+   * path to one; default the first `registries.json` in `configDirs`.
+   */
+  registries?: RegistriesConfig | string | undefined;
 }
 
 /** A manifest or index as fetched: its exact bytes, media type and digest. */
@@ -55,33 +62,77 @@ export class RegistryClient {
   readonly credentials: CredentialStore;
   #auth: Authenticator;
   #hosts = new Map<string, Promise<HostState>>();
+  #options: RegistryClientOptions;
+  #config: Promise<HostsConfig> | undefined;
+  /** Mirrors that could not be reached: not tried again by this client. */
+  #downMirrors = new Set<string>();
+  /** Which endpoint served each registry's last pull request (a mirror's host, or the registry itself). */
+  readonly servedBy = new Map<string, string>();
 
   constructor(options: RegistryClientOptions = {}) {
     this.transport = new Transport(options);
     this.credentials = options.credentials ?? new CredentialStore();
     this.#auth = new Authenticator(this.transport);
+    this.#options = options;
+  }
+
+  /** The registry configuration (registries.json), loaded on first use and handed to the transport. */
+  hostsConfig(): Promise<HostsConfig> {
+    if (!this.#config) {
+      this.#config = loadRegistriesConfig(this.#options.registries, this.#options.configDirs ?? []).then((c) => {
+        this.transport.useHostsConfig(c);
+        return c;
+      });
+      this.#config.catch(() => (this.#config = undefined));
+    }
+    return this.#config;
+  }
+
+  /**
+   * Runs a pull-side request against the mirrors of `registry` in order,
+   * then the registry itself. A mirror's failure of any kind (unreachable,
+   * missing, refused, bad bytes) moves on to the next; an abort stops. A
+   * mirror is asked without retries and with only its own credentials.
+   */
+  async #pullFrom<T>(registry: string, signal: AbortSignal | undefined, fn: (host: string, mirror: boolean) => Promise<T>): Promise<T> {
+    const mirrors = (await this.hostsConfig()).mirrors(registry).filter((m) => !this.#downMirrors.has(m));
+    for (const mirror of mirrors) {
+      try {
+        const out = await fn(mirror, true);
+        this.servedBy.set(registry, mirror);
+        return out;
+      } catch (err) {
+        if (signal?.aborted || (err as TsgraphError).code === 'TSG_ABORTED') throw err;
+        const code = (err as TsgraphError).code;
+        if (code === 'TSG_UNREACHABLE' || code === 'TSG_TIMEOUT' || code === 'TSG_TLS') this.#downMirrors.add(mirror);
+      }
+    }
+    const out = await fn(registry, false);
+    this.servedBy.set(registry, registry);
+    return out;
   }
 
   /** Learns scheme and auth challenge of a registry (cached per client). */
-  ping(registry: string, signal?: AbortSignal): Promise<HostState> {
+  ping(registry: string, signal?: AbortSignal, options: { retry?: boolean } = {}): Promise<HostState> {
     const host = apiHost(registry);
     let p = this.#hosts.get(host);
     if (!p) {
-      p = this.#ping(host, signal);
+      p = this.#ping(host, signal, options.retry);
       this.#hosts.set(host, p);
       p.catch(() => this.#hosts.delete(host));
     }
     return p;
   }
 
-  async #ping(host: string, signal?: AbortSignal): Promise<HostState> {
+  async #ping(host: string, signal: AbortSignal | undefined, retry: boolean | undefined): Promise<HostState> {
+    await this.hostsConfig(); // insecure and TLS settings of the host
     const schemes = this.transport.allowsHttp(host) ? ['https', 'http'] : ['https'];
     let lastError: unknown;
     for (const scheme of schemes) {
       const base = `${scheme}://${host}`;
       let res: Response;
       try {
-        res = await this.transport.send(`${base}/v2/`, { signal });
+        res = await this.transport.send(`${base}/v2/`, { signal, ...(retry === false ? { retry: false } : {}) });
       } catch (err) {
         lastError = err;
         // Fall back to http only when the server plainly does not speak TLS;
@@ -113,16 +164,20 @@ export class RegistryClient {
     repository: string,
     path: string,
     actions: Action[],
-    options: SendOptions & { extraScopes?: string[] } = {},
+    options: SendOptions & { extraScopes?: string[]; mirror?: boolean } = {},
   ): Promise<Response> {
-    const { extraScopes, ...sendOptions } = options;
-    const state = await this.ping(registry, options.signal);
+    const { extraScopes, mirror, ...sendOptions } = options;
+    // A mirror is tried once; the next mirror or the registry is the retry.
+    if (mirror) sendOptions.retry = false;
+    const state = await this.ping(registry, options.signal, mirror ? { retry: false } : {});
     const url = path.startsWith('http') ? path : `${state.base}/v2/${repository}/${path}`;
     // An absolute URL (an upload Location) on another origin gets no
     // credentials at all, so there is no challenge to answer either.
     if (!mayReceiveCredentials(state.scope, 'registry', new URL(url))) return this.transport.send(url, sendOptions);
     const scopes = [`repository:${repository}:${actions.join(',')}`, ...(extraScopes ?? [])];
-    const creds = this.credentials.get(registry);
+    // A mirror gets the credentials stored for the mirror itself, never the
+    // upstream's nor --creds (which name the registry of the reference).
+    const creds = mirror ? await this.credentials.lookupConfigured(registry) : await this.credentials.lookup(registry);
     let challenge = state.challenge;
     let answer: AuthAnswer = challenge
       ? await this.#auth.header(challenge, scopes, creds, state.scope, options.signal)
@@ -160,7 +215,7 @@ export class RegistryClient {
   async verifyCredentials(registry: string, signal?: AbortSignal): Promise<void> {
     const state = await this.ping(registry, signal);
     if (!state.challenge) return; // an open registry takes anyone
-    const creds = this.credentials.get(registry);
+    const creds = await this.credentials.lookup(registry);
     const host = apiHost(registry);
     if (!creds) throw new AuthError('TSG_AUTH_REQUIRED', `no credentials given for ${host}`);
     const answer = await this.#auth.header(state.challenge, [], creds, state.scope, signal);
@@ -173,10 +228,17 @@ export class RegistryClient {
     if (!res.ok) throw await registryHttpError(res, { host, repository: '', kind: 'login', target: undefined });
   }
 
-  /** GET a manifest or index by tag or digest; verifies the digest when pinned. */
-  async getManifest(registry: string, repository: string, selector: string, signal?: AbortSignal): Promise<FetchedManifest> {
+  /**
+   * GET a manifest or index by tag or digest; verifies the digest when
+   * pinned. Tries the registry's mirrors first (registries.json).
+   */
+  getManifest(registry: string, repository: string, selector: string, signal?: AbortSignal): Promise<FetchedManifest> {
+    return this.#pullFrom(registry, signal, (host, mirror) => this.#getManifest(host, mirror, repository, selector, signal));
+  }
+
+  async #getManifest(registry: string, mirror: boolean, repository: string, selector: string, signal?: AbortSignal): Promise<FetchedManifest> {
     const ctx = { host: apiHost(registry), repository, kind: 'manifest', target: selector };
-    const request = () => this.request(registry, repository, `manifests/${selector}`, ['pull'], { headers: { accept: MANIFEST_ACCEPT }, signal });
+    const request = () => this.request(registry, repository, `manifests/${selector}`, ['pull'], { headers: { accept: MANIFEST_ACCEPT }, signal, mirror });
     const { res, bytes } = await retryBodyRead(this.transport.retry, signal, request, async (res) => {
       if (!res.ok) throw await registryHttpError(res, ctx);
       return { res, bytes: await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${selector}`) };
@@ -201,8 +263,12 @@ export class RegistryClient {
    * Lists tags (`/tags/list`, first page only, up to `limit`). Throws
    * TSG_REPO_NOT_FOUND when the repository does not exist.
    */
-  async listTags(registry: string, repository: string, limit = 100, signal?: AbortSignal): Promise<string[]> {
-    const request = () => this.request(registry, repository, `tags/list?n=${limit}`, ['pull'], { signal, headers: { accept: 'application/json' } });
+  listTags(registry: string, repository: string, limit = 100, signal?: AbortSignal): Promise<string[]> {
+    return this.#pullFrom(registry, signal, (host, mirror) => this.#listTags(host, mirror, repository, limit, signal));
+  }
+
+  async #listTags(registry: string, mirror: boolean, repository: string, limit: number, signal?: AbortSignal): Promise<string[]> {
+    const request = () => this.request(registry, repository, `tags/list?n=${limit}`, ['pull'], { signal, mirror, headers: { accept: 'application/json' } });
     const raw = await retryBodyRead(this.transport.retry, signal, request, async (res) => {
       if (!res.ok) throw await registryHttpError(res, { host: apiHost(registry), repository, kind: 'tags', target: undefined });
       return readLimited(res, 4 << 20, 'tag list');
@@ -211,11 +277,15 @@ export class RegistryClient {
     return body.tags ?? [];
   }
 
-  /** GET a blob from `offset` (Range). The caller verifies what it reads. */
-  async getBlob(registry: string, repository: string, digest: Digest, offset: number, signal?: AbortSignal): Promise<BlobResponse> {
+  /** GET a blob from `offset` (Range), from a mirror first if any. The caller verifies what it reads. */
+  getBlob(registry: string, repository: string, digest: Digest, offset: number, signal?: AbortSignal): Promise<BlobResponse> {
+    return this.#pullFrom(registry, signal, (host, mirror) => this.#getBlob(host, mirror, repository, digest, offset, signal));
+  }
+
+  async #getBlob(registry: string, mirror: boolean, repository: string, digest: Digest, offset: number, signal?: AbortSignal): Promise<BlobResponse> {
     const headers: Record<string, string> = {};
     if (offset > 0) headers.range = `bytes=${offset}-`;
-    const res = await this.request(registry, repository, `blobs/${digest}`, ['pull'], { headers, signal });
+    const res = await this.request(registry, repository, `blobs/${digest}`, ['pull'], { headers, signal, mirror });
     if (res.status === 206) {
       const m = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
       if (!m || Number(m[1]) !== offset) {

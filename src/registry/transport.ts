@@ -17,6 +17,7 @@ import type { Readable } from 'node:stream';
 import fetch, { type RequestInit, Response } from 'node-fetch';
 import { RegistryError, isAbortError, BusyError, TsgraphError } from '../errors.js';
 import { type Grant, mayReceiveCredentials } from './credential-scope.js';
+import type { HostsConfig } from './registries-config.js';
 import {
   DEFAULT_RETRY,
   type RetryPolicy,
@@ -91,6 +92,7 @@ export class Transport {
   #httpAgent: TimedHttpAgent;
   #userAgent: string;
   #onRetry: TransportOptions['onRetry'];
+  #hostsConfig: HostsConfig | undefined;
 
   constructor(options: TransportOptions = {}) {
     this.#insecure = new Set(options.insecureRegistries ?? []);
@@ -102,22 +104,36 @@ export class Transport {
     this.#onRetry = options.onRetry;
   }
 
-  /** True when http:// may be used for `host`. */
-  allowsHttp(host: string): boolean {
-    return this.#insecure.has(host) || isLoopbackHost(host);
+  /**
+   * Per-host settings from registries.json (insecure, CA, client cert);
+   * set by the RegistryClient before its first request. Agents made before
+   * are dropped so that none runs with the old TLS settings.
+   */
+  useHostsConfig(config: HostsConfig): void {
+    this.#hostsConfig = config;
+    for (const a of this.#agents.values()) a.destroy();
+    this.#agents.clear();
   }
 
-  /** True when TLS certificates of `host` are not verified (explicit --insecure-registry only). */
+  /** True when http:// may be used for `host`. */
+  allowsHttp(host: string): boolean {
+    return this.skipsVerify(host) || isLoopbackHost(host);
+  }
+
+  /** True when TLS certificates of `host` are not verified (--insecure-registry or `insecure` in registries.json only). */
   skipsVerify(host: string): boolean {
-    return this.#insecure.has(host);
+    return this.#insecure.has(host) || this.#hostsConfig?.insecure(host) === true;
   }
 
   #httpsAgent(host: string): TimedHttpsAgent {
     let agent = this.#agents.get(host);
     if (agent) return agent;
     const extraCa: Buffer[] = [];
-    let cert: Buffer | undefined;
-    let key: Buffer | undefined;
+    // registries.json first (its client cert wins), then certs.d.
+    const configured = this.#hostsConfig?.tls(host);
+    let cert: Buffer | undefined = configured?.cert;
+    let key: Buffer | undefined = configured?.key;
+    for (const ca of configured?.ca ?? []) extraCa.push(Buffer.from(ca));
     for (const dir of this.#configDirs) {
       const hostDir = join(dir, 'certs.d', host);
       let names: string[] = [];

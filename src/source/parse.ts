@@ -6,7 +6,9 @@
 import { parseReference } from '../reference.js';
 import type { RegistryClient } from '../registry/client.js';
 import { OciLayoutSource } from './oci-layout.js';
+import { isShortName } from '../registry/registries-config.js';
 import { RegistrySource } from './registry-source.js';
+import { SearchSource } from './search-source.js';
 import type { ImageSource } from './source.js';
 
 /** Splits `oci:DIR[:TAG]`; a colon followed by something with a slash belongs to DIR. */
@@ -25,6 +27,9 @@ export function openSource(spec: string, client: () => RegistryClient): ImageSou
     const { dir, tag } = parseOciSpec(spec);
     return new OciLayoutSource(dir, tag);
   }
-  const ref = parseReference(spec.startsWith('docker://') ? spec.slice('docker://'.length) : spec);
+  const name = spec.startsWith('docker://') ? spec.slice('docker://'.length) : spec;
+  const ref = parseReference(name);
+  // A short name may stand for a search registry's image (registries.json).
+  if (isShortName(name)) return new SearchSource(name, client());
   return new RegistrySource(ref, client());
 }

@@ -6,6 +6,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Platform } from '../platform.js';
 import type { Credentials } from '../registry/credentials.js';
+import type { RegistriesConfig } from '../registry/registries-config.js';
 import type { RetryPolicy } from '../registry/retry.js';
 import type { Timeouts } from '../registry/timeouts.js';
 import type { PullEvent } from './pull.js';
@@ -27,6 +28,12 @@ export interface StoreOptions {
   driver?: string | undefined;
   /** Directories holding `certs.d/<host>/` (default: tsgraph's config dir, then /etc/tsgraph). */
   configDirs?: string[] | undefined;
+  /**
+   * Registry mirrors, per-host TLS/insecure settings and short-name search
+   * registries (docs/registries.md): a registries.json's content or path;
+   * default the first `registries.json` in `configDirs`.
+   */
+  registries?: RegistriesConfig | string | undefined;
   /** Retries of registry requests (attempts, backoff); default: 5 attempts with jittered backoff. */
   retry?: Partial<RetryPolicy> | undefined;
   /**

@@ -156,6 +156,7 @@ export class Store implements AsyncDisposable {
         insecureRegistries: o.insecureRegistries,
         configDirs: o.configDirs ?? defaultConfigDirs(),
         credentials: new CredentialStore({ creds: o.creds, dockerConfig: o.dockerConfig }),
+        registries: o.registries,
         retry: o.retry,
         timeouts: o.timeouts,
         onRetry: o.onRetry,
@@ -438,7 +439,7 @@ export class Store implements AsyncDisposable {
   async login(registry: string, creds: Credentials, options: StoreLoginOptions = {}): Promise<string> {
     const { login } = await import('../registry/login.js');
     const o = this.#options;
-    const settings: LoginOptions = { insecureRegistries: o.insecureRegistries, configDirs: o.configDirs ?? defaultConfigDirs(), timeouts: o.timeouts, retry: o.retry, onRetry: o.onRetry };
+    const settings: LoginOptions = { insecureRegistries: o.insecureRegistries, configDirs: o.configDirs ?? defaultConfigDirs(), registries: o.registries, timeouts: o.timeouts, retry: o.retry, onRetry: o.onRetry };
     return login(registry, creds, { ...settings, configPath: o.dockerConfig, signal: options.signal });
   }
 

@@ -1,0 +1,171 @@
+/**
+ * Docker credential helpers (`credsStore` / `credHelpers` in docker's
+ * config.json): `docker-credential-<name> get|store|erase|list`, the protocol
+ * of github.com/docker/docker-credential-helpers:
+ *   get    stdin: server URL            stdout: {"ServerURL","Username","Secret"}
+ *                                       (not found: exit 1, "credentials not found in native keychain")
+ *   store  stdin: {"ServerURL","Username","Secret"}
+ *   erase  stdin: server URL
+ *   list   stdout: {"<server URL>": "<user name>", ...}
+ *
+ * A helper is another program, so every run is bounded (time and output
+ * size) and everything it says is distrusted: a helper that hangs, dies or
+ * prints garbage is one TSG_AUTH_* line naming the helper and the action.
+ * The secret is never part of an error: the helper's own words are quoted
+ * only when they are short, not JSON, and do not contain the secret.
+ */
+import { spawn } from 'node:child_process';
+import { AuthError, UsageError } from '../errors.js';
+import type { Credentials } from './credentials.js';
+
+/** Limits of one helper run. */
+export const HELPER_TIMEOUT_MS = 30_000;
+export const HELPER_MAX_OUTPUT = 64 << 10;
+
+export type HelperAction = 'get' | 'store' | 'erase' | 'list';
+
+/** A helper's name as written after `docker-credential-`: no path, no options. */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** docker-credential-helpers' "not found" message (every helper of that project uses it). */
+const NOT_FOUND_RE = /credentials not found|not found in (native )?keychain|no credentials/i;
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Test hook: overrides the time limit of helper runs (the garbage/hang tests use a short one). */
+let timeoutMs = HELPER_TIMEOUT_MS;
+export function setHelperTimeoutForTests(ms: number | undefined): void {
+  timeoutMs = ms ?? HELPER_TIMEOUT_MS;
+}
+
+export function helperProgram(name: string): string {
+  if (!NAME_RE.test(name)) {
+    throw new UsageError('TSG_USAGE', `credential helper name ${JSON.stringify(name.slice(0, 80))} in docker's config.json is not a plain name (docker-credential-<name> is looked up in PATH)`);
+  }
+  return `docker-credential-${name}`;
+}
+
+function authError(program: string, action: HelperAction, why: string, cause?: unknown): AuthError {
+  return new AuthError('TSG_AUTH_FAILED', `credential helper ${program} ${action} failed: ${why}`, { cause, data: { helper: program, action } });
+}
+
+/** The helper's own message, if it is safe to repeat: one short line, not JSON, without the secret. */
+function quoted(text: string, secret: string | undefined): string {
+  const line = text.trim().split('\n')[0]!.trim();
+  if (!line || line.length > 200 || /^[{[]/.test(line) || (secret && line.includes(secret))) return '';
+  return ` (${JSON.stringify(line)})`;
+}
+
+function run(program: string, action: HelperAction, input: string, env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    let child;
+    try {
+      child = spawn(program, [action], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    } catch (err) {
+      reject(authError(program, action, (err as Error).message, err));
+      return;
+    }
+    let stdout = '';
+    let stderr = '';
+    let size = 0;
+    let failure: AuthError | undefined;
+    const stop = (err: AuthError) => {
+      failure ??= err;
+      child.kill('SIGKILL');
+    };
+    const timer = setTimeout(() => stop(authError(program, action, `no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    const take = (which: 'out' | 'err') => (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > HELPER_MAX_OUTPUT) return stop(authError(program, action, `it printed more than ${HELPER_MAX_OUTPUT} bytes`));
+      if (which === 'out') stdout += chunk.toString('utf8');
+      else stderr += chunk.toString('utf8');
+    };
+    child.stdout.on('data', take('out'));
+    child.stderr.on('data', take('err'));
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const why = err.code === 'ENOENT' ? 'not found in PATH (install it, or fix credsStore/credHelpers in docker\'s config.json)' : err.message;
+      reject(failure ?? authError(program, action, why, err));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (failure) reject(failure);
+      else resolve({ code, stdout, stderr });
+    });
+    // A helper that exits without reading stdin gives EPIPE here; its exit status says what happened.
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+  });
+}
+
+/** One configured helper, e.g. `desktop` → docker-credential-desktop. */
+export class CredentialHelper {
+  readonly program: string;
+
+  constructor(
+    name: string,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.program = helperProgram(name);
+  }
+
+  /** The credentials stored for `serverUrl`, or undefined when the helper has none. */
+  async get(serverUrl: string): Promise<Credentials | undefined> {
+    const r = await run(this.program, 'get', serverUrl, this.env);
+    if (r.code !== 0) {
+      if (NOT_FOUND_RE.test(r.stdout) || NOT_FOUND_RE.test(r.stderr)) return undefined;
+      throw authError(this.program, 'get', `exit status ${r.code}${quoted(r.stdout || r.stderr, undefined)}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(r.stdout);
+    } catch {
+      // Never quote it (nor keep the parser's message as a cause): garbage from `get` may hold the secret.
+      throw authError(this.program, 'get', `its answer is not JSON (${r.stdout.length} bytes)`);
+    }
+    const p = parsed as { Username?: unknown; Secret?: unknown };
+    if (!p || typeof p !== 'object' || typeof p.Username !== 'string' || typeof p.Secret !== 'string') {
+      throw authError(this.program, 'get', 'its answer lacks the string fields Username and Secret');
+    }
+    if (p.Secret === '') return undefined;
+    // `<token>` marks an identity token (OAuth refresh token), which only
+    // docker.io's OAuth flow understands; as Basic credentials it would be wrong.
+    if (p.Username === '<token>') return undefined;
+    return { username: p.Username, password: p.Secret };
+  }
+
+  /** Saves credentials for `serverUrl` in the helper. */
+  async store(serverUrl: string, creds: Credentials): Promise<void> {
+    const input = JSON.stringify({ ServerURL: serverUrl, Username: creds.username, Secret: creds.password });
+    const r = await run(this.program, 'store', input, this.env);
+    if (r.code !== 0) throw authError(this.program, 'store', `exit status ${r.code}${quoted(r.stdout || r.stderr, creds.password)}`);
+  }
+
+  /** Removes the credentials of `serverUrl`; false when the helper had none. */
+  async erase(serverUrl: string): Promise<boolean> {
+    const r = await run(this.program, 'erase', serverUrl, this.env);
+    if (r.code === 0) return true;
+    if (NOT_FOUND_RE.test(r.stdout) || NOT_FOUND_RE.test(r.stderr)) return false;
+    throw authError(this.program, 'erase', `exit status ${r.code}${quoted(r.stdout || r.stderr, undefined)}`);
+  }
+
+  /** Server URL → user name of everything the helper stores. */
+  async list(): Promise<Record<string, string>> {
+    const r = await run(this.program, 'list', '', this.env);
+    if (r.code !== 0) throw authError(this.program, 'list', `exit status ${r.code}${quoted(r.stdout || r.stderr, undefined)}`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(r.stdout);
+    } catch {
+      throw authError(this.program, 'list', `its answer is not JSON (${r.stdout.length} bytes)`);
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw authError(this.program, 'list', 'its answer is not a JSON object');
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) if (typeof v === 'string') out[k] = v;
+    return out;
+  }
+}
