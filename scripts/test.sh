@@ -26,7 +26,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 # prebuilds/ for the npm package (test/cli/package-install.test.ts packs it): a no-op when up to date.
-npm run --silent prebuild
+npm run --silent prebuild || echo "npm run prebuild failed: test/cli/package-install.test.ts will fail and say why" >&2
 
 npm run --silent typecheck
 

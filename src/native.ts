@@ -14,6 +14,7 @@
  * Both loaders are lazy and load nothing at import: CLI start stays light
  * (test/cli/start.test.ts).
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Transform } from 'node:stream';
@@ -38,13 +39,35 @@ const require = createRequire(import.meta.url);
 
 let cached: NativeBinding | undefined;
 
+/**
+ * The addon's path under package root `root`: node-gyp-build's answer. Its
+ * two usual answers are checked first without loading it (that costs ~1.5 ms
+ * of every CLI start): build/Release/tsgraph_native.node (its first stop,
+ * where node-gyp puts our only target), and, with no build/ at all, our own
+ * prebuild's exact name in prebuilds/<platform>-<arch>/ (the one file
+ * scripts/prebuild.mjs puts there, libc told as node-gyp-build tells it).
+ * Any variable that changes its rules, or anything else, asks it.
+ */
+export function nativeAddonPath(root = PACKAGE_ROOT): string {
+  const env = process.env;
+  if (!env.TSGRAPH_PREBUILD && !env.PREBUILDS_ONLY && !env.npm_config_arch && !env.npm_config_platform && !env.LIBC) {
+    const release = join(root, 'build', 'Release', 'tsgraph_native.node');
+    if (existsSync(release)) return release;
+    if (!existsSync(join(root, 'build'))) {
+      const libc = process.platform === 'linux' && existsSync('/etc/alpine-release') ? 'musl' : 'glibc';
+      const prebuild = join(root, 'prebuilds', `${process.platform}-${process.arch}`, `tsgraph.${libc}.node`);
+      if (existsSync(prebuild)) return prebuild;
+    }
+  }
+  return (require('node-gyp-build') as { path(dir: string): string }).path(root);
+}
+
 /** The addon; throws TSG_UNSUPPORTED with a remedy when there is none for this machine. */
 export function native(): NativeBinding {
   if (cached) return cached;
-  const gypBuild = require('node-gyp-build') as { path(dir: string): string };
   let found: string;
   try {
-    found = gypBuild.path(PACKAGE_ROOT);
+    found = nativeAddonPath();
   } catch (err) {
     // node-gyp-build says which platform/arch/libc it looked for: keep that in the message.
     const why = (err as Error).message.split('\n')[0]!.replace(/^No native build was found for /, '');

@@ -1,0 +1,85 @@
+/**
+ * src/native.ts finds the addon where node-gyp-build would (the install
+ * script decided with node-gyp-build that nothing needs compiling, so run
+ * time must agree), but answers the usual layouts without loading it. Each
+ * layout a package can have is built in a temp dir and both answers compared.
+ */
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import * as fs from 'node:fs';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { REPO_ROOT } from '../helpers/cli.js';
+import { makeTempDir, removeDir } from '../helpers/tmp.js';
+import { nativeAddonPath } from '../../src/native.js';
+
+const gypBuild = createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string };
+const PLATFORM = `${process.platform}-${process.arch}`;
+
+function touch(path: string): void {
+  fs.mkdirSync(dirname(path), { recursive: true });
+  fs.writeFileSync(path, '');
+}
+
+/** Both lookups' answers (or their failure) for package root `root`. */
+function both(root: string): { ours: string; theirs: string } {
+  const answer = (f: () => string) => {
+    try {
+      return f();
+    } catch (err) {
+      return `throws: ${(err as Error).message.split('\n')[0]}`;
+    }
+  };
+  return { ours: answer(() => nativeAddonPath(root)), theirs: answer(() => gypBuild.path(root)) };
+}
+
+describe('native addon lookup', () => {
+  let dir: string;
+  let n = 0;
+  const pkg = (files: string[]): string => {
+    const root = join(dir, `pkg${n++}`);
+    fs.mkdirSync(root);
+    fs.writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'tsgraph' }));
+    for (const f of files) touch(join(root, f));
+    return root;
+  };
+  before(() => (dir = makeTempDir('tsgraph-lookup-')));
+  after(() => removeDir(dir));
+
+  it('this checkout: the same file as node-gyp-build', () => {
+    const { ours, theirs } = both(REPO_ROOT);
+    assert.equal(ours, theirs);
+  });
+
+  const layouts: Array<[string, string[], string | undefined]> = [
+    ['an installed package (prebuilds only)', [`prebuilds/${PLATFORM}/tsgraph.glibc.node`, `prebuilds/${PLATFORM}/zstd-napi/binding.js`], `prebuilds/${PLATFORM}/tsgraph.glibc.node`],
+    ['a fallback build beside the prebuilds', ['build/Release/tsgraph_native.node', `prebuilds/${PLATFORM}/tsgraph.glibc.node`], 'build/Release/tsgraph_native.node'],
+    ['a debug build only', ['build/Debug/tsgraph_native.node', `prebuilds/${PLATFORM}/tsgraph.glibc.node`], 'build/Debug/tsgraph_native.node'],
+    ['a build dir without an addon', ['build/config.gypi', `prebuilds/${PLATFORM}/tsgraph.glibc.node`], `prebuilds/${PLATFORM}/tsgraph.glibc.node`],
+    ['a musl-only prebuild', [`prebuilds/${PLATFORM}/tsgraph.musl.node`], undefined],
+    ['another platform only', ['prebuilds/win32-x64/tsgraph.glibc.node'], undefined],
+    ['nothing', [], undefined],
+  ];
+  for (const [what, files, expected] of layouts) {
+    it(`${what}: the same answer as node-gyp-build`, () => {
+      const root = pkg(files);
+      const { ours, theirs } = both(root);
+      assert.equal(ours, theirs);
+      if (expected) assert.equal(ours, join(root, expected));
+      else assert.match(ours, /^throws: No native build was found/);
+    });
+  }
+
+  it('TSGRAPH_PREBUILD moves the lookup to another root, as node-gyp-build does', () => {
+    const root = pkg([`prebuilds/${PLATFORM}/tsgraph.glibc.node`]);
+    const other = pkg(['build/Release/tsgraph_native.node']);
+    process.env.TSGRAPH_PREBUILD = other;
+    try {
+      const { ours, theirs } = both(root);
+      assert.equal(ours, theirs);
+      assert.equal(ours, join(other, 'build/Release/tsgraph_native.node'));
+    } finally {
+      delete process.env.TSGRAPH_PREBUILD;
+    }
+  });
+});
