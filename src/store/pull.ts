@@ -70,6 +70,12 @@ export interface PullResult {
   layersUnpacked: number;
   layersReused: number;
   seconds: number;
+  /**
+   * What the pull did to the name: `downloaded` (blobs fetched), `tagged` (every
+   * blob was already stored: the name is new, or now points at other content),
+   * `up-to-date` (the name already pointed at this image).
+   */
+  status: 'downloaded' | 'tagged' | 'up-to-date';
 }
 
 const MAX_INDEX_DEPTH = 3;
@@ -212,6 +218,7 @@ export async function pullImage(
       layersUnpacked: 0,
       layersReused: present.layers.length,
       seconds: (performance.now() - started) / 1000,
+      status: 'up-to-date',
     };
   }
   const { manifest, fetched, chain } = await resolveManifest(source, top, platform, signal);
@@ -299,6 +306,7 @@ export async function pullImage(
   // Manifests last: a name only ever points at content that is all present.
   for (const m of chain) await content.writeBlob(m.bytes, { digest: m.digest, size: m.bytes.length });
   crashPoint('pull:before-register');
+  const before = images.get(record.name);
   images.put(record);
   crashPoint('pull:registered');
   return {
@@ -311,5 +319,6 @@ export async function pullImage(
     layersUnpacked: unpack.unpacked,
     layersReused: unpack.reused,
     seconds: (performance.now() - started) / 1000,
+    status: blobsFetched > 0 ? 'downloaded' : before?.digest === record.digest && before.manifestDigest === record.manifestDigest ? 'up-to-date' : 'tagged',
   };
 }

@@ -1,7 +1,8 @@
 /**
  * Progress lines (stderr piped) say what happens (issue 11): push says
  * pushing/pushed, not downloading/pull complete; a layer listed twice in a
- * manifest shows once.
+ * manifest shows once; the first pull of present content under a new name
+ * says it was tagged, not "up to date".
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -47,5 +48,17 @@ describe('progress lines', () => {
       const n = r.stderr.split('\n').filter((l) => l.startsWith(`${short}: ${what}`)).length;
       assert.equal(n, 1, `${what}: ${r.stderr}`);
     }
+  });
+
+  it('a present image pulled under a new name says tagged; again, up to date', async () => {
+    const src = `${reg.host}/progress/busybox:1`; // pushed by the first test
+    assert.equal((await runCli(['push', 'localhost/busybox:latest', `${reg.host}/progress/other:2`], env)).code, 0);
+    const first = await runCli(['pull', src], env);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^Status: Tagged from content already in the store \(nothing fetched\) for /m);
+    const again = await runCli(['pull', src], env);
+    assert.match(again.stdout, /^Status: Image is up to date for /m);
+    const json = await runCli(['--json', 'pull', `${reg.host}/progress/other:2`], env);
+    assert.equal(JSON.parse(json.stdout).status, 'tagged');
   });
 });

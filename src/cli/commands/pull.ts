@@ -39,16 +39,18 @@ export async function pull(ctx: CommandContext, ref: string, flags: PullFlags, c
         layersUnpacked: result.layersUnpacked,
         layersReused: result.layersReused,
         seconds: Number(result.seconds.toFixed(3)),
+        status: result.status,
       });
     } else if (flags.quiet) {
       writeOut(`${image.name}\n`);
     } else {
-      const fresh = result.blobsFetched > 0;
-      writeOut(
-        `Digest: ${image.digest}\n` +
-          `Status: ${fresh ? `Downloaded newer image (${formatBytes(result.bytesFetched)} fetched, ${formatBytes(result.bytesReused)} reused)` : 'Image is up to date'} for ${image.name}\n` +
-          `${image.name}\n`,
-      );
+      const status =
+        result.status === 'downloaded'
+          ? `Downloaded newer image (${formatBytes(result.bytesFetched)} fetched, ${formatBytes(result.bytesReused)} reused)`
+          : result.status === 'tagged'
+            ? 'Tagged from content already in the store (nothing fetched)'
+            : 'Image is up to date';
+      writeOut(`Digest: ${image.digest}\nStatus: ${status} for ${image.name}\n${image.name}\n`);
     }
   } finally {
     progress.stop();
