@@ -1,7 +1,8 @@
 /**
  * `diff -o` write failures are one tsgraph error line (issue 11): a missing
  * directory, a directory, a reader that closes the pipe early (EPIPE); and
- * `--json` prints a result when the tar went to a file.
+ * `--json` prints a result when the tar went to a file. A failed `bundle`
+ * leaves no directory behind.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -62,5 +63,18 @@ describe('diff -o: output errors', () => {
     assert.equal(res.bytes, fs.statSync(out).size);
     assert.ok(res.bytes > 32 << 20);
     assert.ok(res.changes >= 1);
+  });
+
+  it('a failed bundle leaves no directory it made', async () => {
+    const dir = join(sb.dir, 'bundles', 'deep', 'b1');
+    const r = await runCli(['bundle', 'nosuch-image', dir], env);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, ONE_LINE);
+    assert.equal(fs.existsSync(join(sb.dir, 'bundles')), false, 'the directories made for it are gone');
+    // A directory that was there before stays.
+    fs.mkdirSync(join(sb.dir, 'keep'));
+    assert.notEqual((await runCli(['bundle', 'nosuch-image', join(sb.dir, 'keep', 'b2')], env)).code, 0);
+    assert.equal(fs.existsSync(join(sb.dir, 'keep')), true);
+    assert.equal(fs.existsSync(join(sb.dir, 'keep', 'b2')), false);
   });
 });
