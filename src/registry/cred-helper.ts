@@ -11,8 +11,10 @@
  * A helper is another program, so every run is bounded (time and output
  * size) and everything it says is distrusted: a helper that hangs, dies or
  * prints garbage is one TSG_AUTH_* line naming the helper and the action.
- * The secret is never part of an error: the helper's own words are quoted
- * only when they are short, not JSON, and do not contain the secret.
+ * The secret is never part of an error: the helper's own words are never
+ * repeated (a helper's error may quote what it holds — ours does in the
+ * test — and for `get` we cannot know which part is secret), only the
+ * action, its exit status and how much it printed.
  */
 import { spawn } from 'node:child_process';
 import { AuthError, UsageError } from '../errors.js';
@@ -53,11 +55,10 @@ function authError(program: string, action: HelperAction, why: string, cause?: u
   return new AuthError('TSG_AUTH_FAILED', `credential helper ${program} ${action} failed: ${why}`, { cause, data: { helper: program, action } });
 }
 
-/** The helper's own message, if it is safe to repeat: one short line, not JSON, without the secret. */
-function quoted(text: string, secret: string | undefined): string {
-  const line = text.trim().split('\n')[0]!.trim();
-  if (!line || line.length > 200 || /^[{[]/.test(line) || (secret && line.includes(secret))) return '';
-  return ` (${JSON.stringify(line)})`;
+/** What a failed run said, described without repeating it. */
+function failed(r: RunResult): string {
+  const printed = Buffer.byteLength(r.stdout) + Buffer.byteLength(r.stderr);
+  return `exit status ${r.code}${printed ? ` (its ${printed}-byte message is not repeated: it may hold secrets)` : ''}`;
 }
 
 function run(program: string, action: HelperAction, input: string, env: NodeJS.ProcessEnv): Promise<RunResult> {
@@ -118,7 +119,7 @@ export class CredentialHelper {
     const r = await run(this.program, 'get', serverUrl, this.env);
     if (r.code !== 0) {
       if (NOT_FOUND_RE.test(r.stdout) || NOT_FOUND_RE.test(r.stderr)) return undefined;
-      throw authError(this.program, 'get', `exit status ${r.code}${quoted(r.stdout || r.stderr, undefined)}`);
+      throw authError(this.program, 'get', failed(r));
     }
     let parsed: unknown;
     try {
@@ -142,7 +143,7 @@ export class CredentialHelper {
   async store(serverUrl: string, creds: Credentials): Promise<void> {
     const input = JSON.stringify({ ServerURL: serverUrl, Username: creds.username, Secret: creds.password });
     const r = await run(this.program, 'store', input, this.env);
-    if (r.code !== 0) throw authError(this.program, 'store', `exit status ${r.code}${quoted(r.stdout || r.stderr, creds.password)}`);
+    if (r.code !== 0) throw authError(this.program, 'store', failed(r));
   }
 
   /** Removes the credentials of `serverUrl`; false when the helper had none. */
@@ -150,13 +151,13 @@ export class CredentialHelper {
     const r = await run(this.program, 'erase', serverUrl, this.env);
     if (r.code === 0) return true;
     if (NOT_FOUND_RE.test(r.stdout) || NOT_FOUND_RE.test(r.stderr)) return false;
-    throw authError(this.program, 'erase', `exit status ${r.code}${quoted(r.stdout || r.stderr, undefined)}`);
+    throw authError(this.program, 'erase', failed(r));
   }
 
   /** Server URL → user name of everything the helper stores. */
   async list(): Promise<Record<string, string>> {
     const r = await run(this.program, 'list', '', this.env);
-    if (r.code !== 0) throw authError(this.program, 'list', `exit status ${r.code}${quoted(r.stdout || r.stderr, undefined)}`);
+    if (r.code !== 0) throw authError(this.program, 'list', failed(r));
     let parsed: unknown;
     try {
       parsed = JSON.parse(r.stdout);
