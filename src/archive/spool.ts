@@ -1,0 +1,251 @@
+/**
+ * Reads an image archive (a tar: `docker save`, `skopeo copy … oci-archive:`)
+ * into temp ingests of the content store, without storing anything.
+ *
+ * An archive is hostile input, like a registry blob. Its tar goes through the
+ * layer code's strict TarGuard (end marker, numeric fields, PAX), then:
+ *  - every entry name is checked: relative, no `..`, no control characters,
+ *    each name once; the name is only a key here, nothing is created by it;
+ *  - only regular files and directories are taken. A symlink or hard link is
+ *    an alias of a regular file the archive already held (old `docker save`
+ *    links a layer.tar shared by two images), resolved by name only and never
+ *    outside the archive; anything else (a link out, a device) is refused;
+ *  - each file's declared size is checked against the free space first, so a
+ *    header claiming a terabyte fails at once, not after filling the disk;
+ *  - each file is hashed as it is written to its own temp ingest (tempWriter,
+ *    which gc reclaims if the process dies), and a compressed one is also
+ *    decompressed and hashed (its diffId), so every digest a manifest or
+ *    config claims can be checked before a single blob is committed.
+ * Small files are kept in memory too (the JSON of the archive).
+ */
+import * as fs from 'node:fs';
+import { type Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import type { ContentStore, TempBlobWriter } from '../content/store.js';
+import { type Digest, digestOfHasher, newHasher } from '../digest.js';
+import { IntegrityError, ResourceError, TsgraphError, UnsafeError, throwIfAborted } from '../errors.js';
+import { decompressionStages, sniffCompression } from '../layer/compression.js';
+import { TarGuard } from '../layer/tar-scan.js';
+import type { Compression } from '../oci/media-types.js';
+
+/** Files up to this size are also kept in memory (manifests, configs, index.json). */
+export const MAX_JSON_BYTES = 4 << 20;
+/** All in-memory copies together. */
+const MAX_MEMORY_BYTES = 64 << 20;
+
+/** One regular file of the archive, spooled into a temp ingest. */
+export interface SpooledFile {
+  name: string;
+  digest: Digest;
+  size: number;
+  compression: Compression;
+  /** Digest of the decompressed bytes (a compressed layer's diffId), or why it could not be read. */
+  diffId: Digest | Error;
+  /** The bytes, when small enough to keep. */
+  bytes?: Buffer | undefined;
+  writer: TempBlobWriter;
+}
+
+export function malformed(message: string, data: Record<string, unknown> = {}): IntegrityError {
+  return new IntegrityError('TSG_INVALID_MANIFEST', `image archive is malformed: ${message}`, { data });
+}
+
+/** `./a/b` → `a/b`; refuses absolute names, `..`, empty parts and control characters. */
+export function archiveName(raw: string, what = 'entry'): string {
+  let name = raw.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+  // eslint-disable-next-line no-control-regex
+  if (raw.startsWith('/') || /[\x00-\x1f\x7f]/.test(raw) || name.split('/').some((p) => p === '..' || p === '')) {
+    throw new UnsafeError('TSG_UNSAFE_PATH', `image archive ${what} ${JSON.stringify(raw)} is not a plain relative name (absolute, .. or control characters)`, {
+      data: { name: raw },
+    });
+  }
+  if (name === '.') name = '';
+  return name;
+}
+
+/** Where a link named `from` points, as an archive name (symlinks relative to their dir, hard links to the root). */
+function linkTarget(from: string, target: string, symlink: boolean): string | undefined {
+  if (target.startsWith('/')) return undefined;
+  const parts = symlink ? from.split('/').slice(0, -1) : [];
+  for (const p of target.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..') {
+      if (parts.length === 0) return undefined; // above the archive's root
+      parts.pop();
+    } else parts.push(p);
+  }
+  return parts.join('/');
+}
+
+/** Bytes free for the content store (its ingests live on the same filesystem). */
+function freeBytes(dir: string): number {
+  try {
+    const s = fs.statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return Number.MAX_SAFE_INTEGER;
+  }
+}
+
+/** The files of an archive, spooled; discard() (or commit of each blob used) lets go of them. */
+export class Spool {
+  readonly files = new Map<string, SpooledFile>();
+  readonly #all: SpooledFile[] = [];
+
+  /** A file by archive name; undefined when absent. */
+  get(name: string): SpooledFile | undefined {
+    return this.files.get(name);
+  }
+
+  /** Moves `file` into the content store (named by its digest). */
+  commit(file: SpooledFile): void {
+    if (!this.#all.includes(file)) return;
+    file.writer.commit();
+    this.#all.splice(this.#all.indexOf(file), 1);
+  }
+
+  /** Drops every file not committed. */
+  discard(): void {
+    for (const f of this.#all.splice(0)) f.writer.discard();
+  }
+
+  /** Reads `readable` (a tar archive) into temp ingests of `content`. On failure nothing is left. */
+  static async read(content: ContentStore, readable: Readable | NodeJS.ReadableStream, signal?: AbortSignal): Promise<Spool> {
+    const spool = new Spool();
+    let memory = 0;
+    const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
+    const entries = async () => {
+      for await (const entry of extract) {
+        throwIfAborted(signal);
+        const h = entry.header;
+        const name = archiveName(h.name);
+        if (spool.files.has(name)) throw malformed(`${JSON.stringify(name)} is in the archive twice (readers disagree on which one counts)`, { name });
+        if (h.type === 'directory') {
+          entry.resume();
+          continue;
+        }
+        if (h.type === 'symlink' || h.type === 'link') {
+          entry.resume();
+          const to = linkTarget(name, h.linkname ?? '', h.type === 'symlink');
+          const file = to === undefined ? undefined : spool.files.get(to);
+          if (!file) {
+            throw new UnsafeError('TSG_UNSAFE_PATH', `image archive entry ${JSON.stringify(name)} is a link to ${JSON.stringify(h.linkname)}, which is not a file earlier in the archive`, {
+              data: { name, target: h.linkname },
+            });
+          }
+          spool.files.set(name, file);
+          continue;
+        }
+        if (h.type !== 'file' && h.type !== 'contiguous-file') {
+          throw new UnsafeError('TSG_UNSAFE_PATH', `image archive entry ${JSON.stringify(name)} is a ${h.type}, not a regular file`, { data: { name, type: h.type } });
+        }
+        const size = h.size ?? 0;
+        const free = freeBytes(content.blobsDir);
+        if (size > free) {
+          throw new ResourceError('TSG_NO_SPACE', `image archive entry ${JSON.stringify(name)} declares ${size} bytes, more than the ${free} bytes free in the store`, {
+            data: { name, size, free },
+          });
+        }
+        const keep = size <= MAX_JSON_BYTES && memory + size <= MAX_MEMORY_BYTES;
+        if (keep) memory += size;
+        const file = await spoolFile(content, entry as unknown as Readable, name, size, keep, signal);
+        spool.#all.push(file);
+        spool.files.set(name, file);
+      }
+    };
+    try {
+      const guard = new TarGuard();
+      await Promise.all([pipeline(readable as Readable, guard, extract, ...(signal ? [{ signal }] : [])), entries()]);
+    } catch (err) {
+      spool.discard();
+      extract.destroy();
+      throw archiveError(err);
+    }
+    return spool;
+  }
+}
+
+/** The layer scanner speaks of "layer tar"; here it is the archive's own tar. */
+function archiveError(err: unknown): unknown {
+  if (err instanceof TsgraphError && err.code === 'TSG_INVALID_LAYER') {
+    return malformed(err.message.replace(/^layer tar is malformed: /, ''), err.data);
+  }
+  if ((err as { code?: string })?.code === 'ABORT_ERR') return err;
+  if (err instanceof Error && !(err instanceof TsgraphError) && /tar|header|Unexpected end/i.test(err.message)) {
+    return malformed(err.message);
+  }
+  return err;
+}
+
+/** One entry into a temp ingest: hashed, and when compressed also decompressed and hashed. */
+async function spoolFile(content: ContentStore, entry: Readable, name: string, size: number, keep: boolean, signal?: AbortSignal): Promise<SpooledFile> {
+  const writer = content.tempWriter();
+  const hash = newHasher();
+  const chunks: Buffer[] = [];
+  let compression: Compression | undefined;
+  let inflate: { input: NodeJS.WritableStream; done: Promise<Digest> } | undefined;
+  let written = 0;
+  try {
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        written += chunk.length;
+        hash.update(chunk);
+        if (keep) chunks.push(chunk);
+        if (compression === undefined) {
+          compression = sniffCompression(chunk) ?? 'none';
+          if (compression !== 'none') inflate = inflater(compression);
+        }
+        const wrote = writer.write(chunk);
+        // A decompressor that failed is dropped (judged only if the file is a layer), never waited for.
+        const input = inflate && !(inflate.input as Writable).destroyed ? (inflate.input as Writable) : undefined;
+        const fed = input ? input.write(chunk) : true;
+        if (wrote && fed) return cb();
+        let waiting = (wrote ? 0 : 1) + (fed ? 0 : 1);
+        const go = () => --waiting === 0 && cb();
+        if (!wrote) writer.once('drain', go);
+        if (!fed) {
+          let once = false;
+          const settle = () => {
+            if (once) return;
+            once = true;
+            input!.off('drain', settle).off('close', settle);
+            go();
+          };
+          input!.once('drain', settle).once('close', settle);
+        }
+      },
+      final(cb) {
+        inflate?.input.end();
+        writer.end(cb);
+      },
+    });
+    await pipeline(entry, sink, ...(signal ? [{ signal }] : []));
+    if (written !== size) throw malformed(`entry ${JSON.stringify(name)} ends after ${written} of its ${size} bytes`, { name });
+    const diffId = inflate ? await inflate.done.catch((err: Error) => err) : undefined;
+    const digest = digestOfHasher(hash);
+    return { name, digest, size, compression: compression ?? 'none', diffId: diffId ?? digest, bytes: keep ? Buffer.concat(chunks) : undefined, writer };
+  } catch (err) {
+    writer.destroy();
+    writer.discard();
+    throw err;
+  }
+}
+
+/** A decompressor whose output is hashed: the diffId of a compressed layer. */
+function inflater(compression: Compression): { input: NodeJS.WritableStream; done: Promise<Digest> } {
+  const stages = decompressionStages(compression);
+  const hash = newHasher();
+  const out = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      cb();
+    },
+  });
+  const done = pipeline([...stages, out] as unknown as [NodeJS.ReadWriteStream, NodeJS.WritableStream]).then(() => digestOfHasher(hash));
+  done.catch(() => {}); // judged only when the file is used as a layer
+  // A broken stream must not stall the spool: once it failed, writes are dropped.
+  const input = stages[0]! as unknown as Writable;
+  input.on('error', () => {});
+  return { input, done };
+}
