@@ -39,11 +39,12 @@ async function readStdin(): Promise<string> {
  */
 function promptLine(question: string, echo: boolean): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(question);
   return new Promise((resolve, reject) => {
     let line = '';
     const wasRaw = stdin.isRaw;
+    // Echo off before the prompt shows: what is typed after it must never be echoed.
     stdin.setRawMode(true);
+    process.stderr.write(question);
     const done = (err: Error | undefined) => {
       stdin.off('data', onData);
       stdin.setRawMode(wasRaw);
