@@ -121,6 +121,11 @@ export class PullProgress {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#bars.size > 0) this.#multi?.stop();
+    if (this.#bars.size > 0 && this.#multi) {
+      // MultiBar.stop() draws the bars but drops lines still in its log buffer (a layer's
+      // "unpacked" line logged after the last redraw): one redraw first writes them.
+      this.#multi.update();
+      this.#multi.stop();
+    }
   }
 }
