@@ -63,7 +63,22 @@ export const GUNZIP_CHUNK = 256 << 10;
 export function decompressionStages(compression: Compression): Array<NodeJS.ReadWriteStream> {
   const check = new MagicCheck(compression);
   if (compression === 'gzip') return [check, createGunzip({ chunkSize: GUNZIP_CHUNK })];
-  // zstd-napi loads on first use (src/native.ts): a package without its binding still does gzip.
-  if (compression === 'zstd') return [check, new (zstdNapi().DecompressStream)() as unknown as NodeJS.ReadWriteStream];
+  if (compression === 'zstd') return [check, zstdStage()];
   return [check, new PassThrough()];
+}
+
+/**
+ * zstd-napi loads on first use (src/native.ts): a package without its binding
+ * still does gzip. When it cannot load, the stage fails like a bad blob does,
+ * through the pipeline (which then tears down the blob and the tar), not by
+ * a throw while the pipeline is being built.
+ */
+function zstdStage(): NodeJS.ReadWriteStream {
+  try {
+    return new (zstdNapi().DecompressStream)() as unknown as NodeJS.ReadWriteStream;
+  } catch (err) {
+    const failed = new PassThrough();
+    process.nextTick(() => failed.destroy(err as Error));
+    return failed;
+  }
 }

@@ -151,11 +151,11 @@ describe('the npm package', () => {
     install(noScripts, ['--ignore-scripts']);
 
     const layout = join(dir, 'pkgimg');
-    const runtime = (root: string, mode: string, cwd = app) =>
+    const runtime = (root: string, mode: string, cwd = app, extraEnv: Record<string, string> = {}) =>
       JSON.parse(
         ok(
           // A private mount namespace: whatever happens, no mount outlives the child.
-          run('/usr/bin/unshare', ['-m', '--propagation', 'private', process.execPath, join(cwd, 'runtime.mjs'), layout, root, mode], { cwd, env: { ...env, HOME: dir } }),
+          run('/usr/bin/unshare', ['-m', '--propagation', 'private', process.execPath, join(cwd, 'runtime.mjs'), layout, root, mode], { cwd, env: { ...env, ...extraEnv, HOME: dir } }),
           `runtime ${mode}`,
         ),
       ) as Record<string, unknown>;
@@ -173,10 +173,13 @@ describe('the npm package', () => {
 
       // Without the shipped zstd binding, only zstd layers are refused, with TSG_UNSUPPORTED naming the remedy.
       fs.rmSync(join(pkg, 'prebuilds', PLATFORM, 'zstd-napi'), { recursive: true });
-      const nozstd = runtime(join(dir, 'root2'), 'nozstd');
-      assert.equal(nozstd.gz, 'localhost/pkgimg:gz');
-      assert.equal(nozstd.zst, 'TSG_UNSUPPORTED', String(nozstd.message));
-      assert.match(String(nozstd.message), /zstd layers need zstd-napi/);
+      // Both ways of decompressing: the worker pool (default) and the main thread.
+      for (const inflate of ['worker', 'thread']) {
+        const nozstd = runtime(join(dir, `root-${inflate}`), 'nozstd', app, { TSGRAPH_INFLATE: inflate });
+        assert.equal(nozstd.gz, 'localhost/pkgimg:gz', inflate);
+        assert.equal(nozstd.zst, 'TSG_UNSUPPORTED', `${inflate}: ${String(nozstd.message)}`);
+        assert.match(String(nozstd.message), /zstd layers need zstd-napi/);
+      }
 
       // Without any addon (TSGRAPH_PREBUILD points node-gyp-build elsewhere): a clear TSG_UNSUPPORTED, no crash.
       const none = run(process.execPath, ['--input-type=module', '-e', "import('tsgraph').then((t) => t.Store.open({ root: process.argv[1] })).then(() => console.log('opened'), (e) => console.log(e.code + ' ' + e.message))", join(dir, 'root3')], {
