@@ -24,7 +24,11 @@ export interface StoreOptions {
   creds?: Credentials | undefined;
   /** Path to docker's config.json (default `$DOCKER_CONFIG/config.json` or ~/.docker/config.json). */
   dockerConfig?: string | undefined;
-  /** Graph driver (`overlay`, `vfs`); default `$TSGRAPH_DRIVER`, the root's own, else overlay where it works. */
+  /**
+   * Graph driver: `overlay`, `btrfs`, `aufs` or `vfs` (DRIVER_NAMES). Default `$TSGRAPH_DRIVER`, else
+   * the driver the root already uses (`meta/driver`), else overlay where an overlay mount works,
+   * btrfs on a btrfs root, else vfs. The choice is recorded; another driver on that root is TSG_DRIVER_MISMATCH.
+   */
   driver?: string | undefined;
   /** Directories holding `certs.d/<host>/` (default: tsgraph's config dir, then /etc/tsgraph). */
   configDirs?: string[] | undefined;
