@@ -16,6 +16,7 @@ import type { BundleFlags } from './commands/bundle.js';
 import type { CheckFlags } from './commands/check.js';
 import type { LoginFlags } from './commands/login.js';
 import type { MountFlags } from './commands/mount.js';
+import type { LoadFlags, SaveFlags } from './commands/archive.js';
 
 /**
  * reference.ts's DEFAULT_REGISTRY, spelled out: importing it for a help
@@ -258,6 +259,42 @@ const VERB_DEFINITIONS = {
       )
       .argument('[command...]', 'command and arguments (default: $SHELL)')
       .action(async (command: string[]) => (await import('./commands/unshare.js')).unshare(command)),
+
+  save: (ctx: CommandContext) =>
+    new Command('save')
+      .summary('write images to a docker or OCI tar archive')
+      .description(
+        'Write IMAGE… (sharing their blobs) as one archive to FILE, or to stdout when it is not a terminal. ' +
+          'docker-archive (default) is what `docker load` and `podman load` read; oci-archive is an OCI image layout in a tar ' +
+          '(skopeo oci-archive:).',
+      )
+      .argument('<images...>', 'image names, short names or ID prefixes')
+      .option('-o, --output <file>', 'write to FILE (default: stdout, refused on a terminal)')
+      .addOption(new Option('--format <format>', 'archive format').choices(['docker-archive', 'oci-archive']).default('docker-archive'))
+      .action(async (refs: string[], flags: SaveFlags, cmd: Command) => (await import('./commands/archive.js')).save(ctx, refs, flags, cmd)),
+
+  load: (ctx: CommandContext) =>
+    new Command('load')
+      .summary('load images from a docker or OCI archive')
+      .description(
+        'Read a docker-archive or OCI archive from FILE or stdin, check every blob, layer and name in it, and register ' +
+          'its images (all or nothing: a bad archive stores nothing). Images without a name get localhost/<file name>:<ID>.',
+      )
+      .option('-i, --input <file>', 'read FILE (default: stdin)')
+      .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this host)')
+      .option('-q, --quiet', 'print only the image names')
+      .action(async (flags: LoadFlags, cmd: Command) => (await import('./commands/archive.js')).load(ctx, flags, cmd)),
+
+  export: (ctx: CommandContext) =>
+    new Command('export')
+      .summary("write a container's merged tree as a tar")
+      .description(
+        "Write container NAME's whole filesystem (image and changes merged, no whiteouts) as one tar, like docker export, " +
+          'to FILE or to stdout when it is not a terminal. Links the container made are exported as links, never followed.',
+      )
+      .argument('<name>', 'container name')
+      .option('-o, --output <file>', 'write to FILE (default: stdout, refused on a terminal)')
+      .action(async (name: string, flags: { output?: string }, cmd: Command) => (await import('./commands/archive.js')).exportContainer(ctx, name, flags, cmd)),
 
   doctor: () =>
     new Command('doctor')
