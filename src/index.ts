@@ -71,3 +71,5 @@ export type { CommitOptions, CommitResult } from './store/commit.js';
 export type { PushOptions, PushResult, PushEvent } from './store/push.js';
 export type { GcReport } from './store/gc.js';
 export type { Change, ChangeKind } from './layer/changes.js';
+export { saveImages, ARCHIVE_FORMATS, type SaveOptions, type SaveResult } from './archive/save.js';
+export { loadArchive, type ArchiveFormat, type LoadOptions, type LoadResult, type LoadedImage } from './archive/load.js';
