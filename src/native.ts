@@ -77,7 +77,16 @@ export function native(): NativeBinding {
       { data: { looked: [join(PACKAGE_ROOT, 'build/Release'), join(PACKAGE_ROOT, 'build/Debug'), join(PACKAGE_ROOT, 'prebuilds')] } },
     );
   }
-  cached = require(found) as NativeBinding;
+  try {
+    cached = require(found) as NativeBinding;
+  } catch (err) {
+    // A prebuild this machine cannot load (an older glibc, say) when install scripts did not run to find that out and build.
+    throw new UnsupportedError(
+      'TSG_UNSUPPORTED',
+      `the native addon ${found} does not load here (${(err as Error).message.split('\n')[0]}): reinstall tsgraph with install scripts allowed and npm_config_build_from_source=true where node-gyp can compile it`,
+      { cause: err, data: { path: found } },
+    );
+  }
   return cached;
 }
 

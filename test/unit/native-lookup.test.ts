@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
-import { nativeAddonPath } from '../../src/native.js';
+import { native, nativeAddonPath } from '../../src/native.js';
 
 const gypBuild = createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string };
 const PLATFORM = `${process.platform}-${process.arch}`;
@@ -69,6 +69,24 @@ describe('native addon lookup', () => {
       else assert.match(ours, /^throws: No native build was found/);
     });
   }
+
+  it('native(): TSG_UNSUPPORTED when nothing is found, and when what is found does not load', () => {
+    // (Nothing in this file has loaded the addon: native() has no cached binding to return.)
+    const env = (root: string, f: () => unknown) => {
+      process.env.TSGRAPH_PREBUILD = root;
+      try {
+        return f();
+      } finally {
+        delete process.env.TSGRAPH_PREBUILD;
+      }
+    };
+    const none = pkg([]);
+    assert.throws(() => env(none, native), (e: Error & { code?: string }) => e.code === 'TSG_UNSUPPORTED' && /neither prebuilt for this machine \(platform=/.test(e.message));
+    const bogus = pkg([]);
+    fs.mkdirSync(join(bogus, 'build', 'Release'), { recursive: true });
+    fs.writeFileSync(join(bogus, 'build', 'Release', 'tsgraph_native.node'), 'not an ELF file');
+    assert.throws(() => env(bogus, native), (e: Error & { code?: string }) => e.code === 'TSG_UNSUPPORTED' && e.message.includes(`${bogus}/build/Release/tsgraph_native.node does not load here`));
+  });
 
   it('TSGRAPH_PREBUILD moves the lookup to another root, as node-gyp-build does', () => {
     const root = pkg([`prebuilds/${PLATFORM}/tsgraph.glibc.node`]);
