@@ -101,9 +101,33 @@ function whiteoutName(rel: string): string {
 /** Streams the layer tar for `changes` (sorted, parents before children). */
 export function generateLayerTar(changes: OverlayChange[], options: GenerateOptions): Readable {
   const pack = tar.pack();
+  // A reader that destroys the tar early (an aborted diff or export stream, a failed commit)
+  // gets no more entry callbacks: pending writes fail at once, so the walk below ends and
+  // closes its fds (a leaked fd would keep the container's mount busy).
+  let closed: Error | undefined;
+  const pending = new Set<(err: Error) => void>();
+  pack.on('close', () => {
+    closed ??= new Error('the layer tar was closed before its end');
+    for (const fail of pending) fail(closed);
+    pending.clear();
+  });
   const put = (header: Partial<tar.Header> & { name: string }, body?: Readable): Promise<void> =>
     new Promise((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (closed) {
+        body?.destroy();
+        reject(closed);
+        return;
+      }
+      const fail = (err: Error) => {
+        body?.destroy(); // its fd goes with it (SafeNode.readStream)
+        reject(err);
+      };
+      pending.add(fail);
+      const cb = (err?: Error | null) => {
+        pending.delete(fail);
+        if (err) fail(err);
+        else resolve();
+      };
       if (!body) {
         // A file entry without a buffer waits for a body stream: give regular files an empty one.
         if ((header.type ?? 'file') === 'file') pack.entry(header as tar.Header, Buffer.alloc(0), cb);
@@ -115,10 +139,10 @@ export function generateLayerTar(changes: OverlayChange[], options: GenerateOpti
       // destroys the pack, which destroys this entry with the same error:
       // without a listener that would crash the process instead of failing
       // the commit.
-      entry.on('error', reject);
+      entry.on('error', fail);
       body.on('error', (err) => {
         entry.destroy(err);
-        reject(err);
+        fail(err);
       });
       body.pipe(entry);
     });
