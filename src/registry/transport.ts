@@ -329,6 +329,14 @@ export function networkError(url: string, err: unknown): RegistryError {
       { cause: err, data: { host, tlsCode: code } },
     );
   }
+  // TLS alerts 42/116: the server wanted a client certificate (mTLS) and got none, or not one it trusts.
+  if (/alert (bad certificate|certificate required)|SSL alert number (42|116)\b/i.test(e?.message ?? '')) {
+    return new RegistryError(
+      'TSG_TLS',
+      `${host} refused the TLS handshake: it wants a client certificate it trusts; set clientCert/clientKey for ${host} in registries.json (or certs.d/${host}/client.cert and .key under tsgraph's config dir)`,
+      { cause: err, data: { host, tlsCode: 'CLIENT_CERT_REQUIRED' } },
+    );
+  }
   return new RegistryError('TSG_REGISTRY', `request to ${host} failed: ${e?.message ?? String(err)}`, {
     cause: err,
     temporary: isRetryableNetworkError(err),

@@ -4,6 +4,8 @@
  * registry, with its own temp storage. stop() and start() end and restart
  * the same mirror (same port, same cache) so that a test can take it down
  * and bring it back; remove() ends it for good and deletes its files.
+ * startDistribution also makes registries registry.ts has no variant for
+ * (TLS that requires a client certificate).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -43,7 +45,19 @@ async function listening(port: number): Promise<boolean> {
 }
 
 /** Starts a proxy-mode registry caching `upstream` (`http://127.0.0.1:PORT`). */
-export async function startMirror(upstream: string, remote: { username: string; password: string } | undefined = undefined): Promise<TestMirror> {
+export function startMirror(upstream: string, remote: { username: string; password: string } | undefined = undefined): Promise<TestMirror> {
+  return startDistribution({ proxy: { remoteurl: upstream, ...remote } });
+}
+
+export interface DistributionOptions {
+  /** Proxy (pull-through cache) mode, with the upstream's credentials if it needs them. */
+  proxy?: { remoteurl: string; username?: string; password?: string };
+  /** Serve TLS; with clientCa, refuse clients without a certificate signed by it (mTLS). */
+  tls?: { cert: string; key: string; clientCa?: string };
+}
+
+/** Starts a docker-registry configured by `options`. */
+export async function startDistribution(options: DistributionOptions): Promise<TestMirror> {
   const dir = makeTempDir('tsgraph-mirror-');
   const port = await freePort();
   const storage = join(dir, 'storage');
@@ -59,10 +73,16 @@ export async function startMirror(upstream: string, remote: { username: string; 
     `    rootdirectory: ${storage}`,
     'http:',
     `  addr: 127.0.0.1:${port}`,
-    'proxy:',
-    `  remoteurl: ${upstream}`,
-    ...(remote ? [`  username: ${remote.username}`, `  password: ${JSON.stringify(remote.password)}`] : []),
   ];
+  const { proxy, tls } = options;
+  if (tls) {
+    lines.push('  tls:', `    certificate: ${tls.cert}`, `    key: ${tls.key}`);
+    if (tls.clientCa) lines.push('    clientcas:', `      - ${tls.clientCa}`);
+  }
+  if (proxy) {
+    lines.push('proxy:', `  remoteurl: ${proxy.remoteurl}`);
+    if (proxy.username) lines.push(`  username: ${proxy.username}`, `  password: ${JSON.stringify(proxy.password ?? '')}`);
+  }
   const configPath = join(dir, 'config.yml');
   fs.writeFileSync(configPath, lines.join('\n') + '\n');
   const logPath = join(dir, 'registry.log');

@@ -10,18 +10,23 @@
  *    mirror itself (a recording server stands in for a private mirror);
  *  - unqualified-search registries: a short name tries them in order and
  *    says which one it used;
+ *  - per-host TLS: a CA and a client certificate (mTLS) from registries.json
+ *    against a registry that requires one;
  *  - a malformed registries.json is one TSG_USAGE line.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { TsgraphError } from '../../src/errors.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { CredentialStore } from '../../src/registry/credentials.js';
 import { parseJsonOutput, runCli } from '../helpers/cli.js';
 import { makeImage, makeLayer, pushImages } from '../helpers/image-builder.js';
-import { type TestMirror, startMirror } from '../helpers/mirror.js';
+import { makeTlsFiles } from '../helpers/certs.js';
+import { type TestMirror, startDistribution, startMirror } from '../helpers/mirror.js';
 import { type TestRegistry, TEST_PASSWORD, TEST_USER, startRegistry } from '../helpers/registry.js';
 import { type Sandbox, makeSandbox } from '../helpers/sandbox.js';
 
@@ -215,5 +220,55 @@ describe('registries.json: short names and validation', () => {
     const j = await runCli(['pull', '--no-unpack', `${first.host}/a:b`], sb.env);
     assert.equal(j.code, 2);
     assert.match(j.stderr, /not valid JSON.*\(TSG_USAGE\)\n$/);
+  });
+});
+
+describe('registries.json: per-host CA and client certificate (mTLS)', () => {
+  let reg: TestMirror;
+  let sb: Sandbox;
+  let tlsDir: string;
+  before(async () => {
+    sb = makeSandbox();
+    tlsDir = join(sb.dir, 'tls');
+    const tls = makeTlsFiles(tlsDir);
+    // A client certificate signed by the same CA.
+    const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: tlsDir, stdio: ['ignore', 'ignore', 'pipe'] });
+    ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=tsgraph client', '-keyout', 'client.key', '-out', 'client.csr']);
+    fs.writeFileSync(join(tlsDir, 'client.cnf'), 'extendedKeyUsage=clientAuth\n');
+    ssl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'client.cnf', '-out', 'client.cert']);
+    reg = await startDistribution({ tls: { cert: tls.serverCert, key: tls.serverKey, clientCa: tls.caCert } });
+  });
+  after(async () => {
+    await reg?.remove();
+    sb?.cleanup();
+  });
+
+  it('the CA and client certificate named in registries.json (relative to it) let a pull and a push through', async () => {
+    // Paths relative to registries.json's directory.
+    fs.cpSync(tlsDir, join(sb.configDir, 'tls'), { recursive: true });
+    const hostConfig = { ca: 'tls/ca.crt', clientCert: 'tls/client.cert', clientKey: 'tls/client.key' };
+    writeRegistriesJson(sb, { registries: { [reg.host]: { ca: 'tls/ca.crt' } } });
+    const c = new RegistryClient({ configDirs: [sb.configDir] });
+    const image = makeImage({ layers: [await makeLayer([{ path: 'm', content: 'mtls' }])] });
+    await assert.rejects(pushImages(c, reg.host, 'sec/app', 'v1', [image]), (err: TsgraphError) => {
+      // The CA is trusted: it is the server that ends the handshake without a client certificate.
+      assert.equal(err.code, 'TSG_TLS');
+      assert.match(err.message, /wants a client certificate.*clientCert\/clientKey/);
+      return true;
+    });
+    c.close();
+
+    writeRegistriesJson(sb, { registries: { [reg.host]: hostConfig } });
+    const ok = new RegistryClient({ configDirs: [sb.configDir] });
+    await pushImages(ok, reg.host, 'sec/app', 'v1', [image]);
+    ok.close();
+    const r = await runCli(['pull', '--json', '--no-unpack', `${reg.host}/sec/app:v1`], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseJsonOutput<{ manifestDigest: string }>(r).manifestDigest, image.manifest.digest);
+
+    writeRegistriesJson(sb, {});
+    const untrusted = await runCli(['pull', '--no-unpack', `${reg.host}/sec/app:v1`], { ...sb.env, TSGRAPH_ROOT: sb.newRoot('no-ca') });
+    assert.notEqual(untrusted.code, 0);
+    assert.match(untrusted.stderr, /\(TSG_TLS\)\n$/);
   });
 });
