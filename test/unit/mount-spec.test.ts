@@ -9,7 +9,7 @@
  * needs no escaping.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -211,6 +211,30 @@ describe('Store.createContainer and Store.mountSpec', () => {
         const plain = await store.mount('keyed');
         assert.equal(fs.statSync(join(plain.path, 'bin')).uid, 0, 'mounted afresh without the idmap');
         await store.removeContainer('keyed');
+      });
+
+      it('a createContainer killed after the claim or after the layer is made leaves nothing the next open keeps', async () => {
+        for (const step of ['mount:after-claim', 'mount:after-layer-create']) {
+          const js = `const { Store } = await import(${JSON.stringify(join(REPO_ROOT, 'src/store/store.ts'))});
+            const s = await Store.open({ root: ${JSON.stringify(store.root)}, driver: ${JSON.stringify(driver)} });
+            await s.createContainer('busybox', { name: 'killed' });`;
+          const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', js], {
+            cwd: REPO_ROOT,
+            env: { ...process.env, TSGRAPH_CRASH_AT: step },
+            encoding: 'utf8',
+            timeout: 60_000,
+          });
+          assert.equal(r.signal, 'SIGKILL', `${step} reached: ${r.stderr}`);
+          const again = await Store.open({ root: store.root, driver });
+          try {
+            assert.equal(again.listContainers().find((c) => c.name === 'killed'), undefined, `${step}: repaired at open`);
+            const made = await again.createContainer('busybox', { name: 'killed' });
+            assert.equal(made.state, undefined);
+            await again.removeContainer('killed');
+          } finally {
+            await again.close();
+          }
+        }
       });
 
       if (driver === 'overlay' && !HAS_SELINUX) {
