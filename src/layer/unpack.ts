@@ -79,15 +79,22 @@ export function openLayerTar(blob: Readable, compression: Compression, opts: Ope
 }
 
 function inThread(blob: Readable, compression: Compression, scanner: TarScanner, out: PassThrough, tap: Tap): Promise<void> {
-  const tarTap = new TarTap(scanner);
-  return pipeline([blob, ...decompressionStages(compression), tarTap, out] as unknown as [Readable, PassThrough]).then(
-    () => void (tap.digest = tarTap.digest),
-    (err: unknown) => {
-      const e = toLayerError(err);
-      out.destroy(e);
-      throw e;
-    },
-  );
+  const fail = (err: unknown): never => {
+    const e = toLayerError(err);
+    out.destroy(e);
+    throw e;
+  };
+  let stages: NodeJS.ReadWriteStream[];
+  try {
+    stages = [...decompressionStages(compression), new TarTap(scanner)];
+  } catch (err) {
+    // A throw while building the pipeline (it is also the worker's fallback) must still end
+    // both ends: the blob's reader and the tar's reader would otherwise wait forever.
+    blob.destroy();
+    return Promise.resolve().then(() => fail(err));
+  }
+  const tarTap = stages[stages.length - 1] as TarTap;
+  return pipeline([blob, ...stages, out] as unknown as [Readable, PassThrough]).then(() => void (tap.digest = tarTap.digest), fail);
 }
 
 /** Throws TSG_DIGEST_MISMATCH when the tar's sha256 is not the config's diffId. */
