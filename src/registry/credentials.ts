@@ -97,6 +97,11 @@ export class CredentialStore {
     this.#explicit = options.creds;
   }
 
+  /** True when credentials were given explicitly (`--creds`): they are sent to whatever registry is asked. */
+  get explicit(): boolean {
+    return this.#explicit !== undefined;
+  }
+
   /** The config.json this store reads. */
   get configPath(): string {
     return this.options.dockerConfig ?? dockerConfigPath(this.options.env);

@@ -7,7 +7,7 @@
  * 127.0.0.1:5000/busybox:latest (short name busybox) to sha256:…"). Without
  * a search list, a short name means docker.io, as always.
  */
-import { NotFoundError, TsgraphError } from '../errors.js';
+import { NotFoundError, TsgraphError, UsageError } from '../errors.js';
 import type { Descriptor } from '../oci/schemas.js';
 import { parseReference } from '../reference.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -44,6 +44,13 @@ export class SearchSource implements ImageSource {
     const search = (await this.client.hostsConfig()).searchRegistries;
     if (search.length === 0) return this.#chosen.resolve(signal);
     this.candidates = shortNameCandidates(this.spec, search);
+    // --creds are meant for one registry; a short name could hand them to
+    // any search registry on the way to the one that has the image.
+    if (this.candidates.length > 1 && this.client.credentials.explicit) {
+      throw new UsageError('TSG_USAGE', `--creds with the short name ${this.spec} would be offered to each search registry in turn (${search.join(', ')}); give the full name`, {
+        data: { shortName: this.spec, tried: [] },
+      });
+    }
     const failures: Array<{ candidate: string; err: TsgraphError }> = [];
     for (const candidate of this.candidates) {
       const source = new RegistrySource(parseReference(candidate), this.client);

@@ -206,6 +206,9 @@ describe('registries.json: short names and validation', () => {
     assert.match(r.stdout + r.stderr, new RegExp(`Resolved ${second.host.replace(/\./g, '\\.')}/tools/app:v2 \\(short name tools/app:v2\\)`));
     const images = await runCli(['images', '--json'], sb.env);
     assert.match(images.stdout, new RegExp(`${second.host.replace(/\./g, '\\.')}/tools/app`));
+    const creds = await runCli(['pull', '--no-unpack', '--creds', 'u:secret', 'tools/app:v2'], sb.env);
+    assert.equal(creds.code, 2, 'explicit credentials are never offered to several search registries');
+    assert.match(creds.stderr, /--creds with the short name tools\/app:v2 .*give the full name \(TSG_USAGE\)/);
     const none = await runCli(['pull', '--no-unpack', 'tools/nothing:v1'], sb.env);
     assert.equal(none.code, 3, none.stderr);
     assert.match(none.stderr, /short name tools\/nothing:v1 is in none of the search registries \(tried .*\) \(TSG_REPO_NOT_FOUND\)/);
