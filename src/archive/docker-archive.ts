@@ -10,11 +10,11 @@
  * A docker archive has no manifest: the loader makes an OCI one from the
  * files, deterministically, so loading the same archive twice gives the same
  * image digest. Saving writes layers uncompressed (`<diffId hex>.tar`), the
- * config as `<config hex>.json`, names in docker's short form.
+ * config as `<config hex>.json`, names in full.
  */
 import type { Digest } from '../digest.js';
 import { hexOf, sha256 } from '../digest.js';
-import { UnsupportedError } from '../errors.js';
+import { NotFoundError, UnsupportedError } from '../errors.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor, Manifest } from '../oci/schemas.js';
 import { familiarName, formatReference, parseReference } from '../reference.js';
@@ -56,7 +56,7 @@ export async function planDocker(spool: Spool): Promise<ArchiveImage[]> {
   const byDigest = new Map<Digest, SpooledFile>();
   const file = (path: string, what: string): SpooledFile => {
     const f = spool.get(archiveName(path, `manifest.json ${what} path`));
-    if (!f) throw malformed(`manifest.json names ${what} ${JSON.stringify(path)}, which is not in the archive`, { path });
+    if (!f) throw new NotFoundError('TSG_BLOB_NOT_FOUND', `image archive: manifest.json names ${what} ${JSON.stringify(path)}, which is not in the archive`, { data: { path } });
     byDigest.set(f.digest, f);
     return f;
   };
@@ -106,7 +106,8 @@ export const layerPath = (diffId: Digest) => `${hexOf(diffId)}.tar`;
 export function dockerManifests(images: DockerSavedImage[]): { manifest: Buffer; repositories: Buffer } {
   const manifest = images.map((i) => ({
     Config: configPath(i.configDigest),
-    RepoTags: i.names.length ? i.names.map((n) => familiarName(parseReference(n))) : null,
+    // Full names: docker load reads them as it reads short ones, podman load would put a short one under localhost/.
+    RepoTags: i.names.length ? i.names : null,
     Layers: i.diffIds.map(layerPath),
   }));
   // The legacy file docker load still reads when manifest.json is missing: repo → tag → top layer id.

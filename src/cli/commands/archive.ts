@@ -58,7 +58,10 @@ function outputFile(path: string): { stream: fs.WriteStream; done: () => void; d
       fs.renameSync(tmp, path);
     },
     drop: () => {
-      close();
+      // destroy() closes the fd itself (pending writes then fail quietly).
+      stream.on('error', () => {});
+      if (!closed) stream.destroy();
+      closed = true;
       fs.rmSync(tmp, { force: true });
     },
   };
@@ -97,7 +100,6 @@ async function writeTo<T>(output: string | undefined, what: string, write: (out:
     file.done();
     return result;
   } catch (err) {
-    file.stream.destroy();
     file.drop();
     throw fileError(err, output);
   }
