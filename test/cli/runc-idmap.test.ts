@@ -11,7 +11,7 @@
  * containerd does with its rootfs (docs/idmapped-mounts.md).
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ import { parseJsonOutput, runCli } from '../helpers/cli.js';
 import { type TarEntry, makeImage, makeLayer, writeOciLayout } from '../helpers/image-builder.js';
 import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
 import { type LoopFs, makeBtrfs } from '../helpers/btrfs.js';
+import { nativeIdmap } from '../../src/mount/idmap.js';
 
 const run = promisify(execFile);
 const HOST_BASE = 100000;
@@ -93,6 +94,50 @@ describe('runc in a user namespace on an idmapped tsgraph mount', () => {
     btrfs?.cleanup();
     tmpfs?.cleanup();
     assert.deepEqual(mountPoints(), mountsBefore, 'no mount left behind');
+  });
+
+  it('--userns PATH: the mount shows owners through an existing namespace (a process\'s), and its root writes as 0', async () => {
+    // A process living in a user namespace with the maps (util-linux's unshare --map-users wants /etc/subuid ranges, even for root).
+    const nsFd = nativeIdmap().usernsCreate([0, HOST_BASE, 65536], [0, HOST_BASE, 65536]);
+    let nsOpen = true;
+    const holder = spawn('nsenter', [`--user=/proc/${process.pid}/fd/${nsFd}`, '--', 'sleep', '600'], { stdio: 'ignore' });
+    const env = { TSGRAPH_ROOT: join(tmpfs.dir, 'root-userns'), TSGRAPH_DRIVER: 'overlay' };
+    try {
+      const nsPath = `/proc/${holder.pid}/ns/user`;
+      // Bounded wait until nsenter has joined the namespace and exec'd sleep.
+      for (let i = 0; i < 500 && fs.readFileSync(`/proc/${holder.pid}/comm`, 'utf8').trim() !== 'sleep'; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      fs.closeSync(nsFd); // the process holds the namespace now
+      nsOpen = false;
+      assert.equal(fs.readFileSync(`/proc/${holder.pid}/uid_map`, 'utf8').trim().split(/\s+/).join(' '), `0 ${HOST_BASE} 65536`);
+      assert.equal((await runCli(['pull', '-q', `oci:${image}:v1`], env)).code, 0);
+      const m = await runCli(['mount', 'localhost/owners-image:v1', '--name', 'by-path', '--userns', nsPath, '--json'], env);
+      assert.equal(m.code, 0, m.stderr);
+      const { path, id } = parseJsonOutput<{ path: string; id: string }>(m);
+      assert.equal(fs.statSync(join(path, 'home/user/file')).uid, HOST_BASE + 1000);
+      // Through a bind in a dir the namespace's root may traverse (the store root is 0700, host root's).
+      const view = join(tmpfs.dir, 'userns-view');
+      fs.mkdirSync(view);
+      execFileSync('mount', ['--bind', path, view]);
+      try {
+        execFileSync('nsenter', [`--user=${nsPath}`, '--', '/bin/busybox', 'sh', '-c', `echo x > ${view}/from-ns`]);
+      } finally {
+        execFileSync('umount', [view]);
+      }
+      assert.equal(fs.statSync(join(env.TSGRAPH_ROOT, 'overlay', 'layers', id, 'diff', 'from-ns')).uid, 0, 'stored as the namespace saw it');
+      const other = await runCli(['mount', 'by-path', '--uidmap', '0:200000:65536'], env);
+      assert.equal(other.code, 9, 'mounted with another idmap: in use');
+      assert.match(other.stderr, /TSG_IN_USE/);
+      assert.equal((await runCli(['umount', 'by-path'], env)).code, 0);
+      assert.equal((await runCli(['rm', 'by-path'], env)).code, 0);
+      const bad = await runCli(['mount', 'localhost/owners-image:v1', '--userns', '/proc/self/ns/net'], env);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /not a user namespace \(TSG_USAGE\)|user namespace.*TSG_USAGE/);
+    } finally {
+      if (nsOpen) fs.closeSync(nsFd);
+      holder.kill('SIGKILL');
+    }
   });
 
   for (const driver of ['overlay', 'vfs', 'btrfs']) {
