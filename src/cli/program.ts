@@ -16,6 +16,8 @@ import type { BundleFlags } from './commands/bundle.js';
 import type { CheckFlags } from './commands/check.js';
 import type { LoginFlags } from './commands/login.js';
 import type { MountFlags } from './commands/mount.js';
+import type { ImagesFlags } from './commands/images.js';
+import type { ContainersFlags } from './commands/containers.js';
 import type { LoadFlags, SaveFlags } from './commands/archive.js';
 
 /**
@@ -37,8 +39,6 @@ export function addRegistryFlags(cmd: Command, what: string): Command {
     .option('--timeout <seconds>', 'give up on a registry request that makes no progress for this long: connect, answer, or body (default 30 s connect, 60 s answer/body; env TSGRAPH_TIMEOUT)')
     .option('--connect-timeout <seconds>', 'limit for connecting, TLS included (default 30 s, or --timeout; env TSGRAPH_CONNECT_TIMEOUT)');
 }
-
-type Quiet = { quiet?: boolean };
 
 const VERB_DEFINITIONS = {
   pull: (ctx: CommandContext) =>
@@ -99,17 +99,27 @@ const VERB_DEFINITIONS = {
   images: () =>
     new Command('images')
       .summary('list images in the store')
-      .description('List the images registered in the store, with their digest, platform and size.')
+      .description(
+        'List the images registered in the store (those named REPO[:TAG], a docker reference pattern, when given): ' +
+          'repository, tag, image ID (the config digest), when the image was created, and its unpacked size.',
+      )
+      .argument('[repo[:tag]]', 'only images this name or pattern matches (busybox, localhost/app:1, busy*)')
       .option('-q, --quiet', 'print only names')
-      .option('--digests', 'show full digests')
-      .action(async (flags: Quiet & { digests?: boolean }, cmd: Command) => (await import('./commands/images.js')).images(flags, cmd)),
+      .option('--digests', 'show a DIGEST column (the digest each name resolved to)')
+      .option('--no-trunc', 'show whole IDs')
+      .addOption(
+        new Option('-f, --filter <key=value>', 'reference=PATTERN, dangling=true|false, before=IMAGE, since=IMAGE (repeatable; different keys must all hold)')
+          .argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]),
+      )
+      .option('--format <template>', 'Go template: {{.Repository}} {{.Tag}} {{.ID}} {{.Digest}} {{.CreatedSince}} {{.CreatedAt}} {{.Size}} {{.Platform}} {{.Name}}, {{json .}}; `table ` prefix for columns')
+      .action(async (repo: string | undefined, flags: ImagesFlags, cmd: Command) => (await import('./commands/images.js')).images(repo, flags, cmd)),
 
   inspect: () =>
     new Command('inspect')
       .summary('show an image (record, manifest, config) or a container as JSON')
       .description('Print what tsgraph knows about IMAGE (its record, manifest and config) or CONTAINER (its record and mount state) as JSON.')
       .argument('<target>', 'image name, short name, digest prefix, or container name')
-      .option('-f, --format <field>', 'print one top-level field only (e.g. config, manifestDigest)')
+      .option('-f, --format <template>', "Go template ('{{.Config.Env}}', '{{index .Config.Labels \"a.b\"}}', '{{json .Config}}'), or one top-level field (manifestDigest)")
       .action(async (target: string, flags: { format?: string }, cmd: Command) => (await import('./commands/inspect.js')).inspect(target, flags, cmd)),
 
   tag: () =>
@@ -159,9 +169,12 @@ const VERB_DEFINITIONS = {
     new Command('containers')
       .alias('ps')
       .summary('list container layers and whether they are mounted')
-      .description('List container layers: name, image, driver, mount state and root path.')
+      .description('List every container layer, mounted or not: name, image, driver, mount state and root path.')
+      .option('-a, --all', 'every container (the default: unmounted ones are listed too)')
+      .option('-s, --size', "show each container's own changes (and with its image: virtual)")
       .option('-q, --quiet', 'print only names')
-      .action(async (flags: Quiet, cmd: Command) => (await import('./commands/containers.js')).containers(flags, cmd)),
+      .option('--format <template>', 'Go template: {{.Names}} {{.ID}} {{.Image}} {{.Driver}} {{.Mounted}} {{.Path}} {{.CreatedAt}} {{.RunningFor}} {{.Size}}; `table ` prefix for columns')
+      .action(async (flags: ContainersFlags, cmd: Command) => (await import('./commands/containers.js')).containers(flags, cmd)),
 
   diff: () =>
     new Command('diff')
@@ -214,15 +227,44 @@ const VERB_DEFINITIONS = {
     new Command('rm')
       .summary('unmount and delete container layers')
       .description('Unmount (every reference) and delete the container layers NAME…; their images stay.')
-      .argument('<names...>', 'container names')
-      .action(async (names: string[], _f: unknown, cmd: Command) => (await import('./commands/housekeeping.js')).rm(names, cmd)),
+      .argument('<names...>', 'container names (each is tried; one line per failure)')
+      .option('-f, --force', 'accepted for docker habits: rm unmounts and removes mounted containers anyway')
+      .action(async (names: string[], flags: { force?: boolean }, cmd: Command) => (await import('./commands/housekeeping.js')).rm(names, flags, cmd)),
+
+  history: () =>
+    new Command('history')
+      .summary("show an image's history (its steps and their layers)")
+      .description("Show IMAGE's steps, newest first, like docker history: the command that made each, when, its layer's size and comment.")
+      .argument('<image>', 'image name, short name or ID prefix')
+      .option('--no-trunc', "don't truncate the commands and the ID")
+      .option('-q, --quiet', 'print only the image ID')
+      .action(async (ref: string, flags: { trunc?: boolean; quiet?: boolean }, cmd: Command) => (await import('./commands/history.js')).history(ref, flags, cmd)),
+
+  system: () =>
+    new Command('system')
+      .summary('store-wide information (system df)')
+      .description('Store-wide information. `tsgraph system df` shows what images, containers, layers and blobs take and what is reclaimable.')
+      .addCommand(
+        new Command('df')
+          .summary('show disk usage and what is reclaimable')
+          .description(
+            'Show what images (their layers and blobs), containers (their own changes), layers and the content store (blobs, partial ' +
+              'downloads) take, how many are in use, and what is reclaimable: by `tsgraph gc` now, and by removing images no container uses.',
+          )
+          // Not -v: that is tsgraph's --version wherever it stands.
+          .option('--verbose', 'list each image (shared and unique size) and container')
+          .exitOverride()
+          .configureOutput(USAGE_ERRORS_TO_MAIN)
+          .configureHelp({ showGlobalOptions: true })
+          .action(async (flags: { verbose?: boolean }, cmd: Command) => (await import('./commands/system.js')).df(flags, cmd)),
+      ),
 
   rmi: () =>
     new Command('rmi')
       .summary('remove image names from the store')
       .description('Remove images REF…; refused while a container was made from one, unless --force. Run `tsgraph gc` to reclaim space.')
       .argument('<refs...>', 'image names, short names or digest prefixes')
-      .option('-f, --force', 'remove even if containers use the image (they keep working)')
+      .option('-f, --force', 'remove even if containers use the image (they keep working); for an ID with several names, remove them all')
       .action(async (refs: string[], flags: { force?: boolean }, cmd: Command) => (await import('./commands/housekeeping.js')).rmi(refs, flags, cmd)),
 
   gc: () =>

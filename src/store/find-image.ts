@@ -9,12 +9,55 @@ import type { ImageRecord, ImageStore } from './image-store.js';
 
 /**
  * The image `ref` names: full name, short name, or digest prefix (at least
- * 12 hex characters of its manifest or config digest). TSG_NOT_FOUND when
- * none, TSG_USAGE when a prefix matches several.
+ * 3 hex characters of its ID, the config digest, or of its manifest or
+ * index digest). TSG_NOT_FOUND when none, TSG_USAGE when a prefix matches
+ * different images. Several names of one image content count as one.
  */
 export function findImage(images: ImageStore, ref: string): ImageRecord {
+  return resolveImage(images, ref).image;
+}
+
+/** What `ref` resolved to (see {@link resolveImage}). */
+export interface ImageMatch {
+  /** The record to use (the first by name when several names hold the content). */
+  image: ImageRecord;
+  /** True when `ref` was an ID or digest (prefix) rather than a name. */
+  byId: boolean;
+  /** By ID: every name of that content (same config digest, docker's image ID); by name: just `image`. */
+  names: ImageRecord[];
+}
+
+/** Digest prefixes shorter than this are not taken as IDs (a typo of a short name must not pick an image). */
+export const MIN_ID_PREFIX = 3;
+
+/**
+ * Like {@link findImage}, and says whether `ref` was an ID and which names
+ * share the content: an ID (prefix) of an image with several names (tags of
+ * one image, a pull by tag and by digest) resolves to it, as docker's IDs do;
+ * rmi of such an ID needs to know all of them.
+ */
+export function resolveImage(images: ImageStore, ref: string): ImageMatch {
   const direct = images.get(ref);
-  if (direct) return direct;
+  if (direct) return { image: direct, byId: false, names: [direct] };
+  const named = findByName(images, ref);
+  if (named) return { image: named, byId: false, names: [named] };
+  const hex = ref.replace(/^sha256:/, '');
+  if (new RegExp(`^[a-f0-9]{${MIN_ID_PREFIX},64}$`).test(hex)) {
+    const all = images.list();
+    const hits = all.filter((i) => [i.digest, i.manifestDigest, i.configDigest].some((d) => d.slice(7).startsWith(hex)));
+    const ids = [...new Set(hits.map((i) => i.configDigest))];
+    if (ids.length === 1) return { image: hits[0]!, byId: true, names: all.filter((i) => i.configDigest === ids[0]) };
+    if (ids.length > 1) {
+      throw new UsageError('TSG_USAGE', `${ref} matches ${ids.length} different images (${hits.map((h) => h.name).join(', ')}); give more of the ID`, {
+        data: { ref, matches: hits.map((h) => h.name) },
+      });
+    }
+  }
+  throw new NotFoundError('TSG_NOT_FOUND', `image ${ref} is not in the store (pull it first)`, { data: { ref } });
+}
+
+/** A name, normalized (`busybox` → docker.io/library/busybox:latest), or a short name of a local image. */
+function findByName(images: ImageStore, ref: string): ImageRecord | undefined {
   if (!ref.startsWith('oci:')) {
     try {
       const normal = parseReference(ref);
@@ -30,11 +73,5 @@ export function findImage(images: ImageStore, ref: string): ImageRecord {
       /* not a reference; maybe a digest prefix */
     }
   }
-  const hex = ref.replace(/^sha256:/, '');
-  if (/^[a-f0-9]{12,64}$/.test(hex)) {
-    const hits = images.list().filter((i) => [i.digest, i.manifestDigest, i.configDigest].some((d) => d.slice(7).startsWith(hex)));
-    if (hits.length === 1) return hits[0]!;
-    if (hits.length > 1) throw new UsageError('TSG_USAGE', `${ref} matches ${hits.length} images; give more of the digest`);
-  }
-  throw new NotFoundError('TSG_NOT_FOUND', `image ${ref} is not in the store (pull it first)`, { data: { ref } });
+  return undefined;
 }
