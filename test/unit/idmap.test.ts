@@ -123,7 +123,7 @@ describe('idmap: mounts', () => {
     const file = fs.openSync('/etc/passwd', 'r');
     try {
       refuses(() => n.idmappedBind(join(root, 'src'), target, ns, 0x80000000, false), 'ERR_OUT_OF_RANGE', 'an unknown attr bit');
-      refuses(() => n.idmappedBind(join(root, 'src'), target, ns, fsn.mountApiConstants.MOUNT_ATTR_IDMAP, false), 'ERR_OUT_OF_RANGE', 'IDMAP is not the caller\'s to set');
+      refuses(() => n.idmappedBind(join(root, 'src'), target, ns, 0x00100000 /* MOUNT_ATTR_IDMAP */, false), 'ERR_OUT_OF_RANGE', 'IDMAP is not the caller\'s to set');
       refuses(() => n.idmappedBind(join(root, 'src'), target, ns, 0, 1 as unknown as boolean), 'ERR_INVALID_ARG_TYPE', 'recursive not a boolean');
       refuses(() => n.idmappedBind(join(root, 'src'), target, file, 0, false), 'EINVAL', 'not a namespace fd');
       refuses(() => n.idmappedBind(join(root, 'src'), `${target}\0x`, ns, 0, false), 'ERR_INVALID_ARG_VALUE', 'NUL in target');
