@@ -10,6 +10,8 @@ export type { Descriptor, Manifest, Index, ImageConfig } from './oci/schemas.js'
 export { ContentStore, IngestWriter, type BlobInfo, type ExpectedBlob } from './content/store.js';
 export { RegistryClient, type RegistryClientOptions, type FetchedManifest } from './registry/client.js';
 export { CredentialStore, type Credentials, parseCreds } from './registry/credentials.js';
+export { CredentialHelper } from './registry/cred-helper.js';
+export type { HostConfig, RegistriesConfig } from './registry/registries-config.js';
 export type { ImageSource } from './source/source.js';
 export { OciLayoutSource } from './source/oci-layout.js';
 export { openSource } from './source/parse.js';
