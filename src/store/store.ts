@@ -305,7 +305,10 @@ export class Store implements AsyncDisposable {
     );
   }
 
-  /** Changes of container `name` against its image (and how they were found). */
+  /**
+   * Changes of container `name` against its image (and how they were found).
+   * Call `release()` on the result when done: a naive overlay diff holds read-only mounts.
+   */
   async diff(name: string): Promise<LayerDiff> {
     const c = this.containers.require(name);
     const { diffLayer } = await import('./differ.js');
