@@ -25,7 +25,8 @@ export async function containers(flags: ContainersFlags, cmd: Command): Promise<
   const g = cmd.optsWithGlobals<GlobalOptions>();
   const template = flags.format && !g.json ? parseTemplate(flags.format).checkFields(CONTAINER_FIELDS) : undefined;
   const store = await openExistingStore(g);
-  const list = store ? store.listContainers() : [];
+  // By name: the record directory's order is the file system's.
+  const list = store ? store.listContainers().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : [];
   // Sizes read each container's changes (on vfs/btrfs a tree comparison): only when asked.
   const wantSize = !!flags.size || !!template?.fields().includes('Size');
   const sizes = new Map<string, { bytes: number; virtual: number | undefined } | undefined>();
