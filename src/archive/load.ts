@@ -31,6 +31,7 @@ import { isOciArchive, planOci } from './oci-archive.js';
 import type { ArchiveImage } from './plan.js';
 import { Spool, malformed } from './spool.js';
 
+/** An image archive's format: `docker-archive` (docker save) or `oci-archive` (an OCI layout in a tar). */
 export type ArchiveFormat = 'docker-archive' | 'oci-archive';
 
 /** Options of {@link loadArchive}. */

@@ -43,6 +43,7 @@ export interface SaveResult {
   bytes: number;
 }
 
+/** The archive formats save writes and load reads. */
 export const ARCHIVE_FORMATS: readonly ArchiveFormat[] = ['docker-archive', 'oci-archive'];
 
 const EPOCH = new Date(0);

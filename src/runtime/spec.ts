@@ -55,8 +55,11 @@ function parseId(value: string | undefined, what: string): number {
 
 /** The process's numeric user of an OCI runtime spec. */
 export interface RuntimeUser {
+  /** User id in the container. */
   uid: number;
+  /** Group id in the container. */
   gid: number;
+  /** Supplementary groups. */
   additionalGids?: number[];
 }
 
@@ -114,16 +117,23 @@ export interface SpecOptions {
 
 /** A mount of an OCI runtime spec. */
 export interface RuntimeMount {
+  /** Where in the container. */
   destination: string;
+  /** Filesystem type (`proc`, `tmpfs`, `bind`, …). */
   type: string;
+  /** What is mounted. */
   source: string;
+  /** mount(8)-style options. */
   options?: string[];
 }
 
 /** A uid/gid mapping of an OCI runtime spec (`linux.uidMappings`). */
 export interface RuntimeIdMapping {
+  /** First id in the container. */
   containerID: number;
+  /** First id on the host it maps to. */
   hostID: number;
+  /** How many ids. */
   size: number;
 }
 
@@ -132,7 +142,9 @@ export interface RuntimeIdMapping {
  * typed; a runtime may change any of them (or add others) before use.
  */
 export interface RuntimeSpec {
+  /** The runtime spec version written (1.0.2). */
   ociVersion: string;
+  /** The container's process: argv, env, cwd, user, capabilities, rlimits. */
   process: {
     terminal: boolean;
     user: RuntimeUser;
@@ -144,9 +156,13 @@ export interface RuntimeSpec {
     noNewPrivileges: boolean;
     [key: string]: unknown;
   };
+  /** The root filesystem: its path (absolute, or relative to the bundle) and whether read-only. */
   root: { path: string; readonly: boolean };
+  /** The container's hostname. */
   hostname: string;
+  /** Mounts inside the container (proc, dev, sys, …), like `runc spec`. */
   mounts: RuntimeMount[];
+  /** Linux specifics: namespaces, id maps, masked and read-only paths, device rules. */
   linux: {
     resources?: Record<string, unknown>;
     namespaces: Array<{ type: string; path?: string }>;
@@ -156,6 +172,7 @@ export interface RuntimeSpec {
     readonlyPaths: string[];
     [key: string]: unknown;
   };
+  /** Any other field of the OCI runtime spec. */
   [key: string]: unknown;
 }
 

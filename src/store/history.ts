@@ -19,6 +19,7 @@ export interface LayerSize {
   diffId: Digest;
   /** The layer's identity in the driver (its stack up to here). */
   chainId: Digest;
+  /** The blob's media type (says the compression). */
   mediaType: string;
   /** Bytes of the blob as stored and transferred (compressed unless the media type says otherwise). */
   compressedBytes: number;
@@ -44,7 +45,9 @@ export interface HistoryEntry {
   created: string | undefined;
   /** The command that made it (`/bin/sh -c #(nop) CMD ["sh"]`, `tsgraph commit`). */
   createdBy: string | undefined;
+  /** Who made the step, when the config says. */
   author: string | undefined;
+  /** The step's comment (commit -m). */
   comment: string | undefined;
   /** True for a step that changed only the config (ENV, CMD, …) and made no layer. */
   emptyLayer: boolean;

@@ -27,6 +27,7 @@ import { diffLayer, diffTar } from './differ.js';
 
 /** Progress of a tar stream: bytes handed to the reader so far. */
 export interface TarStreamProgress {
+  /** Bytes handed to the reader so far. */
   bytes: number;
   /** True on the last event (the stream ended). */
   done: boolean;

@@ -25,6 +25,7 @@ import type { LayerMetaRecord, LayerStore } from './layer-store.js';
 
 /** The size of a container's own changes. */
 export interface ContainerSize {
+  /** The container. */
   name: string;
   /** Bytes of the regular files it added or changed (hardlinks once). */
   bytes: number;
@@ -36,6 +37,7 @@ export interface ContainerSize {
 
 /** What `Store.diskUsage` reports, in bytes. */
 export interface DiskUsage {
+  /** Registered images. */
   images: {
     count: number;
     /** Images a container was made from. */
@@ -47,6 +49,7 @@ export interface DiskUsage {
     /** Freed on top of {@link DiskUsage.reclaimableBytes} by removing every image no container uses, then gc. */
     reclaimableBytes: number;
   };
+  /** Unpacked image layers. */
   layers: {
     /** Image layers in the driver (container layers are under `containers`). */
     count: number;
@@ -54,6 +57,7 @@ export interface DiskUsage {
     /** Layers no image or container needs: gc frees them now. */
     reclaimableBytes: number;
   };
+  /** Container layers. */
   containers: {
     count: number;
     /** Containers mounted now. */
@@ -63,6 +67,7 @@ export interface DiskUsage {
     /** Changes of the unmounted ones: freed by removing them (undefined when sizes were not asked for). */
     reclaimableBytes: number | undefined;
   };
+  /** The content store: blobs and ingests. */
   content: {
     blobs: number;
     bytes: number;
@@ -78,8 +83,11 @@ export interface DiskUsage {
 
 /** Progress of Store.diskUsage: one event per step, and per container sized. */
 export interface DiskUsageProgress {
+  /** Reading records, walking the content store, gc's dry run, sizing containers. */
   step: 'records' | 'content' | 'gc' | 'containers';
+  /** Units of the step done so far (containers sized). */
   done: number;
+  /** Units of the step in all. */
   total: number;
 }
 
@@ -87,7 +95,9 @@ export interface DiskUsageProgress {
 export interface DiskUsageOptions {
   /** Measure each container's changes (default true; on vfs/btrfs this reads their files). */
   containerSizes?: boolean | undefined;
+  /** Stops it between steps and containers (TSG_ABORTED). */
   signal?: AbortSignal | undefined;
+  /** One event per step, and per container sized. */
   onProgress?: ((progress: DiskUsageProgress) => void) | undefined;
 }
 
