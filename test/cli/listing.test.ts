@@ -46,7 +46,7 @@ describe('listing and cleaning up the store, as docker users type it', () => {
     const base = makeImage({ layers: [layer] });
     const old = withConfig(base, (c) => {
       c.created = '2020-01-01T00:00:00Z';
-      (c.config as Record<string, unknown>).Labels = { 'a.b': 'c d', plain: 'v' };
+      (c.config as Record<string, unknown>).Labels = { 'a.b': 'c d', plain: 'v', evil: 'x\x1b]0;owned\x07\u202ey' };
       c.history = [
         { created: '2020-01-01T00:00:00Z', created_by: LONG_STEP, comment: 'made by hand' },
         { created: '2020-01-01T00:00:01Z', created_by: '/bin/sh -c #(nop)  CMD ["sh"]', empty_layer: true },
@@ -270,7 +270,9 @@ describe('listing and cleaning up the store, as docker users type it', () => {
       assert.equal(await f('{{.Config.Env}}'), '[PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin]\n');
       assert.equal(await f('{{index .Config.Labels "a.b"}}'), 'c d\n');
       assert.equal(await f('{{index .Config.Cmd 0}} {{.Os}}/{{.Architecture}} {{.Id}}'), `sh linux/amd64 ${oldId}\n`);
-      assert.deepEqual((JSON.parse(await f('{{json .Config}}')) as { Labels: unknown }).Labels, { 'a.b': 'c d', plain: 'v' });
+      assert.deepEqual((JSON.parse(await f('{{json .Config}}')) as { Labels: Record<string, string> }).Labels.plain, 'v');
+      // Image content printed through a template is escaped as every human output is; the format's own tab stays.
+      assert.equal(await f('{{index .Config.Labels "evil"}}\\t{{json .Config.Labels.evil}}'), 'x\\x1b]0;owned\\x07\\u202ey\t"x\\u001b]0;owned\\u0007\\u202ey"\n');
       assert.deepEqual(JSON.parse(await f('{{json .RepoTags}}', busyboxId.slice(7, 19))), ['localhost/busybox:latest', 'localhost/busybox:v1', 'localhost/other:2']);
       assert.equal(await f('{{.config.created}}'), '2020-01-01T00:00:00Z\n', 'the JSON shown works too');
       assert.equal(await f('manifestDigest'), `${parseJsonOutput<{ manifestDigest: string }>(await ok('inspect', 'localhost/app:old', '--json')).manifestDigest}\n`);
