@@ -4,7 +4,8 @@
  * overlay, vfs and btrfs — and `id` / `ls -ln` inside show the image's
  * owners (0 and 1000), with no file chowned: on disk the layers keep 0 and
  * 1000, the host sees them through the mount as 100000 and 101000, and what
- * the container writes as its root lands on disk owned by 0.
+ * the container writes as its root lands on disk owned by 0 (and a commit
+ * records 0 and 1000, never the host range).
  *
  * The store root is private (0700, host root's), which a container's root
  * cannot traverse: the runtime binds the mount into its bundle, as
@@ -19,7 +20,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parseJsonOutput, runCli } from '../helpers/cli.js';
 import { type TarEntry, makeImage, makeLayer, writeOciLayout } from '../helpers/image-builder.js';
-import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
+import { type Tmpfs, mountTmpfs } from '../helpers/tmpfs.js';
+import { readMountInfo } from '../../src/mount/index.js';
 import { type LoopFs, makeBtrfs } from '../helpers/btrfs.js';
 import { nativeIdmap } from '../../src/mount/idmap.js';
 
@@ -82,7 +84,6 @@ async function runcRun(bundle: string, rootfs: string, args: string[], user = { 
 describe('runc in a user namespace on an idmapped tsgraph mount', () => {
   let tmpfs: Tmpfs;
   let btrfs: LoopFs;
-  const mountsBefore = mountPoints();
   let image: string;
   before(async () => {
     tmpfs = mountTmpfs('1g');
@@ -91,9 +92,11 @@ describe('runc in a user namespace on an idmapped tsgraph mount', () => {
     await writeOwnersImage(image);
   });
   after(() => {
+    // Only below our own dirs: other suites may mount and unmount elsewhere meanwhile.
+    const left = readMountInfo().filter((m) => m.mountPoint.startsWith(`${tmpfs?.dir}/`) || m.mountPoint.startsWith(`${btrfs?.dir}/`));
     btrfs?.cleanup();
     tmpfs?.cleanup();
-    assert.deepEqual(mountPoints(), mountsBefore, 'no mount left behind');
+    assert.deepEqual(left.map((m) => m.mountPoint), [], 'no mount left behind');
   });
 
   it('--userns PATH: the mount shows owners through an existing namespace (a process\'s), and its root writes as 0', async () => {
@@ -184,6 +187,17 @@ describe('runc in a user namespace on an idmapped tsgraph mount', () => {
           : join(own, 'home/user/file');
         const st = fs.statSync(imageFile);
         assert.deepEqual([st.uid, st.gid], [1000, 1000], 'the image layer was not chowned');
+        // A commit records the ids the container saw, not the host range: mounted plainly, the new image shows 0 and 1000.
+        const c = await runCli(['commit', 'idm', `localhost/after-${driver}:1`], env);
+        assert.equal(c.code, 0, c.stderr);
+        const again = await runCli(['mount', `localhost/after-${driver}:1`, '--name', 'after', '--json'], env);
+        assert.equal(again.code, 0, again.stderr);
+        const after = parseJsonOutput<{ path: string }>(again).path;
+        for (const [rel, uid] of [['written', 0], ['home/user/by-user', 1000], ['home/user/file', 1000]] as const) {
+          const s2 = fs.statSync(join(after, rel));
+          assert.deepEqual([s2.uid, s2.gid], [uid, uid], `committed ${rel}`);
+        }
+        assert.equal((await runCli(['rm', 'after'], env)).code, 0);
       } finally {
         assert.equal((await runCli(['umount', 'idm'], env)).code, 0);
         assert.equal((await runCli(['rm', 'idm'], env)).code, 0);
