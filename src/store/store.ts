@@ -167,7 +167,8 @@ export class Store implements AsyncDisposable {
 
   /**
    * Finds an image by full name, short name (`busybox` → docker.io/library/busybox:latest),
-   * or digest prefix (at least 12 hex characters of its manifest or config digest).
+   * or ID / digest prefix (at least 3 hex characters of its config digest, docker's image ID, or of
+   * its manifest or index digest; several names of one content are one image: find-image.ts).
    */
   findImage(ref: string): ImageRecord {
     return findImage(this.images, ref);
