@@ -36,7 +36,7 @@ export interface MountCallOptions extends MountOptions {
 
 function mapError(err: unknown, what: string, target: string): TsgraphError {
   const e = err as NodeJS.ErrnoException & { detail?: string };
-  const detail = e.detail ? `: ${e.detail}` : '';
+  const detail = e.detail ? `: ${e.detail.trim()}` : '';
   const data = { target, errno: e.code, syscall: e.syscall, detail: e.detail };
   if (/too many lower/i.test(e.detail ?? '')) {
     return new UnsupportedError('TSG_UNSUPPORTED', `overlay supports at most ${MAX_OVERLAY_LOWERS} layers${detail}`, { cause: err, data });
