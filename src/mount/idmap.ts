@@ -155,6 +155,25 @@ export function openIdmap(idmap: IdmapOption): IdmapNamespaces {
   };
 }
 
+/** The maps overlay's upper needs for `idmap` (see the file comment): maps as given or read from the namespace, plus the mounter line. */
+export function upperMaps(idmap: IdmapOption): { uidMap: IdMapping[]; gidMap: IdMapping[] } {
+  let maps: { uidMap: IdMapping[]; gidMap: IdMapping[] };
+  if ('userns' in idmap) {
+    const ns = openIdmap(idmap);
+    try {
+      const m = nativeIdmap().usernsMaps(ns.fd);
+      maps = { uidMap: unflat(m.uidMap), gidMap: unflat(m.gidMap) };
+    } catch (err) {
+      throw err instanceof TsgraphError ? err : mapError(err, 'idmap user namespace maps');
+    } finally {
+      ns.close();
+    }
+  } else {
+    maps = idmap;
+  }
+  return { uidMap: withMounterLine(maps.uidMap, 'uidMap'), gidMap: withMounterLine(maps.gidMap, 'gidMap') };
+}
+
 /** Runs `fn` with the namespaces of `idmap` open; closes them after. */
 export function withIdmap<T>(idmap: IdmapOption, fn: (ns: IdmapNamespaces) => T): T {
   const ns = openIdmap(idmap);

@@ -121,4 +121,12 @@ export interface ContainerMountSpec {
    * `Store.mount` does all of that itself.
    */
   idmap: IdmapOption | undefined;
+  /**
+   * Overlay with an idmap: the maps for the upper and work dir's idmapped
+   * mount — `idmap`'s own plus one line mapping a spare on-disk id to host 0,
+   * because overlay creates its work files and whiteouts as whoever mounted
+   * it and an idmapped mount refuses ids its maps lack (overlay then mounts
+   * read-only). docs/idmapped-mounts.md. Undefined otherwise.
+   */
+  upperIdmap?: { uidMap: IdMapping[]; gidMap: IdMapping[] } | undefined;
 }

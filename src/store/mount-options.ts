@@ -9,6 +9,7 @@ import type { GetOptions, GraphDriver } from '../drivers/driver.js';
 import { UsageError } from '../errors.js';
 import { checkMountOptions, type ContainerMountSpec, containerMountSpec, type MountOptions, mountOptionsKey } from '../mount/index.js';
 import type { IdmapOption } from '../mount/mount-spec.js';
+import { upperMaps } from '../mount/idmap.js';
 import type { ContainerRecord } from './containers.js';
 
 /** The mount kind a driver makes for a container (label and overlay options need overlay). */
@@ -45,5 +46,7 @@ export function driverGetOptions(driver: GraphDriver, options: MountOptions): Pi
 export function specOfContainer(driver: GraphDriver, record: ContainerRecord, options: MountOptions): ContainerMountSpec {
   const checked = checkMountOptions(options, driverMountKind(driver));
   const readOnly = checked.readOnly ?? record.readOnly;
-  return containerMountSpec(driver.mountSpec(record.id, { readOnly }), { ...checked, readOnly });
+  const spec = containerMountSpec(driver.mountSpec(record.id, { readOnly }), { ...checked, readOnly });
+  if (spec.type === 'overlay' && checked.idmap && spec.layers.upper !== undefined) spec.upperIdmap = upperMaps(checked.idmap);
+  return spec;
 }
