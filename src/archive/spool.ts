@@ -33,6 +33,8 @@ import type { Compression } from '../oci/media-types.js';
 export const MAX_JSON_BYTES = 4 << 20;
 /** All in-memory copies together. */
 const MAX_MEMORY_BYTES = 64 << 20;
+/** Entries of one archive: real ones have a few per image; each file costs a temp ingest. */
+export const MAX_ENTRIES = 100_000;
 
 /** One regular file of the archive, spooled into a temp ingest. */
 export interface SpooledFile {
@@ -114,11 +116,13 @@ export class Spool {
   static async read(content: ContentStore, readable: Readable | NodeJS.ReadableStream, signal?: AbortSignal): Promise<Spool> {
     const spool = new Spool();
     let memory = 0;
+    let count = 0;
     const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
     const entries = async () => {
       for await (const entry of extract) {
         throwIfAborted(signal);
         const h = entry.header;
+        if (++count > MAX_ENTRIES) throw malformed(`it has more than ${MAX_ENTRIES} entries`);
         const name = archiveName(h.name);
         if (spool.files.has(name)) throw malformed(`${JSON.stringify(name)} is in the archive twice (readers disagree on which one counts)`, { name });
         if (h.type === 'directory') {

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { sha256 } from '../../src/digest.js';
 import { ustarHeader } from '../../src/layer/tar-header.js';
 import { MediaType } from '../../src/oci/media-types.js';
-import { parseJsonOutput, runCli } from '../helpers/cli.js';
+import { parseJsonOutput, runCli, spawnCli } from '../helpers/cli.js';
 import { type BuiltImage, type BuiltLayer, type TarEntry, makeImage, makeLayer, makeTar } from '../helpers/image-builder.js';
 import { type Sandbox, makeSandbox, storedBlobs, storedImages, storedIngests } from '../helpers/sandbox.js';
 
@@ -207,6 +207,26 @@ describe('load refuses hostile archives and stores nothing', () => {
     await refused('twice', await makeTar([...dockerEntries(good), { path: 'manifest.json', content: '[]' }]), 'TSG_INVALID_MANIFEST', 5, /twice/);
     await refused('garbage', Buffer.alloc(4096, 'not a tar '), 'TSG_INVALID_MANIFEST', 5);
     await refused('empty-dir-only', await makeTar([{ path: 'd/', type: 'directory' }]), 'TSG_INVALID_MANIFEST', 5, /neither manifest\.json/);
+  });
+
+  it('SIGINT while an archive streams in: exit 130, no temp ingest, blob or name left', async () => {
+    const big = await makeLayer([{ path: 'big', content: Buffer.alloc(2 << 20, 3) }], 'none');
+    const bytes = await makeTar(dockerEntries(makeImage({ layers: [big] })));
+    const root = sb.newRoot('sigint');
+    const child = spawnCli(['load'], { ...sb.env, TSGRAPH_ROOT: root }, 'pipe');
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    child.stdin!.write(bytes.subarray(0, 1 << 20)); // half the layer: the load is spooling it
+    // Interrupt once the spool has a temp ingest (bounded wait, no sleep-and-hope).
+    const ingests = join(root, 'content', 'ingest');
+    for (let i = 0; i < 600 && !(fs.existsSync(ingests) && fs.readdirSync(ingests).some((n) => n.startsWith('tmp-'))); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(fs.readdirSync(ingests).some((n) => n.startsWith('tmp-')), 'the load is spooling');
+    child.kill('SIGINT');
+    assert.equal(await closed, 130, stderr);
+    child.stdin!.destroy();
+    assert.match(stderr, /\(TSG_ABORTED\)\n$/);
+    assert.deepEqual([storedIngests(root), storedBlobs(root), storedImages(root)], [[], [], []]);
   });
 
   it('a layer declared gzip whose bytes are an uncompressed tar', async () => {
