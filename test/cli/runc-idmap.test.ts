@@ -143,6 +143,32 @@ describe('runc in a user namespace on an idmapped tsgraph mount', () => {
     }
   });
 
+  it('--opt sets checked overlay options; bad --opt, --label, --uidmap are usage errors (exit 2) before anything is made', async () => {
+    const env = { TSGRAPH_ROOT: join(tmpfs.dir, 'root-opts'), TSGRAPH_DRIVER: 'overlay' };
+    assert.equal((await runCli(['pull', '-q', `oci:${image}:v1`], env)).code, 0);
+    const m = await runCli(['mount', 'localhost/owners-image:v1', '--name', 'vol', '--opt', 'volatile', '--opt', 'xino=off', '--json'], env);
+    assert.equal(m.code, 0, m.stderr);
+    const { path } = parseJsonOutput<{ path: string }>(m);
+    const line = readMountInfo().find((x) => x.mountPoint === path);
+    assert.match(JSON.stringify(line), /volatile/, 'the overlay carries the option');
+    assert.equal((await runCli(['rm', 'vol'], env)).code, 0);
+    for (const args of [
+      ['--opt', 'upperdir=/tmp'],
+      ['--opt', 'metacopy=on'],
+      ['--label', 'not-a-context'],
+      ['--uidmap', '0:100000'],
+      ['--uidmap', '0:100000:10', '--uidmap', '5:200000:10'],
+      ['--gidmap', '0:1:1'],
+      ['--userns', '/etc/passwd'],
+    ]) {
+      const r = await runCli(['mount', 'localhost/owners-image:v1', '--name', 'refused', ...args], env);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /\(TSG_USAGE\)/);
+    }
+    const ps = parseJsonOutput<unknown[]>(await runCli(['containers', '--json'], env));
+    assert.deepEqual(ps, [], 'nothing was made');
+  });
+
   for (const driver of ['overlay', 'vfs', 'btrfs']) {
     it(`${driver}: id and ls -ln inside show the image's owners; nothing is chowned; the container's writes are stored as its ids`, async () => {
       const dir = driver === 'btrfs' ? btrfs.dir : tmpfs.dir;
