@@ -1,6 +1,6 @@
 /** `tsgraph images [REPO[:TAG]]`: list images in the store (defined in ../program.ts). */
 import type { Command } from '../commander.js';
-import { UsageError } from '../../errors.js';
+import { NotFoundError, UsageError } from '../../errors.js';
 import type { ImageRecord } from '../../store/image-store.js';
 import { imageConfig, imageSize } from '../../store/history.js';
 import type { Store } from '../../store/store.js';
@@ -91,8 +91,8 @@ function parseFilters(store: Store | undefined, filters: string[], positional: s
       const want = v === 'true' || v === '1';
       tests.push((i) => (splitName(i.name).tag === '<none>') === want);
     } else if (key === 'before' || key === 'since') {
-      // No store: nothing is listed anyway, and the image cannot be looked up.
-      if (!store) continue;
+      // No store: the image is not there, as for any verb that names one.
+      if (!store) throw new NotFoundError('TSG_NOT_FOUND', `image ${value} is not in the store (there is no store)`, { data: { ref: value } });
       const ref = store.findImage(value);
       const t = Date.parse(created(store, ref) ?? '');
       if (Number.isNaN(t)) throw new UsageError('TSG_USAGE', `image ${ref.name} has no creation time to compare with (${key}=)`, { data: { filter: f } });
