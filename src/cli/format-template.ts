@@ -112,7 +112,6 @@ export function parseTemplate(source: string): Template {
     if (trimAfter) while (i < text.length && /\s/.test(text[i]!)) i++;
   }
   if (i < text.length) parts.push({ kind: 'text', text: unescapeText(text.slice(i)) });
-  if (text.slice(i).includes('}}')) throw usage('unexpected }}', source);
   return new Template(source, table, parts);
 }
 

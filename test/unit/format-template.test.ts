@@ -134,3 +134,9 @@ describe('times and names as docker shows them', () => {
     assert.deepEqual(splitName('localhost:5000/app@sha256:abc'), { repository: 'localhost:5000/app', tag: '<none>' });
   });
 });
+
+describe('format templates: text outside actions', () => {
+  it('is printed as it is, braces included (as Go)', () => {
+    assert.equal(parseTemplate('{{.Id}} }} {').render(data), 'sha256:abc }} {');
+  });
+});
