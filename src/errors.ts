@@ -79,7 +79,7 @@ export type ErrorCode =
   | 'TSG_INTERNAL';
 
 /** Categories: one class each, and one CLI exit code each (docs/cli.md). */
-export type ErrorCategory = 'error' | 'usage' | 'not-found' | 'auth' | 'integrity' | 'registry' | 'unsupported' | 'unsafe' | 'busy' | 'resource';
+export type ErrorCategory = 'error' | 'usage' | 'not-found' | 'auth' | 'integrity' | 'registry' | 'unsupported' | 'unsafe' | 'busy' | 'resource' | 'interrupted';
 
 /**
  * code → [category, meaning]. The single place a code's category is decided;
@@ -112,16 +112,16 @@ const CODE_TABLE = {
   TSG_EXISTS: ['busy', 'the name is taken'],
   TSG_DRIVER_MISMATCH: ['error', "the store root holds another driver's layers"],
   TSG_LOCKED: ['busy', 'a lock stayed held by another process past its wait limit'],
-  TSG_ABORTED: ['busy', "the caller's AbortSignal fired (SIGINT/SIGTERM in the CLI)"],
+  TSG_ABORTED: ['interrupted', "the caller's AbortSignal fired (SIGINT/SIGTERM in the CLI)"],
   TSG_ROOTLESS: ['unsupported', 'rootless operation cannot work here; the message names the missing piece'],
   TSG_NO_SPACE: ['resource', 'the disk or quota is full; nothing half-stored'],
   TSG_INTERNAL: ['error', 'a bug or an unexpected system error'],
 } as const satisfies Record<ErrorCode, readonly [ErrorCategory, string]>;
 
-/** The codes of one category: `ErrorCodeOf<'busy'>` = `'TSG_IN_USE' | 'TSG_EXISTS' | 'TSG_LOCKED' | 'TSG_ABORTED'`. */
+/** The codes of one category: `ErrorCodeOf<'busy'>` = `'TSG_IN_USE' | 'TSG_EXISTS' | 'TSG_LOCKED'`. */
 export type ErrorCodeOf<C extends ErrorCategory> = { [K in ErrorCode]: (typeof CODE_TABLE)[K][0] extends C ? K : never }[ErrorCode];
 
-/** Exit code per category; documented in docs/cli.md. (TSG_ABORTED exits 130/143 by signal.) */
+/** Exit code per category; documented in docs/cli.md. (An interrupted CLI exits 130 after SIGINT, 143 after SIGTERM.) */
 export const EXIT_CODES: Readonly<Record<ErrorCategory, number>> = {
   error: 1,
   usage: 2,
@@ -133,6 +133,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCategory, number>> = {
   unsafe: 8,
   busy: 9,
   resource: 10,
+  interrupted: 130,
 };
 
 /** The class name of each category (one class per category). */
@@ -147,6 +148,7 @@ const CLASS_NAMES: Readonly<Record<ErrorCategory, string>> = {
   unsafe: 'UnsafeError',
   busy: 'BusyError',
   resource: 'ResourceError',
+  interrupted: 'InterruptedError',
 };
 
 /** One row of {@link ERROR_CODES}. */
@@ -166,7 +168,7 @@ export const ERROR_CODES: Readonly<Record<ErrorCode, ErrorCodeInfo>> = Object.fr
   Object.fromEntries(
     Object.entries(CODE_TABLE).map(([code, [category, meaning]]) => [
       code,
-      Object.freeze({ category, className: CLASS_NAMES[category], exitCode: code === 'TSG_ABORTED' ? 130 : EXIT_CODES[category], meaning }),
+      Object.freeze({ category, className: CLASS_NAMES[category], exitCode: EXIT_CODES[category], meaning }),
     ]),
   ) as Record<ErrorCode, ErrorCodeInfo>,
 );
@@ -293,7 +295,7 @@ export class UnsafeError extends TsgraphError {
     super(code, message, options);
   }
 }
-/** Something is in use, taken or locked, or the operation was cancelled. */
+/** Something is in use, taken or locked. */
 export class BusyError extends TsgraphError {
   declare readonly code: ErrorCodeOf<'busy'>;
   override readonly category = 'busy';
@@ -310,6 +312,15 @@ export class ResourceError extends TsgraphError {
   }
 }
 
+/** The operation was cancelled: the caller's AbortSignal fired (Ctrl-C or SIGTERM in the CLI). */
+export class InterruptedError extends TsgraphError {
+  declare readonly code: ErrorCodeOf<'interrupted'>;
+  override readonly category = 'interrupted';
+  constructor(code: ErrorCodeOf<'interrupted'>, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+  }
+}
+
 /** The class of each category. */
 export const ERROR_CLASSES = {
   error: TsgraphError,
@@ -322,6 +333,7 @@ export const ERROR_CLASSES = {
   unsafe: UnsafeError,
   busy: BusyError,
   resource: ResourceError,
+  interrupted: InterruptedError,
 } as const satisfies Record<ErrorCategory, new (code: never, message: string, options?: ErrorOptions) => TsgraphError>;
 
 /**
@@ -345,7 +357,7 @@ export function isErrorCode(code: unknown): code is ErrorCode {
 /** Wraps anything thrown into a TsgraphError (keeping the original as cause). */
 export function toTsgraphError(err: unknown): TsgraphError {
   if (err instanceof TsgraphError) return err;
-  if (isAbortError(err)) return new BusyError('TSG_ABORTED', 'operation aborted', { cause: err });
+  if (isAbortError(err)) return new InterruptedError('TSG_ABORTED', 'operation aborted', { cause: err });
   const system = fromSystemError(err);
   if (system) return system;
   const message = err instanceof Error ? err.message : String(err);
@@ -383,6 +395,6 @@ export function isAbortError(err: unknown): boolean {
 /** Throws the signal's reason as TSG_ABORTED when the signal fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) {
-    throw new BusyError('TSG_ABORTED', 'operation aborted', { cause: signal.reason });
+    throw new InterruptedError('TSG_ABORTED', 'operation aborted', { cause: signal.reason });
   }
 }

@@ -66,10 +66,10 @@ function installSignalHandling(controller: AbortController, abortReason: (sig: s
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const { BusyError } = await import('../errors.js');
+  const { InterruptedError } = await import('../errors.js');
   const controller = new AbortController();
   // First, so loading the verb is covered too.
-  const signals = installSignalHandling(controller, (sig) => new BusyError('TSG_ABORTED', `interrupted by ${sig}`));
+  const signals = installSignalHandling(controller, (sig) => new InterruptedError('TSG_ABORTED', `interrupted by ${sig}`));
   let program: Command | undefined;
   try {
     const { buildProgram, requestedVerb } = await import('./program.js');

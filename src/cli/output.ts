@@ -97,6 +97,5 @@ export function reportError(err: unknown, opts: GlobalOptions): number {
       if (e.cause) writeErr(`caused by: ${(e.cause as Error)?.stack ?? String(e.cause)}\n`);
     }
   }
-  if (e.code === 'TSG_ABORTED') return 130;
   return EXIT_CODES[e.category] ?? 1;
 }

@@ -15,7 +15,7 @@ import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import fetch, { type RequestInit, Response } from 'node-fetch';
-import { RegistryError, isAbortError, BusyError, TsgraphError } from '../errors.js';
+import { RegistryError, isAbortError, InterruptedError, TsgraphError } from '../errors.js';
 import { type Grant, mayReceiveCredentials } from './credential-scope.js';
 import type { HostsConfig } from './registries-config.js';
 import {
@@ -274,7 +274,7 @@ export class Transport {
       try {
         res = await this.fetchOnce(url, options);
       } catch (err) {
-        if (isAbortError(err) || options.signal?.aborted) throw new BusyError('TSG_ABORTED', 'operation aborted', { cause: err });
+        if (isAbortError(err) || options.signal?.aborted) throw new InterruptedError('TSG_ABORTED', 'operation aborted', { cause: err });
         if (err instanceof TsgraphError && !(err instanceof RegistryError)) throw err;
         failure = err;
       }

@@ -14,7 +14,7 @@
  * blob itself still completes into the store.
  */
 import type { ContentStore, IngestWriter } from '../content/store.js';
-import { IntegrityError, TsgraphError, isAbortError, BusyError, throwIfAborted, fromSystemError } from '../errors.js';
+import { IntegrityError, TsgraphError, isAbortError, InterruptedError, throwIfAborted, fromSystemError } from '../errors.js';
 import type { Descriptor } from '../oci/schemas.js';
 import { DEFAULT_RETRY, backoffDelay, isRetryableNetworkError, waitBeforeRetry } from '../registry/retry.js';
 import type { ImageSource } from '../source/source.js';
@@ -126,7 +126,7 @@ async function fill(source: ImageSource, content: ContentStore, desc: Descriptor
       throw full;
     }
     writer.close();
-    if (isAbortError(err)) throw new BusyError('TSG_ABORTED', 'pull aborted', { cause: err });
+    if (isAbortError(err)) throw new InterruptedError('TSG_ABORTED', 'pull aborted', { cause: err });
     throw err;
   }
 }

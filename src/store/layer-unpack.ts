@@ -32,7 +32,7 @@ import { type Digest, hexOf } from '../digest.js';
 import { DeferredLowerDirs } from '../drivers/overlay/lower-dir.js';
 import type { OverlayXattrPrefix } from '../layer/whiteout.js';
 import type { GraphDriver } from '../drivers/driver.js';
-import { BusyError, TsgraphError, UnsupportedError, fromSystemError, isAbortError } from '../errors.js';
+import { InterruptedError, TsgraphError, UnsupportedError, fromSystemError, isAbortError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
 import { batchSupported } from '../layer/apply-batch.js';
 import { checkDiffId, openLayerTar } from '../layer/unpack.js';
@@ -270,6 +270,6 @@ async function restartLayer(driver: GraphDriver, id: string, parentId: string | 
 
 function asUnpackError(err: unknown, digest: Digest): unknown {
   if (err instanceof TsgraphError) return err;
-  if (isAbortError(err)) return new BusyError('TSG_ABORTED', 'pull aborted', { cause: err });
+  if (isAbortError(err)) return new InterruptedError('TSG_ABORTED', 'pull aborted', { cause: err });
   return fromSystemError(err) ?? new TsgraphError('TSG_INVALID_LAYER', `unpacking layer ${digest} failed: ${(err as Error).message}`, { cause: err });
 }

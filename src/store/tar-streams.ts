@@ -17,7 +17,7 @@
 import { type Readable, Transform, pipeline } from 'node:stream';
 import type { GraphDriver } from '../drivers/driver.js';
 import { hexOf } from '../digest.js';
-import { BusyError, toTsgraphError } from '../errors.js';
+import { InterruptedError, toTsgraphError } from '../errors.js';
 import { naiveChanges } from '../layer/changes.js';
 import { compressionStage } from '../layer/compress.js';
 import { generateLayerTar } from '../layer/generate.js';
@@ -82,7 +82,7 @@ function outputOf(source: Readable, stages: NodeJS.ReadWriteStream[], options: T
   });
   const signal = options.signal;
   if (signal) {
-    const abort = () => out.destroy(new BusyError('TSG_ABORTED', 'operation aborted', { cause: signal.reason }));
+    const abort = () => out.destroy(new InterruptedError('TSG_ABORTED', 'operation aborted', { cause: signal.reason }));
     signal.addEventListener('abort', abort, { once: true });
     out.once('close', () => signal.removeEventListener('abort', abort));
   }

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import {
   AuthError,
   BusyError,
+  InterruptedError,
   type BundleOptions,
   type BundleResult,
   type ContainerMountSpec,
@@ -109,13 +110,14 @@ assertType<Equal<RuntimeSpec['process']['args'], string[]>>();
 // Errors: one union, one table, one class per category.
 assertType<Equal<keyof typeof ERROR_CODES, ErrorCode>>();
 assertType<Equal<(typeof ERROR_CODES)[ErrorCode], ErrorCodeInfo>>();
-assertType<Equal<ErrorCodeOf<'busy'>, 'TSG_IN_USE' | 'TSG_EXISTS' | 'TSG_LOCKED' | 'TSG_ABORTED'>>();
+assertType<Equal<ErrorCodeOf<'busy'>, 'TSG_IN_USE' | 'TSG_EXISTS' | 'TSG_LOCKED'>>();
+assertType<Equal<ErrorCodeOf<'interrupted'>, 'TSG_ABORTED'>>();
 assertType<Equal<ErrorCodeOf<'integrity'>, 'TSG_DIGEST_MISMATCH' | 'TSG_SIZE_MISMATCH' | 'TSG_INVALID_MANIFEST'>>();
 assertType<Equal<keyof typeof ERROR_CLASSES, ErrorCategory>>();
 assertType<Equal<ReturnType<typeof errorFromCode>, TsgraphError>>();
 assertType<Equal<BusyError['code'], ErrorCodeOf<'busy'>>>();
 assertType<Equal<RegistryError['temporary'], boolean>>();
-const classes: Array<new (...args: never[]) => TsgraphError> = [UsageError, NotFoundError, AuthError, IntegrityError, RegistryError, UnsupportedError, UnsafeError, BusyError, ResourceError];
+const classes: Array<new (...args: never[]) => TsgraphError> = [UsageError, NotFoundError, AuthError, IntegrityError, RegistryError, UnsupportedError, UnsafeError, BusyError, ResourceError, InterruptedError];
 void classes;
 
 /** A runtime's cycle, as types: never called. */

@@ -14,7 +14,7 @@ import { afterEach, describe, it } from 'node:test';
 import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import tar from 'tar-stream';
-import { BusyError, NotFoundError, RegistryError, Store, UsageError, createBundle, removeBundle } from '../../src/index.js';
+import { BusyError, InterruptedError, NotFoundError, RegistryError, Store, UsageError, createBundle, removeBundle } from '../../src/index.js';
 import { diffTar } from '../../src/store/differ.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { safeDirHooks } from '../../src/util/safe-dir.js';
@@ -239,11 +239,11 @@ describe('library API for runtimes', () => {
 
         const aborted = new AbortController();
         aborted.abort();
-        await assert.rejects(store.diffStream('d', { signal: aborted.signal }), (e: unknown) => e instanceof BusyError && e.code === 'TSG_ABORTED');
+        await assert.rejects(store.diffStream('d', { signal: aborted.signal }), (e: unknown) => e instanceof InterruptedError && e.code === 'TSG_ABORTED');
         const midway = new AbortController();
         const s = await store.diffStream('d', { signal: midway.signal });
         midway.abort();
-        await assert.rejects(collect(s), (e: unknown) => e instanceof BusyError && e.code === 'TSG_ABORTED');
+        await assert.rejects(collect(s), (e: unknown) => e instanceof InterruptedError && e.code === 'TSG_ABORTED');
         await settle();
         assert.deepEqual(fdsUnder(store.root), [], 'an aborted stream closes every fd it opened in the container');
         (await store.exportContainer('d')).destroy();

@@ -152,3 +152,13 @@ describe('errors: one class per category', () => {
     }
   });
 });
+
+it('TSG_ABORTED is its own category, interrupted (issue 11), with exit code 130', async () => {
+  const errors = await import('../../src/errors.js');
+  const e = new errors.TsgraphError('TSG_ABORTED', 'x');
+  assert.ok(e instanceof errors.InterruptedError);
+  assert.equal(e.category, 'interrupted');
+  assert.equal(errors.ERROR_CODES.TSG_ABORTED.exitCode, 130);
+  assert.equal(errors.ERROR_CODES.TSG_ABORTED.className, 'InterruptedError');
+  assert.equal(errors.toTsgraphError(Object.assign(new Error('a'), { name: 'AbortError' })).category, 'interrupted');
+});

@@ -6,7 +6,7 @@
  * password comes from --password-stdin only — never from the command line.
  */
 import type { Command } from '../commander.js';
-import { BusyError, UsageError } from '../../errors.js';
+import { InterruptedError, UsageError } from '../../errors.js';
 import { parseCreds } from '../../registry/credentials.js';
 import { login as registryLogin, logout as registryLogout } from '../../registry/login.js';
 import { defaultConfigDirs } from '../../store/store.js';
@@ -56,7 +56,7 @@ function promptLine(question: string, echo: boolean): Promise<string> {
     const onData = (chunk: Buffer) => {
       for (const ch of chunk.toString('utf8')) {
         if (ch === '\r' || ch === '\n') return done(undefined);
-        if (ch === '\u0003' || ch === '\u0004') return done(new BusyError('TSG_ABORTED', 'login cancelled'));
+        if (ch === '\u0003' || ch === '\u0004') return done(new InterruptedError('TSG_ABORTED', 'login cancelled'));
         if (ch === '\u007f' || ch === '\b') {
           if (line.length > 0) {
             line = [...line].slice(0, -1).join('');
