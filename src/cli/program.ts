@@ -143,7 +143,7 @@ const VERB_DEFINITIONS = {
       .option('--read-only', 'mount read-only')
       .option('--label <context>', 'SELinux context= label for every file (overlay only)')
       .addOption(
-        new Option('--opt <option>', 'extra overlay option (repeatable): volatile, xino=on|off|auto, uuid=..., default_permissions')
+        new Option('--opt <option>', 'extra overlay option (repeatable): xino=on|off|auto, uuid=on|off|null|auto, default_permissions')
           .argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]),
       )
       .addOption(

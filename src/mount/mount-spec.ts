@@ -63,12 +63,12 @@ export interface MountOptions {
    */
   label?: string | undefined;
   /**
-   * Extra overlay parameters, `key=value` or `flag`: `volatile`,
+   * Extra overlay parameters, `key=value` or `flag`:
    * `xino=on|off|auto`, `uuid=on|off|null|auto`, `default_permissions`, and
    * tsgraph's own `index=off`, `redirect_dir=off|nofollow`, `metacopy=off`
    * restated. Anything naming layer dirs (lowerdir, upperdir, workdir,
    * datadir) or making the upper unsafe to diff or share (metacopy=on,
-   * redirect_dir=on, index=on, userxattr…) is refused with TSG_USAGE.
+   * redirect_dir=on, index=on, userxattr, volatile…) is refused with TSG_USAGE.
    */
   overlayOptions?: string[] | undefined;
   /** An idmapped mount (mount_setattr MOUNT_ATTR_IDMAP): owners seen through a user namespace's maps. */

@@ -41,7 +41,6 @@ const LAYER_KEYS = new Set(['lowerdir', 'lowerdir+', 'upperdir', 'workdir', 'dat
  * breaks lower layers shared by several containers (EBUSY/ESTALE).
  */
 const ALLOWED: Record<string, ReadonlySet<string> | null> = {
-  volatile: null,
   default_permissions: null,
   xino: new Set(['on', 'off', 'auto']),
   uuid: new Set(['on', 'off', 'null', 'auto']),
@@ -59,6 +58,8 @@ const WHY_REFUSED: Record<string, string> = {
   verity: 'verity needs metacopy',
   userxattr: "tsgraph's layers carry trusted.overlay.* markers; userxattr would ignore them",
   source: 'the source name is tsgraph\'s',
+  // Measured: overlay leaves work/incompat/volatile behind even after a clean unmount and refuses every later mount of that upper.
+  volatile: 'a volatile container could never be mounted again (overlay keeps work/incompat/volatile and refuses the upper)',
 };
 
 /** `key=value` / `flag` → [key, value|null], or TSG_USAGE. */

@@ -143,18 +143,19 @@ describe('runc in a user namespace on an idmapped tsgraph mount', () => {
     }
   });
 
-  it('--opt sets checked overlay options; bad --opt, --label, --uidmap are usage errors (exit 2) before anything is made', async () => {
+  it('--opt sets checked overlay options (uuid=null shows in mountinfo); bad --opt, --label, --uidmap are usage errors (exit 2) before anything is made', async () => {
     const env = { TSGRAPH_ROOT: join(tmpfs.dir, 'root-opts'), TSGRAPH_DRIVER: 'overlay' };
     assert.equal((await runCli(['pull', '-q', `oci:${image}:v1`], env)).code, 0);
-    const m = await runCli(['mount', 'localhost/owners-image:v1', '--name', 'vol', '--opt', 'volatile', '--opt', 'xino=off', '--json'], env);
+    const m = await runCli(['mount', 'localhost/owners-image:v1', '--name', 'vol', '--opt', 'uuid=null', '--opt', 'xino=off', '--json'], env);
     assert.equal(m.code, 0, m.stderr);
     const { path } = parseJsonOutput<{ path: string }>(m);
     const line = readMountInfo().find((x) => x.mountPoint === path);
-    assert.match(JSON.stringify(line), /volatile/, 'the overlay carries the option');
+    assert.match(JSON.stringify(line), /uuid=null/, 'the overlay carries the option');
     assert.equal((await runCli(['rm', 'vol'], env)).code, 0);
     for (const args of [
       ['--opt', 'upperdir=/tmp'],
       ['--opt', 'metacopy=on'],
+      ['--opt', 'volatile'],
       ['--label', 'not-a-context'],
       ['--uidmap', '0:100000'],
       ['--uidmap', '0:100000:10', '--uidmap', '5:200000:10'],

@@ -267,11 +267,12 @@ describe('idmap: options', () => {
 
   it('checkMountOptions: labels with MCS commas pass, label and overlay options need overlay, aufs is never idmapped', () => {
     assert.equal(checkMountOptions({ label: 'system_u:object_r:container_file_t:s0:c1,c2' }, 'overlay').label, 'system_u:object_r:container_file_t:s0:c1,c2');
-    assert.deepEqual(checkMountOptions({ overlayOptions: ['volatile', 'redirect_dir=nofollow'] }, 'overlay').overlayOptions, ['volatile', 'redirect_dir=nofollow']);
+    assert.deepEqual(checkMountOptions({ overlayOptions: ['uuid=null', 'redirect_dir=nofollow'] }, 'overlay').overlayOptions, ['uuid=null', 'redirect_dir=nofollow']);
+    assert.throws(() => checkMountOptions({ overlayOptions: ['volatile'] }, 'overlay'), /never be mounted again/);
     assert.throws(() => checkMountOptions({ label: 'a:b:c' }, 'bind'), { code: 'TSG_UNSUPPORTED' });
-    assert.throws(() => checkMountOptions({ overlayOptions: ['volatile'] }, 'bind'), { code: 'TSG_USAGE' });
+    assert.throws(() => checkMountOptions({ overlayOptions: ['xino=off'] }, 'bind'), { code: 'TSG_USAGE' });
     assert.throws(() => checkMountOptions({ idmap: { userns: 3 } }, 'aufs'), { code: 'TSG_UNSUPPORTED' });
     assert.throws(() => checkMountOptions({ readOnly: 'yes' as unknown as boolean }), { code: 'TSG_USAGE' });
-    assert.throws(() => checkMountOptions({ overlayOptions: Array(33).fill('volatile') }), { code: 'TSG_USAGE' });
+    assert.throws(() => checkMountOptions({ overlayOptions: Array(33).fill('xino=off') }), { code: 'TSG_USAGE' });
   });
 });

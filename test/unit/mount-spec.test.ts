@@ -145,12 +145,12 @@ describe('Store.createContainer and Store.mountSpec', () => {
         assert.equal(ro.readOnly, true);
         const label = 'system_u:object_r:container_file_t:s0:c1,c2';
         if (driver === 'overlay') {
-          const spec = await store.mountSpec('opts', { label, overlayOptions: ['volatile', 'xino=off'] });
-          assert.deepEqual(spec.options.slice(-3), [['context', label], ['volatile', null], ['xino', 'off']]);
-          assert.match(spec.data!, /,context="system_u:object_r:container_file_t:s0:c1,c2",volatile,xino=off$/);
+          const spec = await store.mountSpec('opts', { label, overlayOptions: ['default_permissions', 'xino=off'] });
+          assert.deepEqual(spec.options.slice(-3), [['context', label], ['default_permissions', null], ['xino', 'off']]);
+          assert.match(spec.data!, /,context="system_u:object_r:container_file_t:s0:c1,c2",default_permissions,xino=off$/);
         } else {
           await assert.rejects(store.mountSpec('opts', { label }), { code: 'TSG_UNSUPPORTED' });
-          await assert.rejects(store.mountSpec('opts', { overlayOptions: ['volatile'] }), { code: 'TSG_USAGE' });
+          await assert.rejects(store.mountSpec('opts', { overlayOptions: ['xino=off'] }), { code: 'TSG_USAGE' });
         }
         const idmap = { uidMap: [{ containerId: 0, hostId: 100000, size: 65536 }], gidMap: [{ containerId: 0, hostId: 100000, size: 65536 }] };
         const idmapped = await store.mountSpec('opts', { idmap });
@@ -183,7 +183,8 @@ describe('Store.createContainer and Store.mountSpec', () => {
           ['userxattr', { overlayOptions: ['userxattr'] }],
           ['an unknown option', { overlayOptions: ['nosuchopt'] }],
           ['a comma', { overlayOptions: ['xino=off,lowerdir=/x'] }],
-          ['a flag with a value', { overlayOptions: ['volatile=1'] }],
+          ['a flag with a value', { overlayOptions: ['default_permissions=1'] }],
+          ['volatile (the upper could never be mounted again)', { overlayOptions: ['volatile'] }],
           ['overlapping maps', { idmap: { uidMap: [{ containerId: 0, hostId: 1000, size: 10 }, { containerId: 5, hostId: 5000, size: 1 }], gidMap: [{ containerId: 0, hostId: 1, size: 1 }] } }],
           ['a size 0 map', { idmap: { uidMap: [{ containerId: 0, hostId: 1000, size: 0 }], gidMap: [{ containerId: 0, hostId: 1, size: 1 }] } }],
           ['an id past 2^32-2', { idmap: { uidMap: [{ containerId: 0, hostId: 4294967295, size: 1 }], gidMap: [{ containerId: 0, hostId: 1, size: 1 }] } }],
