@@ -16,8 +16,7 @@
  * container sees. Measured (6.18): a container's root writes files owned by
  * 0 on disk, chown 1000 stores 1000.
  */
-import { readlinkSync } from 'node:fs';
-import { closeSync } from 'node:fs';
+import { closeSync, readlinkSync } from 'node:fs';
 import { UnsupportedError, UsageError, TsgraphError } from '../errors.js';
 import { nativeFs } from '../native.js';
 import type { IdMapping, IdmapOption } from './mount-spec.js';

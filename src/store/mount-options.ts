@@ -37,7 +37,7 @@ function idmapIdentity(idmap: IdmapOption): IdmapOption | { ns: string } {
 export function driverGetOptions(driver: GraphDriver, options: MountOptions): Pick<GetOptions, 'mount' | 'mountKey'> {
   const checked = checkMountOptions(options, driverMountKind(driver));
   const mount = { label: checked.label, overlayOptions: checked.overlayOptions, idmap: checked.idmap };
-  const key = mountOptionsKey({ ...mount, idmap: undefined }) ;
+  const key = mountOptionsKey({ ...mount, idmap: undefined });
   const idKey = checked.idmap ? JSON.stringify(idmapIdentity(checked.idmap)) : '';
   return { mount, mountKey: key || idKey ? `${key}|${idKey}` : '' };
 }
