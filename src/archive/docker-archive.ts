@@ -18,6 +18,7 @@ import { NotFoundError, UnsupportedError } from '../errors.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor, Manifest } from '../oci/schemas.js';
 import { familiarName, formatReference, parseReference } from '../reference.js';
+import { byteStringOfText } from '../util/byte-path.js';
 import { type ArchiveImage, checkBlobNames, checkManifest, jsonBytes, schemas } from './plan.js';
 import { type Spool, type SpooledFile, archiveName, malformed } from './spool.js';
 
@@ -55,7 +56,8 @@ export async function planDocker(spool: Spool): Promise<ArchiveImage[]> {
   const list = entries(parseJsonValue(jsonBytes(spool.get('manifest.json')!, 'manifest.json'), 'manifest.json'));
   const byDigest = new Map<Digest, SpooledFile>();
   const file = (path: string, what: string): SpooledFile => {
-    const f = spool.get(archiveName(path, `manifest.json ${what} path`));
+    // Entry names are byte strings (one char per byte); manifest.json's paths are UTF-8 text.
+    const f = spool.get(archiveName(byteStringOfText(path), `manifest.json ${what} path`));
     if (!f) throw new NotFoundError('TSG_BLOB_NOT_FOUND', `image archive: manifest.json names ${what} ${JSON.stringify(path)}, which is not in the archive`, { data: { path } });
     byDigest.set(f.digest, f);
     return f;

@@ -27,6 +27,7 @@ import { type Digest, digestOfHasher, newHasher } from '../digest.js';
 import { IntegrityError, ResourceError, TsgraphError, UnsafeError, throwIfAborted } from '../errors.js';
 import { decompressionStages, sniffCompression } from '../layer/compression.js';
 import { TarGuard } from '../layer/tar-scan.js';
+import { byteString } from '../util/byte-path.js';
 import type { Compression } from '../oci/media-types.js';
 
 /** Files up to this size are also kept in memory (manifests, configs, index.json). */
@@ -117,13 +118,19 @@ export class Spool {
     const spool = new Spool();
     let memory = 0;
     let count = 0;
+    // Names are bytes (one char per byte): latin1 for ustar/GNU names, the scanner's byte-exact PAX records for the rest.
     const extract = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
+    const guard = new TarGuard();
+    const pax = (h: tar.Header, key: string): string | undefined => {
+      const value = guard.scanner.records.get((h as tar.Header & { byteOffset?: number }).byteOffset ?? -1)?.get(key);
+      return value && value.length > 0 ? byteString(value) : undefined;
+    };
     const entries = async () => {
       for await (const entry of extract) {
         throwIfAborted(signal);
         const h = entry.header;
         if (++count > MAX_ENTRIES) throw malformed(`it has more than ${MAX_ENTRIES} entries`);
-        const name = archiveName(h.name);
+        const name = archiveName(pax(h, 'path') ?? h.name);
         if (spool.files.has(name)) throw malformed(`${JSON.stringify(name)} is in the archive twice (readers disagree on which one counts)`, { name });
         if (h.type === 'directory') {
           entry.resume();
@@ -131,11 +138,12 @@ export class Spool {
         }
         if (h.type === 'symlink' || h.type === 'link') {
           entry.resume();
-          const to = linkTarget(name, h.linkname ?? '', h.type === 'symlink');
+          const linkname = pax(h, 'linkpath') ?? h.linkname ?? '';
+          const to = linkTarget(name, linkname, h.type === 'symlink');
           const file = to === undefined ? undefined : spool.files.get(to);
           if (!file) {
-            throw new UnsafeError('TSG_UNSAFE_PATH', `image archive entry ${JSON.stringify(name)} is a link to ${JSON.stringify(h.linkname)}, which is not a file earlier in the archive`, {
-              data: { name, target: h.linkname },
+            throw new UnsafeError('TSG_UNSAFE_PATH', `image archive entry ${JSON.stringify(name)} is a link to ${JSON.stringify(linkname)}, which is not a file earlier in the archive`, {
+              data: { name, target: linkname },
             });
           }
           spool.files.set(name, file);
@@ -159,7 +167,6 @@ export class Spool {
       }
     };
     try {
-      const guard = new TarGuard();
       await Promise.all([pipeline(readable as Readable, guard, extract, ...(signal ? [{ signal }] : [])), entries()]);
     } catch (err) {
       spool.discard();

@@ -114,7 +114,15 @@ describe('load refuses hostile archives and stores nothing', () => {
 
   it('the good archives load (the cases below differ from them in one thing)', async () => {
     const root = sb.newRoot('good');
-    for (const [i, entries] of [dockerEntries(good), ociEntries(good), ociEntries(gzipped)].entries()) {
+    // Docker 25+: an OCI layout plus manifest.json, whose paths name the blobs.
+    const docker25: TarEntry[] = [
+      ...ociEntries(good),
+      { path: 'manifest.json', content: JSON.stringify([{ Config: `blobs/sha256/${hex(good.config.digest)}`, RepoTags: ['hostile/app:1'], Layers: [`blobs/sha256/${hex(good.layers[0]!.digest)}`] }]) },
+    ];
+    // Non-ASCII names: manifest.json's UTF-8 paths find the entries.
+    const utf8 = dockerEntries(good).map((e) => ({ ...e, path: e.path.endsWith('.tar') ? 'läyer ✓.tar' : e.path }));
+    utf8[utf8.length - 1]!.content = JSON.stringify([{ Config: `${hex(good.config.digest)}.json`, RepoTags: ['hostile/app:1'], Layers: ['läyer ✓.tar'] }]);
+    for (const [i, entries] of [dockerEntries(good), ociEntries(good), ociEntries(gzipped), docker25, utf8].entries()) {
       const file = join(sb.dir, `good-${i}.tar`);
       fs.writeFileSync(file, await makeTar(entries));
       const r = await runCli(['load', '-i', file], { ...sb.env, TSGRAPH_ROOT: root });
