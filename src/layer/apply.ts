@@ -42,6 +42,8 @@ import { writeSparse } from './sparse.js';
 import { type PaxRecords, TarGuard, scannedRecords } from './tar-scan.js';
 import { type ApplyContext, type WhiteoutFormat, classifyWhiteout } from './whiteout.js';
 import { mknod, setXattr } from './xattr.js';
+import { OVERRIDE_STAT, type WithOwnerOverride, chownOrRecord, inheritOverride, singleIdNamespace } from './owner-override.js';
+import { inInitialUserNs } from '../rootless/userns.js';
 
 export interface ApplyOptions {
   format: WhiteoutFormat;
@@ -70,6 +72,8 @@ export interface ApplyOptions {
    * unless TSGRAPH_APPLY_BATCH=0 (for A/B measurements).
    */
   batch?: boolean | undefined;
+  /** Record unmappable owners in an xattr (owner-override.ts). Default: in a single-id user namespace. */
+  ownersInXattr?: boolean | undefined;
 }
 
 export interface ApplyResult {
@@ -96,6 +100,7 @@ export class LayerApplier implements ApplyContext {
   #size = 0;
   #entries = 0;
   readonly #rootSlash: Buffer;
+  readonly #ownersInXattr: boolean;
 
   constructor(
     readonly root: string,
@@ -103,7 +108,8 @@ export class LayerApplier implements ApplyContext {
   ) {
     if (fs.readdirSync(root).length === 0) this.#m.fresh.add('');
     this.#rootSlash = Buffer.from(`${root}/`, 'utf8');
-    const batch = options.batch ?? process.env.TSGRAPH_APPLY_BATCH !== '0';
+    this.#ownersInXattr = options.ownersInXattr ?? singleIdNamespace();
+    const batch = !this.#ownersInXattr && (options.batch ?? process.env.TSGRAPH_APPLY_BATCH !== '0');
     if (batch && batchSupported()) {
       this.#batch = new NativeBatch(root);
       // Built once: the planner runs for every entry.
@@ -181,6 +187,7 @@ export class LayerApplier implements ApplyContext {
     if (!st?.isDirectory()) return;
     const path = this.abs(rel);
     fs.lchownSync(path, st.uid, st.gid);
+    if (this.#ownersInXattr) inheritOverride(path, st as WithOwnerOverride);
     fs.chmodSync(path, st.mode & 0o7777);
     this.#m.dirTimes.push([rel, st.mtime]);
   }
@@ -304,7 +311,7 @@ export class LayerApplier implements ApplyContext {
         if (e.type === 'character-device' && e.devmajor === 0 && e.devminor === 0) {
           throw unsafe(e.name, 'a character device 0/0 is an overlay whiteout; layers must use .wh. names');
         }
-        mknod(path, e.type === 'character-device' ? 'char' : 'block', 0o600, e.devmajor, e.devminor);
+        if (!this.#device(path, e)) return;
         this.#metadata(rel, e, 'node');
         break;
       case 'fifo':
@@ -336,7 +343,7 @@ export class LayerApplier implements ApplyContext {
         }
       }
       // Content first (a write clears setuid), then owner, mode, xattrs.
-      fs.fchownSync(fd, e.uid, e.gid);
+      this.#own(path, e, 'file', () => fs.fchownSync(fd, e.uid, e.gid));
       fs.fchmodSync(fd, e.perm);
       this.#xattrs(path, e);
       fs.futimesSync(fd, e.mtime, e.mtime);
@@ -364,7 +371,7 @@ export class LayerApplier implements ApplyContext {
   /** Owner, then mode, then xattrs: chown clears setuid/setgid and security.capability. */
   #metadata(rel: string, e: Entry, kind: 'directory' | 'symlink' | 'node'): void {
     const path = this.abs(rel);
-    fs.lchownSync(path, e.uid, e.gid);
+    this.#own(path, e, kind === 'directory' ? 'dir' : kind, () => fs.lchownSync(path, e.uid, e.gid));
     if (kind === 'symlink') {
       this.#xattrs(path, e);
       fs.lutimesSync(path, e.mtime, e.mtime);
@@ -379,13 +386,31 @@ export class LayerApplier implements ApplyContext {
     } else fs.lutimesSync(path, e.mtime, e.mtime);
   }
 
+  /** chown, or (single-id namespace) the owner recorded when it cannot be mapped. */
+  #own(path: Buffer, e: Entry, type: string, chown: () => void): void {
+    if (this.#ownersInXattr) chownOrRecord(path, { uid: e.uid, gid: e.gid, mode: e.perm, type }, true, chown);
+    else chown();
+  }
+
+  /** mknod; false when a user namespace refuses it (EPERM): left out, as docker/podman do rootless. */
+  #device(path: Buffer, e: Entry): boolean {
+    try {
+      mknod(path, e.type === 'character-device' ? 'char' : 'block', 0o600, e.devmajor, e.devminor);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM' && !inInitialUserNs()) return false;
+      throw err;
+    }
+  }
+
   #xattrs(path: Buffer, e: Entry): void {
     if (e.xattrs.length === 0) return; // most entries: no allocation on the per-file path
     // security.capability last, after everything that could clear it.
     const ordered = [...e.xattrs.filter(([n]) => n !== CAPABILITY), ...e.xattrs.filter(([n]) => n === CAPABILITY)];
     for (const [name, value] of ordered) {
       if (value.length > MAX_XATTR_VALUE) throw unsafe(e.name, `xattr ${name} is larger than ${MAX_XATTR_VALUE} bytes`);
-      const stored = this.options.format.xattrName(name);
+      // tsgraph's own bookkeeping of owners (owner-override.ts): never the image's to set.
+      const stored = name === OVERRIDE_STAT ? null : this.options.format.xattrName(name);
       if (!stored) continue;
       try {
         setXattr(path, stored, value);

@@ -19,6 +19,7 @@ import tar from 'tar-stream';
 import type { OverlayChange } from './changes.js';
 import { type OverlayXattrPrefix, TRUSTED_OVERLAY, unescapeOverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 import { paxHeaderBlocks } from './tar-header.js';
+import { OVERRIDE_STAT, type OwnerOverride, parseOverride } from './owner-override.js';
 import { encodePaxRecord } from './pax.js';
 import { bytesOf } from '../util/byte-path.js';
 import { splitDev } from '../util/fs-helpers.js';
@@ -33,9 +34,15 @@ export interface GenerateOptions {
   overlayPrefix?: OverlayXattrPrefix | undefined;
 }
 
-function exportXattrs(node: SafeNode, source: GenerateOptions['source'], prefix: OverlayXattrPrefix = TRUSTED_OVERLAY): Array<[string, Buffer]> {
+function exportXattrs(node: SafeNode, source: GenerateOptions['source'], prefix: OverlayXattrPrefix = TRUSTED_OVERLAY): [Array<[string, Buffer]>, OwnerOverride | null] {
   const out: Array<[string, Buffer]> = [];
+  let override: OwnerOverride | null = null;
   for (const [name, value] of node.xattrs()) {
+    // The owner a single-id rootless store could not set (owner-override.ts): the entry's, not an xattr.
+    if (name === OVERRIDE_STAT) {
+      override = parseOverride(value);
+      continue;
+    }
     let key = name;
     if (source === 'overlay-upper' && name.startsWith(prefix)) {
       if (!name.startsWith(`${prefix}overlay.`)) continue; // overlay's own bookkeeping
@@ -43,7 +50,7 @@ function exportXattrs(node: SafeNode, source: GenerateOptions['source'], prefix:
     }
     out.push([`SCHILY.xattr.${key}`, value]);
   }
-  return out;
+  return [out, override];
 }
 
 const utf8Safe = (b: Buffer) => Buffer.from(b.toString('utf8'), 'utf8').equals(b);
@@ -160,8 +167,9 @@ export function generateLayerTar(changes: OverlayChange[], options: GenerateOpti
     const key = `${st.dev}:${st.ino}`;
     // A file's content fd, opened first, also serves its xattrs (no second /proc lookup).
     if (st.isFile() && st.size > 0) node.contentFd();
-    const xattrs = exportXattrs(node, options.source, options.overlayPrefix);
-    const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
+    const [xattrs, override] = exportXattrs(node, options.source, options.overlayPrefix);
+    // The mode on disk is the real one (tsgraph records only owners it could not set), and follows a chmod in the container.
+    const base = { mode: st.mode & 0o7777, uid: override?.uid ?? st.uid, gid: override?.gid ?? st.gid, mtime: st.mtime };
     if (st.isDirectory()) {
       await write({ ...base, type: 'directory' }, rel, undefined, xattrs);
       if (change.opaque) await write(MARKER, `${rel}/${WHITEOUT_OPAQUE}`);

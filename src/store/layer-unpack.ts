@@ -31,6 +31,7 @@ import type { ContentStore } from '../content/store.js';
 import { type Digest, hexOf } from '../digest.js';
 import { DeferredLowerDirs } from '../drivers/overlay/lower-dir.js';
 import type { OverlayXattrPrefix } from '../layer/whiteout.js';
+import { singleIdNamespace } from '../layer/owner-override.js';
 import type { GraphDriver } from '../drivers/driver.js';
 import { InterruptedError, TsgraphError, UnsupportedError, fromSystemError, isAbortError } from '../errors.js';
 import { chainIds } from '../layer/chain.js';
@@ -108,7 +109,8 @@ const APPLY_STOP_WAIT_MS = 2_000;
 export async function unpackLayers(parts: LayerStoreParts, image: ImageRecord, options: UnpackOptions = {}): Promise<{ unpacked: number; reused: number }> {
   const { driver } = parts;
   const chain = chainIds(image.layers.map((l) => l.diffId));
-  const parallel = driver.capabilities.layout === 'diff';
+  // Single-id rootless: in order, so implicit dirs inherit their lower's owner record (layer/owner-override.ts).
+  const parallel = driver.capabilities.layout === 'diff' && !singleIdNamespace();
   const created = chain.map(() => new Gate());
   const complete = chain.map(() => new Gate());
   const held: Array<Held | undefined> = [];

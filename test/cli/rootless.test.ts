@@ -16,45 +16,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getXattr } from '../../src/layer/xattr.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { FIXED_MTIME, makeImage, makeLayer, pushImages } from '../helpers/image-builder.js';
+import { pushImages } from '../helpers/image-builder.js';
 import { type TestRegistry, startRegistry } from '../helpers/registry.js';
-import { CLI_MAIN, type TestUser, ensureUidmap, makeUser } from '../helpers/rootless-user.js';
+import { CLI_MAIN, type TestUser, ensureUidmap, makeUser, testImage } from '../helpers/rootless-user.js';
 import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
 
 const SUB_START = 524288; // 0x80000: the user's range is 524288..589823
-
-const busybox = fs.readFileSync('/bin/busybox');
-const applets = ['sh', 'id', 'ls', 'cat', 'stat', 'echo'];
-
-async function testImage() {
-  const base = await makeLayer([
-    { path: 'bin', type: 'directory' },
-    { path: 'bin/busybox', content: busybox, mode: 0o755 },
-    ...applets.map((a) => ({ path: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
-    ...['dev', 'proc', 'sys', 'tmp'].map((d) => ({ path: d, type: 'directory' as const })),
-    { path: 'etc', type: 'directory' },
-    { path: 'etc/passwd', content: 'root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nwww:x:33:33::/data:/bin/sh\n' },
-    { path: 'etc/group', content: 'root:x:0:\napp:x:1000:\nwww:x:33:\n' },
-    { path: 'home', type: 'directory' },
-    { path: 'home/app', type: 'directory', uid: 1000, gid: 1000, mode: 0o755 },
-    { path: 'home/app/notes.txt', content: 'notes\n', uid: 1000, gid: 1000, mode: 0o640 },
-    { path: 'data', type: 'directory', uid: 33, gid: 33, mode: 0o700 },
-    { path: 'opq', type: 'directory' },
-    { path: 'opq/a.txt', content: 'a' },
-    { path: 'opq/b.txt', content: 'b' },
-    { path: 'keep', type: 'directory' },
-    { path: 'keep/gone.txt', content: 'gone' },
-  ]);
-  const top = await makeLayer([
-    { path: 'opq', type: 'directory' },
-    { path: 'opq/.wh..wh..opq', content: '' },
-    { path: 'opq/c.txt', content: 'c' },
-    { path: 'keep', type: 'directory' },
-    { path: 'keep/.wh.gone.txt', content: '' },
-    { path: 'home/app/new.txt', content: 'new\n', uid: 1000, gid: 1000, mtime: FIXED_MTIME },
-  ]);
-  return makeImage({ layers: [base, top], cmd: ['/bin/sh'] });
-}
 
 /** The container's view, printed by the process runc starts. */
 const PROBE = [

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from './cli.js';
+import { FIXED_MTIME, makeImage, makeLayer } from './image-builder.js';
 
 const MAIN = join(REPO_ROOT, 'src', 'cli', 'main.ts');
 export const SUBID_COUNT = 65536;
@@ -117,3 +118,40 @@ export function subIdLines(file: string, user: string): string[] {
 }
 
 export const CLI_MAIN = MAIN;
+
+const busybox = fs.readFileSync('/bin/busybox');
+const applets = ['sh', 'id', 'ls', 'cat', 'stat', 'echo'];
+
+/**
+ * The rootless tests' image: busybox applets, files of uid 1000 and 33, an
+ * opaque dir and a whiteout in the second layer.
+ */
+export async function testImage() {
+  const base = await makeLayer([
+    { path: 'bin', type: 'directory' },
+    { path: 'bin/busybox', content: busybox, mode: 0o755 },
+    ...applets.map((a) => ({ path: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
+    ...['dev', 'proc', 'sys', 'tmp'].map((d) => ({ path: d, type: 'directory' as const })),
+    { path: 'etc', type: 'directory' },
+    { path: 'etc/passwd', content: 'root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nwww:x:33:33::/data:/bin/sh\n' },
+    { path: 'etc/group', content: 'root:x:0:\napp:x:1000:\nwww:x:33:\n' },
+    { path: 'home', type: 'directory' },
+    { path: 'home/app', type: 'directory', uid: 1000, gid: 1000, mode: 0o755 },
+    { path: 'home/app/notes.txt', content: 'notes\n', uid: 1000, gid: 1000, mode: 0o640 },
+    { path: 'data', type: 'directory', uid: 33, gid: 33, mode: 0o700 },
+    { path: 'opq', type: 'directory' },
+    { path: 'opq/a.txt', content: 'a' },
+    { path: 'opq/b.txt', content: 'b' },
+    { path: 'keep', type: 'directory' },
+    { path: 'keep/gone.txt', content: 'gone' },
+  ]);
+  const top = await makeLayer([
+    { path: 'opq', type: 'directory' },
+    { path: 'opq/.wh..wh..opq', content: '' },
+    { path: 'opq/c.txt', content: 'c' },
+    { path: 'keep', type: 'directory' },
+    { path: 'keep/.wh.gone.txt', content: '' },
+    { path: 'home/app/new.txt', content: 'new\n', uid: 1000, gid: 1000, mtime: FIXED_MTIME },
+  ]);
+  return makeImage({ layers: [base, top], cmd: ['/bin/sh'] });
+}

@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import { fsPath } from '../../util/byte-path.js';
 import { getXattr } from '../../layer/xattr.js';
+import { OVERRIDE_STAT, singleIdNamespace } from '../../layer/owner-override.js';
 import { type OverlayXattrPrefix, TRUSTED_OVERLAY } from '../../layer/whiteout.js';
 import { NativeBatch, type OpMeta } from '../../layer/apply-batch.js';
 
@@ -25,7 +26,8 @@ export function lowerDirStats(lowers: string[], rel: string, xattrPrefix: Overla
       if (!st) break; // not in this lower: a deeper one may have it, unless an opaque dir hid them
       if (st.isCharacterDevice() && st.rdev === 0) return null; // whited out
       if (!st.isDirectory()) return null; // a file or link here: the directory is new
-      if (i === parts.length - 1) return st;
+      // Single-id rootless: the owner it could not set goes with it (layer/owner-override.ts).
+      if (i === parts.length - 1) return singleIdNamespace() ? Object.assign(st, { ownerOverride: getXattr(path, OVERRIDE_STAT) }) : st;
       if (getXattr(path, `${xattrPrefix}opaque`)?.toString() === 'y') hidden = true;
     }
     if (hidden) return null;
