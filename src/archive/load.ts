@@ -36,6 +36,7 @@ export type ArchiveFormat = 'docker-archive' | 'oci-archive';
 
 /** Options of {@link loadArchive}. */
 export interface LoadOptions {
+  /** Stops the load (nothing stored when it fires before the blobs are committed). */
   signal?: AbortSignal | undefined;
   /** Platform to pick from a multi-platform image (default: this host). */
   platform?: Platform | string | undefined;
@@ -43,14 +44,17 @@ export interface LoadOptions {
   name?: string | undefined;
   /** Layers unpacked in parallel (default 3). */
   jobs?: number | undefined;
+  /** Progress of registering each image (pull events: blobs found in the store, layers unpacked). */
   onProgress?: ((event: PullEvent) => void) | undefined;
 }
 
 /** One name a load registered. */
 export interface LoadedImage {
+  /** The name registered. */
   name: string;
   /** What the name resolves to (manifest, or the index above it). */
   digest: Digest;
+  /** The image manifest (made from the files for a docker archive). */
   manifestDigest: Digest;
   /** The image ID (docker's). */
   configDigest: Digest;
@@ -58,8 +62,11 @@ export interface LoadedImage {
 
 /** What {@link loadArchive} did. */
 export interface LoadResult {
+  /** The format found from the content. */
   format: ArchiveFormat;
+  /** Every name registered, in archive order. */
   images: LoadedImage[];
+  /** Wall time of the whole load. */
   seconds: number;
 }
 

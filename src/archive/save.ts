@@ -32,12 +32,15 @@ import { OCI_LAYOUT, ociIndex } from './oci-archive.js';
 export interface SaveOptions {
   /** `docker-archive` (default) or `oci-archive`. */
   format?: ArchiveFormat | undefined;
+  /** Stops writing (the writable is left as it is: a file's caller removes it). */
   signal?: AbortSignal | undefined;
 }
 
 /** What {@link saveImages} wrote. */
 export interface SaveResult {
+  /** The format written. */
   format: ArchiveFormat;
+  /** Each image written once, with the name it was asked under. */
   images: Array<{ name: string; manifestDigest: Digest; configDigest: Digest }>;
   /** Bytes of the archive. */
   bytes: number;
@@ -113,6 +116,9 @@ export async function saveImages(store: Store, refs: string[], writable: NodeJS.
     const failed = new Promise<never>((_r, reject) => writable.once('error', reject));
     failed.catch(() => {});
     const write = format === 'oci-archive' ? writeOci(store.content, images, pack, options.signal) : writeDocker(store.content, images, pack, options.signal);
+    // Whichever settles first decides; the others' later rejections are expected, not unhandled.
+    out.catch(() => {});
+    write.catch(() => {});
     try {
       await Promise.race([write.then(() => pack.finalize()), failed]);
       await Promise.race([out, failed]);
