@@ -21,6 +21,7 @@ import { TsgraphError, fromSystemError } from '../errors.js';
 import { type NativeApplyBatch, nativeApplyBatch } from '../native.js';
 import { displayPath } from '../util/byte-path.js';
 import { unsafe } from './paths.js';
+import { ownerNotMapped } from './owner-override.js';
 
 export interface BatchLimits {
   /** Ops per batch. */
@@ -83,7 +84,7 @@ function opError(err: unknown, name: string): unknown {
   // The model had only real directories on the way: a symlink there (ELOOP) or a
   // crossing out of the root (EXDEV) was swapped in by someone else.
   if (e.code === 'ELOOP' || e.code === 'EXDEV' || e.code === 'ENOTDIR') return unsafe(name, `a symlink, mount or file appeared on its path (${e.code}); not followed`);
-  const system = fromSystemError(err);
+  const system = fromSystemError(err) ?? ownerNotMapped(err, name);
   if (system) return system;
   return new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(name))} cannot be applied: ${e.message}`, { cause: err });
 }

@@ -42,7 +42,7 @@ import { writeSparse } from './sparse.js';
 import { type PaxRecords, TarGuard, scannedRecords } from './tar-scan.js';
 import { type ApplyContext, type WhiteoutFormat, classifyWhiteout } from './whiteout.js';
 import { mknod, setXattr } from './xattr.js';
-import { OVERRIDE_STAT, type WithOwnerOverride, chownOrRecord, inheritOverride, singleIdNamespace } from './owner-override.js';
+import { OVERRIDE_STAT, type WithOwnerOverride, chownOrRecord, inheritOverride, ownerNotMapped, singleIdNamespace } from './owner-override.js';
 import { inInitialUserNs } from '../rootless/userns.js';
 
 export interface ApplyOptions {
@@ -460,7 +460,7 @@ export class LayerApplier implements ApplyContext {
 function asLayerError(err: unknown, name: string | undefined): unknown {
   const { code, errno } = (err ?? {}) as NodeJS.ErrnoException;
   if (err instanceof TsgraphError || typeof errno !== 'number' || typeof code !== 'string') return err;
-  const system = fromSystemError(err);
+  const system = fromSystemError(err) ?? ownerNotMapped(err, name ?? '');
   if (system) return system;
   return new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(name ?? ''))} cannot be applied: ${(err as Error).message}`, { cause: err });
 }

@@ -20,6 +20,9 @@
  */
 import * as fs from 'node:fs';
 import { removeXattr, setXattr } from './xattr.js';
+import { UnsupportedError } from '../errors.js';
+import { displayPath } from '../util/byte-path.js';
+import { inInitialUserNs } from '../rootless/userns.js';
 
 export const OVERRIDE_STAT = 'user.containers.override_stat';
 
@@ -66,6 +69,21 @@ export function parseOverride(value: Buffer | null | undefined): OwnerOverride |
   const mode = parseInt(m[3]!, 8);
   if (uid > MAX_ID || gid > MAX_ID || mode > 0o7777) return null;
   return { uid, gid, mode, type: m[4] ?? '' };
+}
+
+/**
+ * A chown that failed with EINVAL in a user namespace: the layer wants an
+ * owner the namespace does not map (an image uid beyond the user's
+ * /etc/subuid range). Said as such, not as a malformed layer.
+ */
+export function ownerNotMapped(err: unknown, name: string): UnsupportedError | undefined {
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code !== 'EINVAL' || !/chown/.test(`${e.syscall ?? ''} ${e.message ?? ''}`) || inInitialUserNs()) return undefined;
+  return new UnsupportedError(
+    'TSG_ROOTLESS',
+    `layer entry ${JSON.stringify(displayPath(name))} has an owner this user namespace does not map: the /etc/subuid or /etc/subgid range is too small for this image (or use TSGRAPH_ROOTLESS_IDS=single)`,
+    { cause: err, data: { entry: displayPath(name) } },
+  );
 }
 
 /** What lowerDirStats (overlay/lower-dir.ts) adds in a single-id namespace: the lower dir's record. */

@@ -13,7 +13,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { getXattr } from '../../src/layer/xattr.js';
+import { getXattr, setXattr } from '../../src/layer/xattr.js';
+import { Readable } from 'node:stream';
+import { applyTar } from '../../src/layer/apply.js';
+import { generateLayerTar } from '../../src/layer/generate.js';
+import { overlayFormat } from '../../src/layer/whiteout.js';
+import { OVERRIDE_STAT, parseOverride } from '../../src/layer/owner-override.js';
+import { makeTar } from '../helpers/image-builder.js';
+import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { makeImage, makeLayer, pushImages } from '../helpers/image-builder.js';
 import { type TestRegistry, startRegistry } from '../helpers/registry.js';
@@ -100,5 +107,43 @@ describe('rootless, single id: owners the namespace cannot hold are recorded and
     const r = await user.cli(['images']);
     assert.equal(r.code, 7);
     assert.match(r.stderr, /TSGRAPH_ROOTLESS_IDS=single/);
+  });
+});
+
+describe('user.containers.override_stat is tsgraph\'s own bookkeeping', () => {
+  it('an image cannot set it (both apply paths), and only well-formed records are read', async () => {
+    const dir = makeTempDir('tsgraph-override-');
+    try {
+      for (const batch of [true, false]) {
+        const root = join(dir, `b${batch}`);
+        fs.mkdirSync(root);
+        const tar = await makeTar([{ path: 'f.txt', content: 'x', pax: { [`SCHILY.xattr.${OVERRIDE_STAT}`]: '0:0:4755:file', 'SCHILY.xattr.user.kept': 'y' } }]);
+        await applyTar(root, Readable.from([tar]), { format: overlayFormat, batch });
+        assert.equal(getXattr(join(root, 'f.txt'), OVERRIDE_STAT), null, `batch=${batch}`);
+        assert.equal(getXattr(join(root, 'f.txt'), 'user.kept')?.toString(), 'y', `batch=${batch}`);
+      }
+      for (const bad of ['1:2', '1:2:999:file', 'a:2:0644:file', '99999999999:1:0644:file', '1:2:0644:file;x', '']) assert.equal(parseOverride(Buffer.from(bad)), null, bad);
+      assert.deepEqual(parseOverride(Buffer.from('1000:33:0640:file')), { uid: 1000, gid: 33, mode: 0o640, type: 'file' });
+      assert.deepEqual(parseOverride(Buffer.from('5:6:0755')), { uid: 5, gid: 6, mode: 0o755, type: '' });
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('a layer written from an upper takes the recorded owner (not the mode: the file\'s own) and drops the xattr', async () => {
+    const dir = makeTempDir('tsgraph-override-');
+    try {
+      fs.writeFileSync(join(dir, 'a.txt'), 'a', { mode: 0o600 });
+      setXattr(join(dir, 'a.txt'), OVERRIDE_STAT, '1000:1001:0644:file');
+      const chunks: Buffer[] = [];
+      for await (const c of generateLayerTar([{ kind: 'A', path: '/a.txt' }], { root: dir, source: 'overlay-upper' })) chunks.push(c as Buffer);
+      const out = join(dir, 'out.tar');
+      fs.writeFileSync(out, Buffer.concat(chunks));
+      const list = spawnSync('tar', ['--numeric-owner', '-tvf', out], { encoding: 'utf8' }).stdout;
+      assert.match(list, /^-rw------- 1000\/1001 .* a\.txt$/m);
+      assert.doesNotMatch(Buffer.concat(chunks).toString('latin1'), /override_stat/);
+    } finally {
+      removeDir(dir);
+    }
   });
 });

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getXattr } from '../../src/layer/xattr.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { pushImages } from '../helpers/image-builder.js';
+import { makeImage, makeLayer, pushImages } from '../helpers/image-builder.js';
 import { type TestRegistry, startRegistry } from '../helpers/registry.js';
 import { CLI_MAIN, type TestUser, ensureUidmap, makeUser, testImage } from '../helpers/rootless-user.js';
 import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
@@ -47,6 +47,9 @@ describe('rootless: a non-root user pulls, mounts, runs runc, diffs and commits 
     reg = await startRegistry('plain');
     const client = new RegistryClient({ insecureRegistries: [reg.host] });
     await pushImages(client, reg.host, 'rl/app', 'v1', [await testImage()]);
+    // uid 70000: beyond the 65537 ids (the user + 65536) the user's namespace maps.
+    const big = await makeLayer([{ path: 'far.txt', content: 'far', uid: 70000, gid: 70000 }]);
+    await pushImages(client, reg.host, 'rl/far', 'v1', [makeImage({ layers: [big] })]);
     client.close();
     ref = `${reg.host}/rl/app:v1`;
     user = makeUser(tmp.dir, SUB_START);
@@ -80,6 +83,15 @@ describe('rootless: a non-root user pulls, mounts, runs runc, diffs and commits 
     assert.equal(getXattr(join(top, 'opq'), 'trusted.overlay.opaque'), null);
     const wh = fs.lstatSync(join(top, 'keep', 'gone.txt'));
     assert.ok(wh.isCharacterDevice() && wh.rdev === 0, 'whiteout as char 0/0');
+  });
+
+  it('an image owner beyond the subordinate range fails the pull as TSG_ROOTLESS, naming the entry; the root stays usable', async () => {
+    const r = await user.cli(['pull', '-q', '--insecure-registry', reg.host, `${reg.host}/rl/far:v1`]);
+    assert.equal(r.code, 7, r.stderr);
+    assert.match(r.stderr, /layer entry "far\.txt" has an owner this user namespace does not map: the \/etc\/subuid or \/etc\/subgid range is too small .*\(TSG_ROOTLESS\)/);
+    const images = await user.cli(['images', '-q']);
+    assert.equal(images.code, 0, images.stderr);
+    assert.equal(images.stdout.trim(), ref);
   });
 
   it('refuses `mount` outside its namespace, naming `tsgraph unshare`', async () => {
