@@ -16,7 +16,7 @@ import { REPO_ROOT, parseJsonOutput, runCli } from '../helpers/cli.js';
 import { type BuiltImage, makeImage, makeLayer, writeOciLayout } from '../helpers/image-builder.js';
 import { type Sandbox, makeSandbox, storedIngests } from '../helpers/sandbox.js';
 import { skopeo } from '../helpers/skopeo.js';
-import { mountPoints } from '../helpers/tmpfs.js';
+import { mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
 
 const MAIN = join(REPO_ROOT, 'src', 'cli', 'main.ts');
 
@@ -243,6 +243,26 @@ describe('image archives: save, load, export', () => {
     const missing = await runCli(['--json', 'save', 'tool:2', '-o', join(sb.dir, 'no', 'dir.tar')], env);
     assert.equal(missing.code, 3);
     assert.equal(parseJsonOutput<{ error: { code: string } }>(missing).error.code, 'TSG_NOT_FOUND');
+  });
+
+  it('save into a pipe closed early (EPIPE) or onto a full disk: one line each, no partial file', async () => {
+    // 1 MiB of zeros: a tiny gzip blob, a 1 MiB tar in a docker archive (more than a pipe or the tmpfs holds).
+    const bigLayout = join(sb.dir, 'big-layout');
+    writeOciLayout(bigLayout, [{ tag: 'big', image: makeImage({ layers: [await makeLayer([{ path: 'zeros', content: Buffer.alloc(1 << 20) }], 'gzip')] }) }]);
+    assert.equal((await runCli(['pull', `oci:${bigLayout}:big`], env)).code, 0);
+    const r = spawnSync('bash', ['-c', `'${process.execPath}' --import tsx '${MAIN}' save localhost/big-layout:big | head -c 10 >/dev/null; echo "\${PIPESTATUS[0]}"`], { cwd: REPO_ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.stdout.trim(), '2', r.stderr);
+    assert.match(r.stderr, /^tsgraph: cannot write stdout: the reader closed the pipe \(TSG_USAGE\)\n$/);
+    const small = mountTmpfs('256k');
+    try {
+      const file = join(small.dir, 'x.tar');
+      const full = await runCli(['save', 'localhost/big-layout:big', '-o', file], env);
+      assert.equal(full.code, 10, full.stderr);
+      assert.match(full.stderr, /^tsgraph: cannot write .*x\.tar: no space left on the device \(TSG_NO_SPACE\)\n$/);
+      assert.deepEqual(fs.readdirSync(small.dir), [], 'no partial archive, no temp file');
+    } finally {
+      small.cleanup();
+    }
   });
 
   it('export writes the merged tree (image + changes) as a flat tar, to a file or a pipe', async () => {

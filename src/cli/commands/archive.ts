@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Command } from '../commander.js';
-import { NotFoundError, TsgraphError, UsageError, fromSystemError } from '../../errors.js';
+import { NotFoundError, ResourceError, TsgraphError, UsageError } from '../../errors.js';
 import type { ArchiveFormat } from '../../archive/load.js';
 import { type CommandContext, openStore, requireStore } from '../context.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
@@ -71,8 +71,9 @@ function outputFile(path: string): { stream: fs.WriteStream; done: () => void; d
 function fileError(err: unknown, path: string): unknown {
   if (err instanceof TsgraphError) return err;
   const code = (err as NodeJS.ErrnoException)?.code;
-  const full = fromSystemError(err);
-  if (full) return full;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new ResourceError('TSG_NO_SPACE', `cannot write ${path}: no space left on the device${code === 'EDQUOT' ? ' (disk quota)' : ''}`, { cause: err, data: { path, errno: code } });
+  }
   if (code === 'ENOENT') return new NotFoundError('TSG_NOT_FOUND', `cannot write ${path}: its directory does not exist`, { data: { path } });
   if (code === 'EISDIR') return new UsageError('TSG_USAGE', `cannot write ${path}: it is a directory`, { data: { path } });
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new UsageError('TSG_USAGE', `cannot write ${path}: ${code}`, { data: { path, errno: code } });
