@@ -16,7 +16,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { UnsupportedError } from './errors.js';
@@ -107,6 +107,21 @@ export interface ZstdBinding {
 let zstdDir: string | undefined;
 
 /**
+ * Where zstd-napi may load from, in order: only where npm puts our own
+ * dependency — inside our package, or beside it when we are installed in a
+ * node_modules (hoisted) — then our prebuilt copy. Not require.resolve: with
+ * zstd-napi missing it walks every parent node_modules, NODE_PATH and
+ * ~/.node_modules, so a root tsgraph would load native code from a directory
+ * someone else may be able to write to.
+ */
+export function zstdNapiCandidates(packageRoot: string): string[] {
+  const dirs = [join(packageRoot, 'node_modules', 'zstd-napi')];
+  if (basename(dirname(packageRoot)) === 'node_modules') dirs.push(join(dirname(packageRoot), 'zstd-napi'));
+  dirs.push(join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, 'zstd-napi'));
+  return dirs;
+}
+
+/**
  * zstd-napi's directory, its binding loaded once: the installed optional
  * dependency (built for this machine by its own install), else the copy
  * `npm run prebuild` ships in prebuilds/<platform>-<arch>/zstd-napi/ (its
@@ -116,13 +131,8 @@ let zstdDir: string | undefined;
 function zstdNapiDir(): string {
   if (zstdDir) return zstdDir;
   const tried: string[] = [];
-  const candidates: Array<() => string> = [
-    () => dirname(require.resolve('zstd-napi/package.json')),
-    () => join(PACKAGE_ROOT, 'prebuilds', `${process.platform}-${process.arch}`, 'zstd-napi'),
-  ];
-  for (const candidate of candidates) {
+  for (const dir of zstdNapiCandidates(PACKAGE_ROOT)) {
     try {
-      const dir = candidate();
       require(join(dir, 'binding.js'));
       zstdDir = dir;
       return dir;

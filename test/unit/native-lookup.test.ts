@@ -101,3 +101,18 @@ describe('native addon lookup', () => {
     }
   });
 });
+
+describe('zstd-napi lookup', () => {
+  it('looks only in our package, beside it in its node_modules, then our prebuild; never further up', async () => {
+    const { zstdNapiCandidates } = await import('../../src/native.js');
+    const root = '/srv/app/node_modules/tsgraph';
+    assert.deepEqual(zstdNapiCandidates(root), [
+      '/srv/app/node_modules/tsgraph/node_modules/zstd-napi',
+      '/srv/app/node_modules/zstd-napi',
+      `/srv/app/node_modules/tsgraph/prebuilds/${PLATFORM}/zstd-napi`,
+    ]);
+    // A checkout (not inside a node_modules): its own node_modules, then its prebuild.
+    assert.deepEqual(zstdNapiCandidates('/src/tsgraph'), ['/src/tsgraph/node_modules/zstd-napi', `/src/tsgraph/prebuilds/${PLATFORM}/zstd-napi`]);
+    for (const d of zstdNapiCandidates(root)) assert.ok(!d.startsWith('/srv/node_modules') && !d.startsWith('/node_modules'), d);
+  });
+});
