@@ -166,11 +166,15 @@ export class Spool {
         spool.files.set(name, file);
       }
     };
+    const piped = pipeline(readable as Readable, guard, extract, ...(signal ? [{ signal }] : []));
+    const taken = entries();
     try {
-      await Promise.all([pipeline(readable as Readable, guard, extract, ...(signal ? [{ signal }] : [])), entries()]);
+      await Promise.all([piped, taken]);
     } catch (err) {
-      spool.discard();
+      // Both sides settle first: the file being spooled when the tar broke drops its own temp ingest.
       extract.destroy();
+      await Promise.allSettled([piped, taken]);
+      spool.discard();
       throw archiveError(err);
     }
     return spool;

@@ -209,9 +209,11 @@ describe('load refuses hostile archives and stores nothing', () => {
     assert.equal(r.stdout, 'Loaded image: docker.io/library/alias:1\n');
   });
 
-  it('data after the end-of-archive marker, an entry twice, not a tar at all', async () => {
+  it('data after the end-of-archive marker, a cut archive, an entry twice, not a tar at all', async () => {
     const good_ = await makeTar(dockerEntries(good));
     await refused('trailing', Buffer.concat([good_, Buffer.from('hidden after the end')]), 'TSG_INVALID_MANIFEST', 5, /after the end-of-archive/);
+    // Cut in the middle of the layer file: the file being spooled drops its temp ingest too.
+    await refused('truncated', good_.subarray(0, 2500), 'TSG_INVALID_MANIFEST', 5, /ends in the middle of an entry/);
     await refused('twice', await makeTar([...dockerEntries(good), { path: 'manifest.json', content: '[]' }]), 'TSG_INVALID_MANIFEST', 5, /twice/);
     await refused('garbage', Buffer.alloc(4096, 'not a tar '), 'TSG_INVALID_MANIFEST', 5);
     await refused('empty-dir-only', await makeTar([{ path: 'd/', type: 'directory' }]), 'TSG_INVALID_MANIFEST', 5, /neither manifest\.json/);
