@@ -12,7 +12,7 @@ import { sha256 } from '../../src/digest.js';
 import { ustarHeader } from '../../src/layer/tar-header.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { parseJsonOutput, runCli, spawnCli } from '../helpers/cli.js';
-import { type BuiltImage, type BuiltLayer, type TarEntry, makeImage, makeLayer, makeTar } from '../helpers/image-builder.js';
+import { type BuiltImage, type BuiltLayer, type TarEntry, makeImage, makeIndex, makeLayer, makeTar } from '../helpers/image-builder.js';
 import { type Sandbox, makeSandbox, storedBlobs, storedImages, storedIngests } from '../helpers/sandbox.js';
 
 const hex = (d: string) => d.slice('sha256:'.length);
@@ -122,7 +122,15 @@ describe('load refuses hostile archives and stores nothing', () => {
     // Non-ASCII names: manifest.json's UTF-8 paths find the entries.
     const utf8 = dockerEntries(good).map((e) => ({ ...e, path: e.path.endsWith('.tar') ? 'läyer ✓.tar' : e.path }));
     utf8[utf8.length - 1]!.content = JSON.stringify([{ Config: `${hex(good.config.digest)}.json`, RepoTags: ['hostile/app:1'], Layers: ['läyer ✓.tar'] }]);
-    for (const [i, entries] of [dockerEntries(good), ociEntries(good), ociEntries(gzipped), docker25, utf8].entries()) {
+    // A multi-platform index whose other platform's blobs are not in the archive (docker 25's containerd store does that).
+    const arm = makeImage({ layers: gzipped.layers, platform: { os: 'linux', architecture: 'arm64' } });
+    const index = makeIndex([arm, good]);
+    const multi: TarEntry[] = [
+      ...ociEntries(good).filter((e) => e.path !== 'index.json'),
+      { path: `blobs/sha256/${hex(index.digest)}`, content: index.bytes },
+      { path: 'index.json', content: JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: index.mediaType, digest: index.digest, size: index.size, annotations: { 'io.containerd.image.name': 'docker.io/hostile/app:1' } }] }) },
+    ];
+    for (const [i, entries] of [dockerEntries(good), ociEntries(good), ociEntries(gzipped), docker25, utf8, multi].entries()) {
       const file = join(sb.dir, `good-${i}.tar`);
       fs.writeFileSync(file, await makeTar(entries));
       const r = await runCli(['load', '-i', file], { ...sb.env, TSGRAPH_ROOT: root });
