@@ -10,7 +10,8 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { hasNewMountApi, mount, tryKernelOverlayLowers, unmount } from '../mount/index.js';
 import { AUFS_REMEDY } from './aufs/aufs.js';
-import { OVERLAY_OPTIONS, probeOverlayMount } from './overlay/overlay.js';
+import { OVERLAY_OPTIONS, USERXATTR_OVERLAY_OPTIONS, probeOverlayMount } from './overlay/overlay.js';
+import { inInitialUserNs } from '../rootless/userns.js';
 import { backingFs, kernelHas, layerLikeDirs, probeDType, probeIn, probeReflink, probeUserxattrNeeded, probeWhiteoutMknod } from './probe.js';
 
 export interface DoctorProbe {
@@ -65,6 +66,7 @@ function which(cmd: string): string | undefined {
 
 export function runDoctor(root: string): DoctorProbe[] {
   fs.mkdirSync(root, { recursive: true });
+  const inUserNs = !inInitialUserNs();
   const out: DoctorProbe[] = [];
   const add = (p: DoctorProbe) => out.push(p);
   const remedyIf = (p: { ok: boolean; name: string; detail: string }, remedy: string): DoctorProbe => ({ ...p, remedy: p.ok ? undefined : remedy });
@@ -80,14 +82,16 @@ export function runDoctor(root: string): DoctorProbe[] {
   const api = hasNewMountApi();
   add({ name: 'new mount API', ok: api, detail: api ? 'fsopen/fsconfig/fsmount/move_mount' : 'fsopen is missing', remedy: api ? undefined : 'upgrade to Linux ≥ 5.2' });
   if (overlay && api) {
-    add(remedyIf(probeOverlayMount(root), 'overlay mounts fail here; tsgraph picks btrfs or vfs for this root'));
+    // In a user namespace (rootless, docs/rootless.md) a store's overlay mounts with userxattr.
+    add(remedyIf(probeOverlayMount(root, inUserNs ? USERXATTR_OVERLAY_OPTIONS : OVERLAY_OPTIONS), 'overlay mounts fail here; tsgraph picks btrfs or vfs for this root'));
     add(maxLowers(root));
   }
   const fsType = backingFs(root);
   add({ name: 'backing filesystem', ok: fsType !== 'overlay' && fsType !== 'aufs', detail: `${root} is on ${fsType}`, remedy: fsType === 'overlay' ? 'put the root on a real filesystem (overlay on overlay fails)' : undefined });
   add(remedyIf(probeDType(root), 'reformat with d_type (xfs: ftype=1)'));
   add(remedyIf(probeWhiteoutMknod(root), 'mknod of char 0/0 is denied: run as root (or in a user namespace that allows it)'));
-  add(remedyIf(probeUserxattrNeeded(root), 'run as root: rootless overlay (userxattr) is not supported yet'));
+  if (inUserNs) add({ name: 'userxattr needed', ok: true, detail: 'yes (a user namespace): overlay keeps its metadata in user.overlay.*, mounted with userxattr' });
+  else add(remedyIf(probeUserxattrNeeded(root), 'as a non-root user tsgraph runs in a user namespace and mounts with userxattr (docs/rootless.md)'));
   add({
     name: 'metacopy / redirect_dir / index',
     ok: true,

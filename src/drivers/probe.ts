@@ -179,7 +179,7 @@ export function probeUserxattrNeeded(home: string): Probe {
     setXattr(dir, 'trusted.tsgraph-probe', 'y');
     return 'no: trusted.overlay.* xattrs can be written';
   });
-  return p.ok ? p : { name: p.name, ok: false, detail: `yes: trusted.* xattrs are refused here (${p.detail}); rootless overlay is not supported yet` };
+  return p.ok ? p : { name: p.name, ok: false, detail: `yes: trusted.* xattrs are refused here (${p.detail}); a store made in a user namespace mounts with userxattr instead (docs/rootless.md)` };
 }
 
 export function probeReflink(home: string): Probe {

@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { openPrivateRoot } from '../util/private-root.js';
 import { runInUserNamespace } from './enter.js';
-import { requireRootless } from './requirements.js';
+import { missingPieces, requireRootless } from './requirements.js';
 import { ROOT_CHECKED_ENV, USERNS_ENV, rootlessDefaultRoot, rootlessState } from './userns.js';
 
 /** Verbs that never touch a store: no namespace needed. */
@@ -39,6 +39,8 @@ export function rootlessRoot(globals: GateGlobals, env: NodeJS.ProcessEnv = proc
  */
 export async function rootlessGate(verb: string, globals: GateGlobals, command?: string[]): Promise<void> {
   if (rootlessState() !== 'outside' || NO_STORE.has(verb)) return;
+  // doctor reports the missing pieces instead of being refused for them.
+  if (verb === 'doctor' && missingPieces().missing.length) return;
   const plan = requireRootless();
   if (MOUNTING.has(verb)) {
     throw new UsageError(

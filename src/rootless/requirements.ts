@@ -19,6 +19,7 @@ import { delimiter, join } from 'node:path';
 import { userInfo } from 'node:os';
 import { UnsupportedError } from '../errors.js';
 import { type SubIdRange, subIdRanges } from './subid.js';
+import { rootlessState } from './userns.js';
 
 export interface RootlessPlan {
   /** `subid`: 0 = the user, 1.. = the subordinate ranges; `single`: the user's id only. */
@@ -109,6 +110,45 @@ export function missingPieces(facts: RootlessFacts = {}): { missing: string[]; p
     missing,
     plan: { mode: single ? 'single' : 'subid', uid, gid, user, uidRanges: single ? [] : uidRanges, gidRanges: single ? [] : gidRanges, unshare: unshare!, newuidmap, newgidmap },
   };
+}
+
+/** A `tsgraph doctor` line (drivers/doctor.ts DoctorProbe). */
+export interface RootlessProbe {
+  name: string;
+  ok: boolean;
+  detail: string;
+  remedy?: string | undefined;
+}
+
+/**
+ * What `tsgraph doctor` says about rootless operation: nothing for root;
+ * outside a namespace, each missing piece (the gate lets doctor run there
+ * to report them); inside, the namespace's id map and which mode it is.
+ */
+export function rootlessProbes(facts: RootlessFacts = {}): RootlessProbe[] {
+  const state = rootlessState(facts.env);
+  if (state === 'root') return [];
+  if (state === 'outside') {
+    const { missing } = missingPieces(facts);
+    if (!missing.length) return [{ name: 'rootless', ok: true, detail: 'verbs run in a user namespace with the /etc/subuid range mapped (docs/rootless.md)' }];
+    return missing.map((m) => ({ name: 'rootless', ok: false, detail: `missing: ${m}`, remedy: 'see docs/rootless.md' }));
+  }
+  let lines: string[] = [];
+  try {
+    lines = fs.readFileSync('/proc/self/uid_map', 'latin1').trim().split('\n').map((l) => l.trim().split(/\s+/).join(' '));
+  } catch {
+    /* no procfs */
+  }
+  const single = lines.length === 1 && lines[0]!.endsWith(' 1');
+  return [
+    {
+      name: 'rootless',
+      ok: true,
+      detail: single
+        ? `single id (uid map ${lines[0]}): owners other than root are recorded in user.containers.override_stat`
+        : `user namespace with subordinate ids (uid map ${lines.join(', ')}); overlay with userxattr`,
+    },
+  ];
 }
 
 /** The one-line refusal for what is missing. */

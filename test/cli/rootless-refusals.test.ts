@@ -77,6 +77,13 @@ describe('rootless refusals: every verb refuses early, naming the missing piece'
     assert.ok(!fs.existsSync(join(noSubid.home, '.local')), 'no root was created');
   });
 
+  it('doctor is not refused: it reports the missing pieces as FAIL lines and exits 0', async () => {
+    const r = await noSubid.cli(['doctor']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^FAIL\s+rootless\s+missing: a subordinate uid range for .* in \/etc\/subuid/m);
+    assert.match(r.stdout, /^FAIL\s+rootless\s+missing: a subordinate gid range for .* in \/etc\/subgid/m);
+  });
+
   it('--json gives the code and the missing pieces as data', async () => {
     const r = await noSubid.cli(['--json', 'images']);
     assert.equal(r.code, 7);

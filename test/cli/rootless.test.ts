@@ -94,6 +94,13 @@ describe('rootless: a non-root user pulls, mounts, runs runc, diffs and commits 
     assert.equal(images.stdout.trim(), ref);
   });
 
+  it('doctor, run in the namespace, says so and finds the userxattr overlay mount working', async () => {
+    const r = await user.cli(['doctor']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^PASS\s+overlay mount\s+mounts with index=off,redirect_dir=nofollow,metacopy=off,userxattr/m);
+    assert.match(r.stdout, /^PASS\s+rootless\s+user namespace with subordinate ids \(uid map 0 \d+ 1, 1 524288 65536\)/m);
+  });
+
   it('refuses `mount` outside its namespace, naming `tsgraph unshare`', async () => {
     const r = await user.cli(['mount', ref]);
     assert.equal(r.code, 2, r.stderr);
