@@ -16,7 +16,7 @@ import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest.js';
 import { hexOf } from '../digest.js';
-import { NotFoundError, throwIfAborted } from '../errors.js';
+import { NotFoundError, UnsupportedError, throwIfAborted } from '../errors.js';
 import type { Descriptor } from '../oci/schemas.js';
 import { type Platform, hostPlatform, parsePlatform } from '../platform.js';
 import type { BlobStream, FetchedManifest, ImageSource } from '../source/source.js';
@@ -126,6 +126,8 @@ export async function loadArchive(store: Store, readable: Readable | NodeJS.Read
       } else if (isOciArchive(spool)) {
         format = 'oci-archive';
         images = await planOci(spool, platform, fallback);
+      } else if (spool.get('repositories')) {
+        throw new UnsupportedError('TSG_UNSUPPORTED', 'image archive is in the docker 1.9 format (repositories, no manifest.json), which tsgraph does not load; re-save it with a current docker or skopeo');
       } else {
         throw malformed('it has neither manifest.json (docker-archive) nor oci-layout and index.json (OCI archive)');
       }

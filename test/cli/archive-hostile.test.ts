@@ -224,6 +224,7 @@ describe('load refuses hostile archives and stores nothing', () => {
     await refused('truncated', good_.subarray(0, 2500), 'TSG_INVALID_MANIFEST', 5, /ends in the middle of an entry/);
     await refused('twice', await makeTar([...dockerEntries(good), { path: 'manifest.json', content: '[]' }]), 'TSG_INVALID_MANIFEST', 5, /twice/);
     await refused('garbage', Buffer.alloc(4096, 'not a tar '), 'TSG_INVALID_MANIFEST', 5);
+    await refused('docker-1.9', await makeTar([{ path: 'repositories', content: '{"a":{"1":"x"}}' }, { path: 'x/layer.tar', content: good.layers[0]!.bytes }]), 'TSG_UNSUPPORTED', 7, /docker 1\.9/);
     await refused('empty-dir-only', await makeTar([{ path: 'd/', type: 'directory' }]), 'TSG_INVALID_MANIFEST', 5, /neither manifest\.json/);
   });
 
