@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { BusyError, UnsafeError } from '../errors.js';
 import { nativeAt } from '../native.js';
-import { byteString, bytesOf } from './byte-path.js';
+import { byteString, bytesOf, displayPath } from './byte-path.js';
 
 /**
  * Test hooks, for making the container-swaps-a-file race deterministic:
@@ -95,6 +95,11 @@ export class SafeNode {
       fd = at.openatNoFollow(this.fd, bytesOf(name), at.atConstants.O_PATH);
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return null;
+      // A mount point inside the tree (a host dir bound or propagated into a container's
+      // merged view): what is behind it is not the container's, so it is never read.
+      if (isErrno(err, 'EXDEV')) {
+        throw new UnsafeError('TSG_UNSAFE_PATH', `${this.where}/${displayPath(name)} is a mount point inside the tree: not read`, { cause: err });
+      }
       throw err;
     }
     try {
