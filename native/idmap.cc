@@ -32,6 +32,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 #include "args.h"
@@ -175,10 +176,31 @@ static inline long RawSyscall3(long n, long a, long b, long c) {
 }
 #endif
 
+// Closes every fd of this (copied) fd table from 3 up except `keep` (sorted, distinct).
+static void CloseAllBut(const int* keep, int n) {
+  long lo = 3;
+  for (int i = 0; i < n; i++) {
+    if (keep[i] < lo) continue;
+    if (keep[i] > lo) RawSyscall3(SYS_close_range, lo, keep[i] - 1, 0);
+    lo = keep[i] + 1;
+  }
+  RawSyscall3(SYS_close_range, lo, ~0U, 0);
+}
+
 static int ChildMain(void* arg) {
   const ChildJob* j = static_cast<const ChildJob*>(arg);
   RawSyscall3(SYS_close, j->holdWr, 0, 0);
   if (j->setnsFd >= 0) {
+    // Joining a namespace someone else made gives its root (a container's root) ptrace rights
+    // over us: this child is a copy (no CLONE_VM, see StartChild), made non-dumpable (ptrace
+    // then needs CAP_SYS_PTRACE where our memory was created, the host's namespace) and
+    // holding no fd but the three it needs, before it joins.
+    RawSyscall3(SYS_prctl, PR_SET_DUMPABLE, 0, 0);
+    int keep[3] = {j->holdRd, j->statusWr, j->setnsFd};
+    for (int a = 0; a < 3; a++)
+      for (int b = a + 1; b < 3; b++)
+        if (keep[b] < keep[a]) std::swap(keep[a], keep[b]);
+    CloseAllBut(keep, 3);
     long r = RawSyscall3(SYS_setns, j->setnsFd, CLONE_NEWUSER, 0);
     unsigned char code = r == 0 ? 0 : static_cast<unsigned char>(-r > 255 ? 255 : -r);
     while (RawSyscall3(SYS_write, j->statusWr, reinterpret_cast<long>(&code), 1) == -EINTR) {
@@ -208,7 +230,11 @@ static long StartChild(ChildJob* job, int nsFlags, void** stack) {
     pid = -errno;
   } else {
     *stack = mem;
-    pid = clone(ChildMain, static_cast<char*>(mem) + kChildStack, CLONE_VM | nsFlags, job);
+    // A child that joins another's namespace gets its own copy of our memory (review of issue
+    // 10, F2: sharing it let that namespace's root read and write Node's heap); one that only
+    // makes a fresh namespace shares it (cheap; nobody else is inside that namespace).
+    int vm = job->setnsFd >= 0 ? 0 : CLONE_VM;
+    pid = clone(ChildMain, static_cast<char*>(mem) + kChildStack, vm | nsFlags, job);
     if (pid < 0) pid = -errno;
   }
 #else
