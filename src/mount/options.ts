@@ -73,15 +73,16 @@ export function parseOverlayOption(opt: string): [string, string | null] {
   if (LAYER_KEYS.has(key)) {
     throw new UsageError('TSG_USAGE', `overlay option ${key} is refused: tsgraph decides which directories are layers`, { data: { option: opt } });
   }
-  if (!(key in ALLOWED)) {
-    const why = WHY_REFUSED[key];
+  // Own keys only: `in` also finds Object.prototype's (`--opt toString`, `constructor=x`).
+  if (!Object.hasOwn(ALLOWED, key)) {
+    const why = Object.hasOwn(WHY_REFUSED, key) ? WHY_REFUSED[key] : undefined;
     throw new UsageError('TSG_USAGE', `overlay option ${key} is refused${why ? `: ${why}` : ''}; allowed: ${Object.keys(ALLOWED).join(', ')}`, {
       data: { option: opt },
     });
   }
   const values = ALLOWED[key]!;
   if (values === null ? value !== null : value === null || !values.has(value)) {
-    const why = WHY_REFUSED[key];
+    const why = Object.hasOwn(WHY_REFUSED, key) ? WHY_REFUSED[key] : undefined;
     const want = values === null ? 'a flag without a value' : [...values].map((v) => `${key}=${v}`).join(' or ');
     throw new UsageError('TSG_USAGE', `overlay option ${opt} is refused${why && values !== null ? ` (${why})` : ''}; allowed: ${want}`, {
       data: { option: opt },

@@ -75,3 +75,11 @@ test('pull --platform that a single-platform image does not match is TSG_PLATFOR
   await assert.rejects(store.pull(ref, { platform: 'linux/arm64', unpack: false }), { code: 'TSG_PLATFORM_NOT_FOUND' });
   await store.pull(ref, { unpack: false });
 });
+
+test('overlay options named like Object.prototype members are TSG_USAGE, not an internal error (review F4)', async () => {
+  const { parseOverlayOption } = await import('../../src/mount/options.js');
+  for (const opt of ['toString', 'constructor=x', '__proto__', 'hasOwnProperty=1', 'valueOf']) {
+    assert.throws(() => parseOverlayOption(opt), { code: 'TSG_USAGE' }, opt);
+  }
+  assert.deepEqual(parseOverlayOption('xino=off'), ['xino', 'off']);
+});
