@@ -124,6 +124,7 @@ export async function saveImages(store: Store, refs: string[], writable: NodeJS.
       await Promise.race([out, failed]);
     } catch (err) {
       pack.destroy();
+      throwIfAborted(options.signal); // TSG_ABORTED, not the stream's AbortError
       throw err;
     }
     return { format, images: images.map((i) => ({ name: i.name, manifestDigest: i.manifestDigest, configDigest: i.configDigest })), bytes };
