@@ -179,6 +179,27 @@ describe('rootless: a non-root user pulls, mounts, runs runc, diffs and commits 
     }
   });
 
+  it('SIGTERM to tsgraph reaches the command it runs in the namespace, and both end', async () => {
+    const child = user.start(['unshare', '--', '/bin/sh', '-c', 'echo $$; exec sleep 60']);
+    let out = '';
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.stdout!.on('data', (d) => {
+        out += d;
+        if (out.includes('\n')) resolve(Number(out.trim()));
+      });
+      child.on('close', () => reject(new Error(`ended before printing a pid: ${out}`)));
+    });
+    assert.ok(fs.existsSync(`/proc/${pid}`), 'the command runs');
+    const t0 = Date.now();
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.equal(code, 143);
+    assert.ok(Date.now() - t0 < 5000, 'ends within seconds');
+    // The sleep was the namespace's sh exec'd: gone with the signal, not left behind.
+    for (let i = 0; i < 50 && fs.existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(!fs.existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')), 'the command is gone');
+  });
+
   it('a non-root pull killed half-way leaves the root usable: the next verbs repair it and carry on', async () => {
     const root = join(user.home, 'crashed');
     const env = { TSGRAPH_ROOT: root };

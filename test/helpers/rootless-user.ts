@@ -5,7 +5,7 @@
  * in cleanup. Commands run as that user through spawn's uid/gid (libuv drops
  * the supplementary groups), with a minimal environment: HOME, USER, PATH.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +25,8 @@ export interface TestUser {
   env(extra?: Record<string, string>): Record<string, string>;
   /** Runs the tsgraph CLI as the user. */
   cli(args: string[], extra?: Record<string, string>, timeoutMs?: number): Promise<RunResult>;
+  /** Starts the tsgraph CLI as the user (stdout/stderr piped), for tests that signal it. */
+  start(args: string[], extra?: Record<string, string>): ChildProcess;
   /** Runs `sh -c script` as the user. */
   sh(script: string, extra?: Record<string, string>, timeoutMs?: number): Promise<RunResult>;
   remove(): void;
@@ -98,6 +100,8 @@ export function makeUser(parent: string, subStart?: number): TestUser {
     subStart,
     env,
     cli: (args, extra, timeoutMs = 180_000) => run(process.execPath, ['--import', 'tsx', MAIN, ...args], { uid, gid }, env(extra), timeoutMs),
+    start: (args, extra) =>
+      spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: REPO_ROOT, uid, gid, env: env(extra), stdio: ['ignore', 'pipe', 'pipe'] }),
     sh: (script, extra, timeoutMs = 180_000) => run('/bin/sh', ['-c', script], { uid, gid }, env(extra), timeoutMs),
     remove() {
       if (range) spawnSync('usermod', ['--del-subuids', range, '--del-subgids', range, name]);
