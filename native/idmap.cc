@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <linux/mount.h>
 #include <linux/nsfs.h>
 #include <linux/openat2.h>
@@ -30,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utility>
@@ -322,7 +324,15 @@ int OpenDirBeneath(const Napi::Env& env, int base, const std::string& rel, const
 static Napi::Value UsernsOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = BytesArg(info, 0, "path");
-  Fd f(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  // Looked at before it is opened for real: opening a device has side effects (a watchdog
+  // arms), so only a file on nsfs is reopened readable, through its O_PATH fd.
+  Fd p(open(path.c_str(), O_PATH | O_CLOEXEC));
+  if (p.fd < 0) ThrowErrno(env, errno, "open", path);
+  struct statfs sfs;
+  if (fstatfs(p.fd, &sfs) < 0) ThrowErrno(env, errno, "fstatfs", path);
+  if (sfs.f_type != NSFS_MAGIC) ThrowErrno(env, EINVAL, "open", path, "not a namespace file (nsfs)");
+  std::string viaFd = "/proc/self/fd/" + std::to_string(p.fd);
+  Fd f(open(viaFd.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (f.fd < 0) ThrowErrno(env, errno, "open", path);
   RequireUsernsFd(env, f.fd, path);
   return Napi::Number::New(env, f.release());

@@ -72,6 +72,8 @@ describe('idmap: native argument checks', () => {
       refuses(() => n.usernsCheck('3' as unknown as number), 'ERR_INVALID_ARG_TYPE', 'a string');
       refuses(() => n.usernsOpen('/proc/self/ns/net'), 'EINVAL', 'open of a network namespace');
       refuses(() => n.usernsOpen('/etc/passwd'), 'EINVAL', 'open of a file');
+      // A device is never opened for real (opening /dev/watchdog arms it): refused by its filesystem first.
+      assert.throws(() => n.usernsOpen('/dev/null'), /not a namespace file \(nsfs\)/);
       refuses(() => n.usernsOpen('/proc/self/ns/user\0x'), 'ERR_INVALID_ARG_VALUE', 'a NUL');
       refuses(() => n.usernsOpen('/nonexistent/ns'), 'ENOENT', 'missing');
       refuses(() => n.usernsMaps(file), 'EINVAL', 'maps of a file');
