@@ -300,6 +300,8 @@ const VERB_DEFINITIONS = {
           'such a namespace by themselves. Give options to CMD after `--`.',
       )
       .argument('[command...]', 'command and arguments (default: $SHELL)')
+      // `tsgraph unshare ls -l` as `podman unshare ls -l`: options after the command are the command's.
+      .allowUnknownOption()
       .action(async (command: string[]) => (await import('./commands/unshare.js')).unshare(command)),
 
   save: (ctx: CommandContext) =>

@@ -19,7 +19,7 @@ import tar from 'tar-stream';
 import type { OverlayChange } from './changes.js';
 import { type OverlayXattrPrefix, TRUSTED_OVERLAY, unescapeOverlayXattr, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js';
 import { paxHeaderBlocks } from './tar-header.js';
-import { OVERRIDE_STAT, type OwnerOverride, parseOverride } from './owner-override.js';
+import { OVERRIDE_STAT, type OwnerOverride, parseOverride, singleIdNamespace } from './owner-override.js';
 import { encodePaxRecord } from './pax.js';
 import { bytesOf } from '../util/byte-path.js';
 import { splitDev } from '../util/fs-helpers.js';
@@ -38,9 +38,10 @@ function exportXattrs(node: SafeNode, source: GenerateOptions['source'], prefix:
   const out: Array<[string, Buffer]> = [];
   let override: OwnerOverride | null = null;
   for (const [name, value] of node.xattrs()) {
-    // The owner a single-id rootless store could not set (owner-override.ts): the entry's, not an xattr.
+    // The owner a single-id rootless store could not set (owner-override.ts): never exported as an xattr,
+    // and read only in such a namespace (elsewhere a container could forge owners with it).
     if (name === OVERRIDE_STAT) {
-      override = parseOverride(value);
+      if (singleIdNamespace()) override = parseOverride(value);
       continue;
     }
     let key = name;

@@ -9,9 +9,11 @@
  * (type: file, dir, symlink, pipe, socket, char-M-m, block-M-m), the format
  * c/storage and fuse-overlayfs read. The kernel's overlay does not read it:
  * a container sees such files as root's. tsgraph reads it back when it
- * writes a layer (diff --output, commit), so committed layers keep the
- * image's owners; copy-up keeps user.* xattrs, so a file the container
- * changed keeps its recorded owner too.
+ * writes a layer (diff --output, commit) in such a namespace, so committed
+ * layers keep the image's owners; copy-up keeps user.* xattrs, so a file the
+ * container changed keeps its recorded owner too. Anywhere else the xattr is
+ * dropped unread: a container of a rootful store could set it to forge the
+ * owners of a layer it commits.
  *
  * user.* xattrs exist on regular files and directories only: a symlink or
  * fifo whose owner cannot be set keeps the user's (nothing records it).
