@@ -15,6 +15,7 @@
  * released when it closes.
  */
 import { type Readable, Transform, pipeline } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { GraphDriver } from '../drivers/driver.js';
 import { hexOf } from '../digest.js';
 import { InterruptedError, toTsgraphError } from '../errors.js';
@@ -89,6 +90,25 @@ function outputOf(source: Readable, stages: NodeJS.ReadWriteStream[], options: T
   return out;
 }
 
+/**
+ * Releases the export's read-only mount. A reader that stops early closes the
+ * tar before the walk has closed its fds (a file's read stream closes its fd
+ * on the thread pool), so the first umount can meet EBUSY: it is tried again,
+ * a bounded number of times, instead of leaving the mount behind.
+ */
+async function putWhenIdle(driver: GraphDriver, id: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await driver.put(id);
+      return;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (attempt >= 40 || (code !== 'TSG_IN_USE' && code !== 'EBUSY')) return; // check/gc report a mount that stayed
+      await sleep(Math.min(10 * (attempt + 1), 100));
+    }
+  }
+}
+
 /** Runs `fn` for a held container and resolves its stream, keeping the hold until the stream closes. */
 export type ContainerHold = (fn: (record: ContainerRecord) => Promise<void>) => Promise<void>;
 
@@ -134,7 +154,7 @@ export async function containerExportStream(driver: GraphDriver, record: Contain
   const release = () => {
     if (released) return;
     released = true;
-    void driver.put(record.id).catch(() => {});
+    void putWhenIdle(driver, record.id);
   };
   let tar: Readable;
   try {
