@@ -114,8 +114,12 @@ export async function runInUserNamespace(plan: RootlessPlan, argv: string[], opt
   });
   exited.catch(() => {}); // awaited below; no unhandled rejection while the mapping runs
   if (plan.mode === 'subid') {
-    const go = child.stdio[3] as Writable;
-    const ready = child.stdio[4] as Readable;
+    const go = child.stdio[3] as Writable | null;
+    const ready = child.stdio[4] as Readable | null;
+    if (!go || !ready) {
+      await exited; // not started (spawn error): that rejection says why
+      throw new UnsupportedError('TSG_ROOTLESS', `rootless tsgraph could not start ${plan.unshare}`);
+    }
     go.on('error', () => {}); // the sh may be gone (EPIPE): its exit status tells
     const line = await readLine(ready, STEP_TIMEOUT_MS);
     if (line !== 'ready') {
