@@ -1,81 +1,121 @@
 /**
- * Where a verb writes a binary stream (`diff -o`, `export -o`, `save -o`):
- * a file, or stdout when the path is `-` or absent. Every failure is one
- * tsgraph error line, never a Node stack: an output path that cannot be
- * opened (missing directory, a directory, no permission), a reader that
- * closed the pipe early (EPIPE: `tsgraph diff -o - x | head`), a full disk.
- * A file left half-written by a failure is removed, so a later reader never
- * takes a truncated tar for a whole one. Binary is never written to a
- * terminal (it would scramble it), as docker refuses for `export`/`save`.
+ * Where a verb writes a binary stream (`diff -o`, `save -o`, `export -o`): a
+ * file, or stdout when the path is `-` or absent.
+ *
+ * Binary never goes to a terminal: without a file it goes to stdout only when
+ * stdout is not a TTY, as docker refuses. A file is written under a temp name
+ * next to it and renamed when complete (fsynced first): a failure leaves no
+ * half-written file under the name asked for. Every failure is one tsgraph
+ * error line, never a stack: a missing directory, a directory, no permission,
+ * a full disk, a reader that closed the pipe early (EPIPE).
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { TsgraphError, UsageError, fromSystemError } from '../errors.js';
+import { basename, dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { NotFoundError, ResourceError, TsgraphError, UsageError } from '../errors.js';
 
-export interface WrittenOutput {
-  /** The file written, or `-` for stdout. */
-  path: string;
-  bytes: number;
+/** Refuses a binary stream to a terminal (call it before any work starts). */
+export function refuseTerminal(what: string): void {
+  if (process.stdout.isTTY) {
+    throw new UsageError('TSG_USAGE', `refusing to write ${what} to a terminal: give -o FILE or redirect stdout`);
+  }
 }
 
-function errno(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
+/** A file to write under a temp name, renamed into place by done(). */
+function outputFile(path: string): { stream: fs.WriteStream; done: () => void; drop: () => void } {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${randomBytes(4).toString('hex')}`);
+  let fd: number;
+  try {
+    if (fs.statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw Object.assign(new Error(''), { code: 'EISDIR' });
+    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+  } catch (err) {
+    throw fileError(err, path);
+  }
+  const stream = fs.createWriteStream('', { fd, autoClose: false });
+  let closed = false;
+  const close = () => {
+    if (!closed) fs.closeSync(fd);
+    closed = true;
+  };
+  return {
+    stream,
+    done: () => {
+      fs.fsyncSync(fd);
+      close();
+      fs.renameSync(tmp, path);
+    },
+    drop: () => {
+      // destroy() closes the fd itself (pending writes then fail quietly).
+      stream.on('error', () => {});
+      if (!closed) stream.destroy();
+      closed = true;
+      fs.rmSync(tmp, { force: true });
+    },
+  };
 }
 
-/** The one-line error for a failed write of `what` to `path`. */
-export function outputError(err: unknown, what: string, path: string): TsgraphError {
+/** One-line errors for the output file (missing dir, a directory, no permission, full disk, EPIPE). */
+function fileError(err: unknown, path: string): unknown {
   if (err instanceof TsgraphError) return err;
-  const full = fromSystemError(err);
-  if (full) return full;
-  const code = errno(err);
-  if (code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_STREAM_DESTROYED') {
-    return new UsageError('TSG_USAGE', `${what}: the output was closed before the end (${code})`, { cause: err, data: { path, errno: code } });
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new ResourceError('TSG_NO_SPACE', `cannot write ${path}: no space left on the device${code === 'EDQUOT' ? ' (disk quota)' : ''}`, { cause: err, data: { path, errno: code } });
   }
-  const where = path === '-' ? 'stdout' : path;
-  const why = code === 'ENOENT' ? 'no such directory' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (err as Error)?.message ?? String(err);
-  return new UsageError('TSG_USAGE', `cannot write ${what} to ${where}: ${why}${code ? ` (${code})` : ''}`, { cause: err, data: { path, errno: code } });
+  if (code === 'ENOENT') return new NotFoundError('TSG_NOT_FOUND', `cannot write ${path}: its directory does not exist`, { data: { path } });
+  if (code === 'EISDIR') return new UsageError('TSG_USAGE', `cannot write ${path}: it is a directory`, { data: { path } });
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new UsageError('TSG_USAGE', `cannot write ${path}: ${code}`, { data: { path, errno: code } });
+  if (code === 'EPIPE') return new UsageError('TSG_USAGE', `cannot write ${path}: the reader closed the pipe`, { data: { path, errno: code } });
+  return err;
 }
 
-/** Refuses a binary stream to a terminal (before any work starts). */
-export function refuseTerminal(path: string | undefined, what: string, flag = '-o FILE'): void {
-  if ((path === undefined || path === '-') && process.stdout.isTTY) {
-    throw new UsageError('TSG_USAGE', `refusing to write ${what} (binary) to a terminal: use ${flag} or redirect stdout`);
+/** Runs `write` into -o FILE (temp + rename) or stdout; returns what it returned. */
+export async function writeTo<T>(output: string | undefined, what: string, write: (out: NodeJS.WritableStream) => Promise<T>): Promise<T> {
+  if (!output || output === '-') {
+    refuseTerminal(what);
+    try {
+      return await write(process.stdout);
+    } catch (err) {
+      throw fileError(err, 'stdout');
+    }
+  }
+  const file = outputFile(output);
+  try {
+    const result = await write(file.stream);
+    await new Promise<void>((resolve, reject) => {
+      file.stream.once('error', reject);
+      file.stream.end(() => resolve());
+    });
+    file.done();
+    return result;
+  } catch (err) {
+    file.drop();
+    throw fileError(err, output);
   }
 }
+
 
 /**
- * Opens `path` for writing now (so a bad path fails before any work),
- * returning a function that pipes a stream into it.
+ * Copies `from` into `out` without ending it (writeTo ends and fsyncs a file;
+ * stdout stays open), honouring backpressure; an error of either side (EPIPE)
+ * destroys the source, which releases what it holds. Returns the bytes copied.
  */
-export function openOutput(path: string | undefined, what: string): (source: Readable) => Promise<WrittenOutput> {
-  const target = path === undefined || path === '-' ? '-' : path;
-  refuseTerminal(path, what);
-  let fd: number | undefined;
-  if (target !== '-') {
-    try {
-      // (libuv opens with O_CLOEXEC itself.)
-      fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o644);
-    } catch (err) {
-      throw outputError(err, what, target);
+export async function copyInto(from: Readable, out: NodeJS.WritableStream): Promise<number> {
+  let n = 0;
+  let failed: ((err: Error) => void) | undefined;
+  const outError = new Promise<never>((_r, reject) => (failed = reject));
+  outError.catch(() => {});
+  out.once('error', failed!);
+  try {
+    for await (const chunk of from as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (!out.write(chunk)) await Promise.race([new Promise((r) => out.once('drain', r)), outError]);
     }
+    return n;
+  } catch (err) {
+    from.destroy();
+    throw err;
+  } finally {
+    out.off('error', failed!);
   }
-  return async (source) => {
-    let bytes = 0;
-    const count = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        bytes += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    const dest = fd === undefined ? process.stdout : fs.createWriteStream('', { fd, autoClose: true });
-    try {
-      await pipeline(source, count, dest);
-    } catch (err) {
-      if (fd !== undefined) fs.rmSync(target, { force: true });
-      throw outputError(err, what, target);
-    }
-    return { path: target, bytes };
-  };
 }

@@ -31,16 +31,17 @@ describe('diff -o: output errors', () => {
     sb?.cleanup();
   });
 
-  it('a missing directory or a directory is one line with TSG_USAGE, exit 2 (also in --json)', async () => {
+  it('a missing directory or a directory is one line, and no file is left', async () => {
     const missing = await runCli(['diff', 'c', '-o', join(sb.dir, 'nope', 'x.tar')], env);
-    assert.equal(missing.code, 2);
+    assert.equal(missing.code, 3);
     assert.match(missing.stderr, ONE_LINE);
-    assert.match(missing.stderr, /cannot write the diff of c to .*nope\/x\.tar: no such directory \(ENOENT\)/);
+    assert.match(missing.stderr, /cannot write .*nope\/x\.tar: its directory does not exist \(TSG_NOT_FOUND\)/);
     const dir = await runCli(['diff', 'c', '-o', sb.dir], env);
     assert.equal(dir.code, 2);
-    assert.match(dir.stderr, /is a directory \(EISDIR\) \(TSG_USAGE\)\n$/);
+    assert.match(dir.stderr, /it is a directory \(TSG_USAGE\)\n$/);
     const json = await runCli(['--json', 'diff', 'c', '-o', join(sb.dir, 'nope', 'x.tar')], env);
-    assert.equal(parseJsonOutput<{ error: { code: string } }>(json).error.code, 'TSG_USAGE');
+    assert.equal(parseJsonOutput<{ error: { code: string } }>(json).error.code, 'TSG_NOT_FOUND');
+    assert.deepEqual(fs.readdirSync(sb.dir).filter((f) => f.includes('.tmp-')), [], 'no temp file left');
   });
 
   it('a reader that closes early (EPIPE) is one line, not a stack', async () => {
@@ -51,7 +52,7 @@ describe('diff -o: output errors', () => {
     const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
     assert.equal(code, 2, stderr);
     assert.match(stderr, ONE_LINE);
-    assert.match(stderr, /closed before the end \(EPIPE\)/);
+    assert.match(stderr, /the reader closed the pipe \(TSG_USAGE\)/);
   });
 
   it('--json with -o FILE prints what was written', async () => {

@@ -4,20 +4,23 @@ import { formatChanges } from '../../layer/changes.js';
 import { diffTar } from '../../store/differ.js';
 import { displayPath } from '../../util/byte-path.js';
 import { requireStore } from '../context.js';
-import { openOutput } from '../output-file.js';
+import { copyInto, refuseTerminal, writeTo } from '../output-file.js';
 import { type GlobalOptions, printJson, writeOut } from '../output.js';
 
 export async function diff(name: string, flags: { output?: string }, cmd: Command): Promise<void> {
   const g = cmd.optsWithGlobals<GlobalOptions>();
-  // A bad -o path (or a terminal) fails before the container is read.
-  const write = flags.output ? openOutput(flags.output, `the diff of ${name}`) : undefined;
+  if (flags.output === '-') refuseTerminal('a layer tar');
   const store = await requireStore(g, `container ${name}`);
-  const diff = await store.diff(name);
-  if (write) {
-    const written = await write(diffTar(diff));
-    if (g.json && written.path !== '-') printJson({ output: written.path, bytes: written.bytes, method: diff.method, changes: diff.changes.length });
+  if (flags.output) {
+    // The file is opened (or refused) before the container is read.
+    const result = await writeTo(flags.output, 'a layer tar', async (out) => {
+      const diff = await store.diff(name);
+      return { method: diff.method, changes: diff.changes.length, bytes: await copyInto(diffTar(diff), out) };
+    });
+    if (g.json && flags.output !== '-') printJson({ output: flags.output, ...result });
     return;
   }
+  const diff = await store.diff(name);
   await diff.release();
   if (g.json) printJson({ method: diff.method, reason: diff.reason, changes: diff.changes.map((c) => ({ kind: c.kind, path: displayPath(c.path) })) });
   else writeOut(formatChanges(diff.changes));
