@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests drive for real. Installed only when missing.
-packages=(docker-registry skopeo umoci busybox-static runc btrfs-progs apache2-utils openssl util-linux uidmap)
+packages=(docker-registry skopeo umoci busybox-static runc btrfs-progs apache2-utils openssl util-linux uidmap pigz zstd python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -56,7 +56,7 @@ const WHY_REFUSED: Record<string, string> = {
   metacopy: 'metacopy makes the upper no plain diff and trusts metadata a layer could forge',
   nfs_export: 'nfs_export needs index=on',
   verity: 'verity needs metacopy',
-  userxattr: "tsgraph's layers carry trusted.overlay.* markers; userxattr would ignore them",
+  userxattr: "the overlay xattr namespace is the store's own (trusted.overlay.* for a root store, user.overlay.* for a rootless one, which mounts with userxattr itself)",
   source: 'the source name is tsgraph\'s',
   // Measured: overlay leaves work/incompat/volatile behind even after a clean unmount and refuses every later mount of that upper.
   volatile: 'a volatile container could never be mounted again (overlay keeps work/incompat/volatile and refuses the upper)',
