@@ -113,6 +113,19 @@ export async function runInUserNamespace(plan: RootlessPlan, argv: string[], opt
     child.on('close', (code, signal) => resolve(statusOf(code, signal)));
   });
   exited.catch(() => {}); // awaited below; no unhandled rejection while the mapping runs
+  // SIGINT comes from the terminal to the whole process group (the command
+  // gets its own); SIGTERM/SIGHUP sent to this pid are passed on. This
+  // process does nothing but wait, so it takes the signals over from main's
+  // handlers (which would exit before the command has wound down) — now,
+  // before the command may start: a signal sent as soon as it runs must not
+  // find main's handlers still in place.
+  const forward = (sig: NodeJS.Signals) => () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]) process.removeAllListeners(sig);
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', forward('SIGTERM'));
+  process.on('SIGHUP', forward('SIGHUP'));
   if (plan.mode === 'subid') {
     const go = child.stdio[3] as Writable | null;
     const ready = child.stdio[4] as Readable | null;
@@ -139,16 +152,5 @@ export async function runInUserNamespace(plan: RootlessPlan, argv: string[], opt
     go.end('go\n');
     ready.destroy();
   }
-  // SIGINT comes from the terminal to the whole process group (the command
-  // gets its own); SIGTERM/SIGHUP sent to this pid are passed on. This
-  // process does nothing but wait, so it takes the signals over from main's
-  // handlers (which would exit before the command has wound down).
-  const forward = (sig: NodeJS.Signals) => () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
-  };
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]) process.removeAllListeners(sig);
-  process.on('SIGINT', () => {});
-  process.on('SIGTERM', forward('SIGTERM'));
-  process.on('SIGHUP', forward('SIGHUP'));
   return exited;
 }

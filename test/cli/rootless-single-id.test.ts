@@ -24,7 +24,7 @@ import { makeTempDir, removeDir } from '../helpers/tmp.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { makeImage, makeLayer, pushImages } from '../helpers/image-builder.js';
 import { type TestRegistry, startRegistry } from '../helpers/registry.js';
-import { CLI_MAIN, type TestUser, makeUser, testImage } from '../helpers/rootless-user.js';
+import { TSGRAPH, type TestUser, makeUser, testImage } from '../helpers/rootless-user.js';
 import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
 
 describe('rootless, single id: owners the namespace cannot hold are recorded and come back in layers', () => {
@@ -76,7 +76,7 @@ describe('rootless, single id: owners the namespace cannot hold are recorded and
   });
 
   it('a changed file keeps its recorded owner in diff --output and commit', async () => {
-    const script = `p=$(${process.execPath} --import tsx ${CLI_MAIN} mount --name c1 ${ref}) && echo more >> "$p/home/app/notes.txt" && echo new > "$p/fresh.txt"`;
+    const script = `p=$(${TSGRAPH} mount --name c1 ${ref}) && echo more >> "$p/home/app/notes.txt" && echo new > "$p/fresh.txt"`;
     const m = await user.cli(['unshare', '--', '/bin/sh', '-c', script], env);
     assert.equal(m.code, 0, m.stderr);
     const tarPath = join(user.home, 'c1.tar');

@@ -18,7 +18,7 @@ import { getXattr } from '../../src/layer/xattr.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { makeImage, makeLayer, pushImages } from '../helpers/image-builder.js';
 import { type TestRegistry, startRegistry } from '../helpers/registry.js';
-import { CLI_MAIN, type TestUser, ensureUidmap, makeUser, testImage } from '../helpers/rootless-user.js';
+import { TSGRAPH, type TestUser, ensureUidmap, makeUser, testImage } from '../helpers/rootless-user.js';
 import { type Tmpfs, mountPoints, mountTmpfs } from '../helpers/tmpfs.js';
 
 const SUB_START = 524288; // 0x80000: the user's range is 524288..589823
@@ -128,7 +128,7 @@ describe('rootless: a non-root user pulls, mounts, runs runc, diffs and commits 
     fs.chownSync(bundle, user.uid, user.gid);
     const script = [
       'set -e',
-      `T="${process.execPath} --import tsx ${CLI_MAIN}"`,
+      `T="${TSGRAPH}"`,
       `p=$($T mount --name c1 ${ref})`,
       'echo hello > "$p/hello.txt"',
       'echo more >> "$p/home/app/notes.txt"',
@@ -170,7 +170,7 @@ describe('rootless: a non-root user pulls, mounts, runs runc, diffs and commits 
     assert.equal(imgs.code, 0, imgs.stderr);
     assert.deepEqual(imgs.stdout.trim().split('\n').sort(), ['localhost/rl/app:v2', ref].sort());
     // The committed image mounts and shows the change with its owners.
-    const again = await user.cli(['unshare', '--', '/bin/sh', '-c', `p=$(${process.execPath} --import tsx ${CLI_MAIN} mount --name c2 localhost/rl/app:v2) && stat -c '%u:%g' "$p/home/app/notes.txt" && cat "$p/hello.txt"`]);
+    const again = await user.cli(['unshare', '--', '/bin/sh', '-c', `p=$(${TSGRAPH} mount --name c2 localhost/rl/app:v2) && stat -c '%u:%g' "$p/home/app/notes.txt" && cat "$p/hello.txt"`]);
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(again.stdout.trim().split('\n'), ['1000:1000', 'hello']);
     for (const name of ['c1', 'c2']) {

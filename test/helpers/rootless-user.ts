@@ -9,10 +9,9 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT } from './cli.js';
+import { CLI_ARGV, REPO_ROOT } from './cli.js';
 import { FIXED_MTIME, makeImage, makeLayer } from './image-builder.js';
 
-const MAIN = join(REPO_ROOT, 'src', 'cli', 'main.ts');
 export const SUBID_COUNT = 65536;
 
 export interface TestUser {
@@ -99,9 +98,9 @@ export function makeUser(parent: string, subStart?: number): TestUser {
     home,
     subStart,
     env,
-    cli: (args, extra, timeoutMs = 180_000) => run(process.execPath, ['--import', 'tsx', MAIN, ...args], { uid, gid }, env(extra), timeoutMs),
+    cli: (args, extra, timeoutMs = 180_000) => run(process.execPath, [...CLI_ARGV, ...args], { uid, gid }, env(extra), timeoutMs),
     start: (args, extra) =>
-      spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: REPO_ROOT, uid, gid, env: env(extra), stdio: ['ignore', 'pipe', 'pipe'] }),
+      spawn(process.execPath, [...CLI_ARGV, ...args], { cwd: REPO_ROOT, uid, gid, env: env(extra), stdio: ['ignore', 'pipe', 'pipe'] }),
     sh: (script, extra, timeoutMs = 180_000) => run('/bin/sh', ['-c', script], { uid, gid }, env(extra), timeoutMs),
     remove() {
       if (range) spawnSync('usermod', ['--del-subuids', range, '--del-subgids', range, name]);
@@ -121,7 +120,8 @@ export function subIdLines(file: string, user: string): string[] {
   }
 }
 
-export const CLI_MAIN = MAIN;
+/** The tsgraph command line for a shell script run as the user (source through tsx, or dist: helpers/cli.ts). */
+export const TSGRAPH = [process.execPath, ...CLI_ARGV].join(' ');
 
 const busybox = fs.readFileSync('/bin/busybox');
 const applets = ['sh', 'id', 'ls', 'cat', 'stat', 'echo'];
