@@ -90,11 +90,36 @@ export type ImageConfig = z.infer<typeof imageConfigSchema>;
 
 /** Parses JSON bytes; throws TSG_INVALID_MANIFEST naming `what`. */
 export function parseJsonValue(bytes: Uint8Array, what: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(Buffer.from(bytes).toString('utf8'));
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
     throw invalidManifest(`${what} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
+  const depth = jsonDepth(value, MAX_JSON_DEPTH);
+  if (depth > MAX_JSON_DEPTH) throw invalidManifest(`${what} nests deeper than ${MAX_JSON_DEPTH} levels`);
+  return value;
+}
+
+/**
+ * No OCI document nests more than a handful of levels; an image author's
+ * 200,000 nested arrays in an unknown config field parse, but every later
+ * recursive walk (zod, inspect's printer, templates) would overflow the stack.
+ */
+const MAX_JSON_DEPTH = 64;
+
+/** The nesting depth of `value`, counted iteratively (no recursion), stopping past `limit`. */
+function jsonDepth(value: unknown, limit: number): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d > max) max = d;
+    if (max > limit) return max;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+  }
+  return max;
 }
 
 /** Checks an already parsed value against a schema; throws TSG_INVALID_MANIFEST naming `what`. */
