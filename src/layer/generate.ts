@@ -41,7 +41,8 @@ function exportXattrs(node: SafeNode, source: GenerateOptions['source'], prefix:
     // The owner a single-id rootless store could not set (owner-override.ts): never exported as an xattr,
     // and read only in such a namespace (elsewhere a container could forge owners with it).
     if (name === OVERRIDE_STAT) {
-      if (singleIdNamespace()) override = parseOverride(value);
+      // And only on a file owned by that single id (what the store's own unpack makes).
+      if (singleIdNamespace() && node.stats.uid === process.getuid?.()) override = parseOverride(value);
       continue;
     }
     let key = name;
