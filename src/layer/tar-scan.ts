@@ -31,6 +31,8 @@ export type PaxRecords = Map<number, Map<string, Buffer>>;
 /** Bigger PAX / GNU long-name headers are refused: real ones are a few hundred bytes. */
 export const MAX_PAX_BYTES = 1 << 20;
 export const BLOCK = 512;
+/** Zero padding accepted after the end-of-archive marker. */
+export const MAX_TRAILER = 1 << 20;
 const CHECKSUM = [148, 156] as const;
 const ZERO = Buffer.alloc(BLOCK);
 
@@ -188,6 +190,7 @@ export class TarScanner {
   #pending: Map<string, Buffer> | null = null;
   #longName: string | null = null;
   #ended = false;
+  #trailer = 0; // zero bytes seen after the end-of-archive marker
 
   /** Feeds `chunk`; returns how many of its bytes belong to the archive (to forward). */
   scan(chunk: Buffer): number {
@@ -245,6 +248,10 @@ export class TarScanner {
       }
     }
     this.#pos += chunk.length - from;
+    this.#trailer += chunk.length - from;
+    // Tar writers pad to their record size (GNU tar: 10 KiB); gigabytes of zeros after the end
+    // are not an archive but a way to make us hash and read forever (`load -i /dev/zero`).
+    if (this.#trailer > MAX_TRAILER) throw invalid(`more than ${MAX_TRAILER >> 20} MiB of padding after the end-of-archive marker`);
   }
 
   #collected(): void {
