@@ -16,8 +16,8 @@
  * test — and for `get` we cannot know which part is secret), only the
  * action, its exit status and how much it printed.
  */
-import { spawn } from 'node:child_process';
-import { AuthError, UsageError } from '../errors.js';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { AuthError, InterruptedError, UsageError } from '../errors.js';
 import type { Credentials } from './credentials.js';
 
 /** Limits of one helper run. */
@@ -61,11 +61,30 @@ function failed(r: RunResult): string {
   return `exit status ${r.code}${printed ? ` (its ${printed}-byte message is not repeated: it may hold secrets)` : ''}`;
 }
 
-function run(program: string, action: HelperAction, input: string, env: NodeJS.ProcessEnv): Promise<RunResult> {
+/** How long output may still drain after the helper exited (a grandchild may hold the pipes open). */
+const DRAIN_GRACE_MS = 250;
+
+/**
+ * Runs the helper in its own process group (detached) so that everything it
+ * started can be killed with it: waiting for 'close' alone waits for every
+ * process holding its stdout/stderr, and a helper that leaves `sleep 1000 &`
+ * behind would keep the call pending forever. We settle on 'exit' plus a short
+ * bounded grace for the output to drain, then kill the group (leftovers of a
+ * one-shot helper are ours to clean; real daemons such as gpg-agent setsid()
+ * away first) and destroy the pipes. On timeout, flood or abort the group is
+ * killed and the promise rejects at once. Detached, the helper no longer gets
+ * a terminal's Ctrl-C, so while it runs a process 'exit' hook kills the group
+ * if the CLI exits (on SIGINT, say) before the helper is done.
+ */
+function run(program: string, action: HelperAction, input: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    let child;
+    if (signal?.aborted) {
+      reject(new InterruptedError('TSG_ABORTED', `credential helper ${program} ${action} aborted`, { cause: signal.reason }));
+      return;
+    }
+    let child: ChildProcessWithoutNullStreams;
     try {
-      child = spawn(program, [action], { stdio: ['pipe', 'pipe', 'pipe'], env });
+      child = spawn(program, [action], { stdio: ['pipe', 'pipe', 'pipe'], env, detached: true });
     } catch (err) {
       reject(authError(program, action, (err as Error).message, err));
       return;
@@ -73,32 +92,58 @@ function run(program: string, action: HelperAction, input: string, env: NodeJS.P
     let stdout = '';
     let stderr = '';
     let size = 0;
-    let failure: AuthError | undefined;
-    const stop = (err: AuthError) => {
-      failure ??= err;
-      child.kill('SIGKILL');
+    let exitCode: number | null = null;
+    let settled = false;
+    let grace: NodeJS.Timeout | undefined;
+    const killGroup = () => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // ESRCH: the group is gone already.
+      }
     };
-    const timer = setTimeout(() => stop(authError(program, action, `no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    const onAbort = () => finish(new InterruptedError('TSG_ABORTED', `credential helper ${program} ${action} aborted`, { cause: signal?.reason }));
+    const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(grace);
+      signal?.removeEventListener('abort', onAbort);
+      process.off('exit', killGroup);
+      killGroup();
+      child.stdin.destroy();
+      child.stdout.destroy();
+      child.stderr.destroy();
+      if (err) reject(err);
+      else resolve({ code: exitCode, stdout, stderr });
+    };
+    process.on('exit', killGroup);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(() => finish(authError(program, action, `no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
     const take = (which: 'out' | 'err') => (chunk: Buffer) => {
+      if (settled) return;
       size += chunk.length;
-      if (size > HELPER_MAX_OUTPUT) return stop(authError(program, action, `it printed more than ${HELPER_MAX_OUTPUT} bytes`));
+      if (size > HELPER_MAX_OUTPUT) return finish(authError(program, action, `it printed more than ${HELPER_MAX_OUTPUT} bytes`));
       if (which === 'out') stdout += chunk.toString('utf8');
       else stderr += chunk.toString('utf8');
     };
     child.stdout.on('data', take('out'));
     child.stderr.on('data', take('err'));
     child.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
       const why = err.code === 'ENOENT' ? 'not found in PATH (install it, or fix credsStore/credHelpers in docker\'s config.json)' : err.message;
-      reject(failure ?? authError(program, action, why, err));
+      finish(authError(program, action, why, err));
     });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (failure) reject(failure);
-      else resolve({ code, stdout, stderr });
+    child.on('exit', (code) => {
+      exitCode = code;
+      // Whatever the helper wrote is in the pipes; a grandchild may keep them open, so drain briefly.
+      grace = setTimeout(() => finish(), DRAIN_GRACE_MS);
     });
+    child.on('close', () => finish());
     // A helper that exits without reading stdin gives EPIPE here; its exit status says what happened.
     child.stdin.on('error', () => {});
+    child.stdout.on('error', () => {});
+    child.stderr.on('error', () => {});
     child.stdin.end(input);
   });
 }
@@ -115,8 +160,8 @@ export class CredentialHelper {
   }
 
   /** The credentials stored for `serverUrl`, or undefined when the helper has none. */
-  async get(serverUrl: string): Promise<Credentials | undefined> {
-    const r = await run(this.program, 'get', serverUrl, this.env);
+  async get(serverUrl: string, signal?: AbortSignal): Promise<Credentials | undefined> {
+    const r = await run(this.program, 'get', serverUrl, this.env, signal);
     if (r.code !== 0) {
       if (NOT_FOUND_RE.test(r.stdout) || NOT_FOUND_RE.test(r.stderr)) return undefined;
       throw authError(this.program, 'get', failed(r));
@@ -140,23 +185,23 @@ export class CredentialHelper {
   }
 
   /** Saves credentials for `serverUrl` in the helper. */
-  async store(serverUrl: string, creds: Credentials): Promise<void> {
+  async store(serverUrl: string, creds: Credentials, signal?: AbortSignal): Promise<void> {
     const input = JSON.stringify({ ServerURL: serverUrl, Username: creds.username, Secret: creds.password });
-    const r = await run(this.program, 'store', input, this.env);
+    const r = await run(this.program, 'store', input, this.env, signal);
     if (r.code !== 0) throw authError(this.program, 'store', failed(r));
   }
 
   /** Removes the credentials of `serverUrl`; false when the helper had none. */
-  async erase(serverUrl: string): Promise<boolean> {
-    const r = await run(this.program, 'erase', serverUrl, this.env);
+  async erase(serverUrl: string, signal?: AbortSignal): Promise<boolean> {
+    const r = await run(this.program, 'erase', serverUrl, this.env, signal);
     if (r.code === 0) return true;
     if (NOT_FOUND_RE.test(r.stdout) || NOT_FOUND_RE.test(r.stderr)) return false;
     throw authError(this.program, 'erase', failed(r));
   }
 
   /** Server URL → user name of everything the helper stores. */
-  async list(): Promise<Record<string, string>> {
-    const r = await run(this.program, 'list', '', this.env);
+  async list(signal?: AbortSignal): Promise<Record<string, string>> {
+    const r = await run(this.program, 'list', '', this.env, signal);
     if (r.code !== 0) throw authError(this.program, 'list', failed(r));
     let parsed: unknown;
     try {

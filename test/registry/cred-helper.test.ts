@@ -8,6 +8,7 @@
  * line within bounds, and the secret never appears in the message.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -135,6 +136,94 @@ describe('credential helper protocol (library)', () => {
   it('a helper missing from PATH, or a name that is a path, is refused in one line', async () => {
     await expectAuthLine(new CredentialHelper('tsgnosuch', { PATH: '/nonexistent' }).get('x'), /docker-credential-tsgnosuch get failed: not found in PATH/);
     assert.throws(() => new CredentialHelper('../evil'), (err: TsgraphError) => err.code === 'TSG_USAGE');
+  });
+});
+
+/**
+ * Shell-script helpers that leave a background grandchild (`sleep <marker> &`)
+ * holding their stdout/stderr. The marker is a sleep length unique to this run
+ * so `pgrep -f` finds exactly our leftovers.
+ */
+const MARK = `${1000 + (process.pid % 1000)}.${Date.now() % 1_000_000}`;
+const pids = (marker: string): number[] => {
+  const r = spawnSync('pgrep', ['-f', `sleep ${marker.replace(/\./g, '\\.')}`], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
+};
+const killLeftovers = (marker: string) => {
+  for (const pid of pids(marker)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+};
+/** Settles p, or fails after ms (the unfixed code never settled: the test must not hang). */
+const within = <T>(p: Promise<T>, ms: number): Promise<T> => {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(`still pending after ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
+};
+const gone = async (marker: string) => {
+  for (let i = 0; i < 20 && pids(marker).length; i++) await new Promise((r) => setTimeout(r, 50));
+  return pids(marker);
+};
+
+describe('credential helper process group', () => {
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  const script = (name: string, body: string) => fs.writeFileSync(join(dir, 'bin', `docker-credential-${name}`), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  before(() => {
+    dir = makeTempDir('tsgraph-credhelper-pg-');
+    fs.mkdirSync(join(dir, 'bin'));
+    env = { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH}` };
+    // Answers, exits 0, leaves a grandchild holding the pipes.
+    script('tsgbg', `cat >/dev/null\nsleep ${MARK}1 &\nprintf '%s' '{"ServerURL":"x","Username":"u","Secret":"s"}'\nexit 0`);
+    // Never answers; its grandchild holds the pipes too.
+    script('tsghang', `sleep ${MARK}2 &\nsleep ${MARK}3\n`);
+    // Answers after a while (the abort test aborts it first).
+    script('tsgslow', `sleep ${MARK}4 &\nsleep ${MARK}5\n`);
+  });
+  after(() => {
+    setHelperTimeoutForTests(undefined);
+    for (const m of ['1', '2', '3', '4', '5']) killLeftovers(MARK + m);
+    removeDir(dir);
+  });
+
+  it('a helper that answers and exits but leaves a background grandchild settles in time and leaves no process behind', async () => {
+    setHelperTimeoutForTests(2000);
+    const t0 = Date.now();
+    const creds = await within(new CredentialHelper('tsgbg', env).get('x'), 3000);
+    assert.ok(Date.now() - t0 < 3000, `settled in ${Date.now() - t0} ms`);
+    assert.deepEqual(creds, { username: 'u', password: 's' });
+    assert.deepEqual(await gone(MARK + '1'), [], 'the grandchild was killed with the helper\'s process group');
+  });
+
+  it('a hanging helper with a grandchild is rejected at the limit and its whole group is killed', async () => {
+    setHelperTimeoutForTests(1000);
+    const t0 = Date.now();
+    await assert.rejects(within(new CredentialHelper('tsghang', env).get('x'), 2000), (err: unknown) => {
+      assert.ok(err instanceof TsgraphError, String(err));
+      assert.equal(err.code, 'TSG_AUTH_FAILED');
+      assert.match(err.message, /no answer within/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 2000, `settled in ${Date.now() - t0} ms`);
+    assert.deepEqual(await gone(MARK + '2'), []);
+    assert.deepEqual(await gone(MARK + '3'), []);
+  });
+
+  it('an AbortSignal kills the helper group and rejects with TSG_ABORTED at once', async () => {
+    setHelperTimeoutForTests(30_000);
+    const ac = new AbortController();
+    const p = new CredentialHelper('tsgslow', env).get('x', ac.signal);
+    for (let i = 0; i < 40 && pids(MARK + '5').length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(pids(MARK + '5').length, 1, 'the helper runs');
+    const t0 = Date.now();
+    ac.abort();
+    await assert.rejects(within(p, 2000), (err: unknown) => err instanceof TsgraphError && err.code === 'TSG_ABORTED');
+    assert.ok(Date.now() - t0 < 1000);
+    assert.deepEqual(await gone(MARK + '4'), []);
+    assert.deepEqual(await gone(MARK + '5'), []);
   });
 });
 
