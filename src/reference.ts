@@ -19,6 +19,7 @@ const TAG_RE = /^[\w][\w.-]{0,127}$/;
 // A host: DNS labels or an IPv4 address, optional port; or a bracketed IPv6.
 const DOMAIN_RE = /^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$/;
 const NAME_MAX = 255;
+const HEX64_RE = /^[a-f0-9]{64}$/;
 
 /** A parsed image reference: registry, repository, tag and/or digest. */
 export interface Reference {
@@ -39,6 +40,8 @@ function invalid(input: string, why: string): UsageError {
 /** Parses and normalises a reference. Missing tag and digest → `latest`. */
 export function parseReference(input: string): Reference {
   if (input.length === 0) throw invalid(input, 'empty');
+  // An image ID is never a name: `sha256:<64 hex>` would otherwise parse as repository `sha256` with that tag.
+  if (/^sha256:[a-f0-9]{64}$/.test(input)) throw invalid(input, 'an image ID or digest is not a name');
   let rest = input;
   let digest: Digest | undefined;
   const at = rest.indexOf('@');
@@ -78,6 +81,8 @@ export function parseReference(input: string): Reference {
       throw invalid(input, `bad path component ${JSON.stringify(component)}${hint}`);
     }
   }
+  // docker's reference package: a name that spells an image ID would shadow (or be shadowed by) that ID.
+  if (HEX64_RE.test(path.split('/').at(-1)!)) throw invalid(input, 'cannot specify 64-byte hexadecimal strings as a repository name');
   if (registry.length + 1 + path.length > NAME_MAX) throw invalid(input, `name longer than ${NAME_MAX} characters`);
   if (tag === undefined && digest === undefined) tag = 'latest';
   return { registry, repository: path, tag, digest };

@@ -76,11 +76,15 @@ export async function planDocker(spool: Spool): Promise<ArchiveImage[]> {
     const checked = await checkManifest(manifest, (d) => byDigest.get(d.digest), `image ${entry.Config}`);
     const bytes = Buffer.from(JSON.stringify(manifest));
     const names = entry.RepoTags.map((t) => {
+      let ref;
       try {
-        return formatReference(parseReference(t));
+        ref = parseReference(t);
       } catch {
         throw malformed(`manifest.json names an image ${JSON.stringify(t.slice(0, 200))}, which is not a valid reference`);
       }
+      // A digest pins content: `repo@sha256:X` registered for other bytes would lie (docker load: "invalid tag").
+      if (ref.digest) throw malformed(`manifest.json names an image ${JSON.stringify(t.slice(0, 200))}, which carries a digest (a loaded name must be a tag)`);
+      return formatReference(ref);
     });
     images.push({
       names,

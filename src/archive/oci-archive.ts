@@ -35,12 +35,15 @@ export function nameOf(desc: Descriptor, fallback: string): string | undefined {
   const ref = desc.annotations?.[REF_NAME];
   const given = full ?? ref;
   if (!given) return undefined;
+  let parsed;
   try {
-    if (full || /[:/@]/.test(given)) return formatReference(parseReference(given));
-    return formatReference(parseReference(`localhost/${fallback}:${given}`));
+    parsed = parseReference(full || /[:/@]/.test(given) ? given : `localhost/${fallback}:${given}`);
   } catch {
     throw malformed(`index.json names an image ${JSON.stringify(given.slice(0, 200))}, which is not a valid reference`);
   }
+  // A digest pins content: `repo@sha256:X` registered for other bytes would lie (docker load: "invalid tag").
+  if (parsed.digest) throw malformed(`index.json names an image ${JSON.stringify(given.slice(0, 200))}, which carries a digest (a loaded name must be a tag)`);
+  return formatReference(parsed);
 }
 
 /** Every image of an OCI archive, checked (only the platform `platform` of an index). */

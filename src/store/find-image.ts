@@ -37,23 +37,36 @@ export const MIN_ID_PREFIX = 3;
  * rmi of such an ID needs to know all of them.
  */
 export function resolveImage(images: ImageStore, ref: string): ImageMatch {
+  // A full ID or a `sha256:` value is an ID first: no name may shadow it (an archive naming an image
+  // `<another image's ID>` must not make `rmi <ID>` or `run <ID>` pick its content).
+  const idFirst = ref.startsWith('sha256:') || /^[a-f0-9]{64}$/.test(ref);
+  if (idFirst) {
+    const match = byId(images, ref);
+    if (match) return match;
+  }
   const direct = images.get(ref);
   if (direct) return { image: direct, byId: false, names: [direct] };
   const named = findByName(images, ref);
   if (named) return { image: named, byId: false, names: [named] };
-  const hex = ref.replace(/^sha256:/, '');
-  if (new RegExp(`^[a-f0-9]{${MIN_ID_PREFIX},64}$`).test(hex)) {
-    const all = images.list();
-    const hits = all.filter((i) => [i.digest, i.manifestDigest, i.configDigest].some((d) => d.slice(7).startsWith(hex)));
-    const ids = [...new Set(hits.map((i) => i.configDigest))];
-    if (ids.length === 1) return { image: hits[0]!, byId: true, names: all.filter((i) => i.configDigest === ids[0]) };
-    if (ids.length > 1) {
-      throw new UsageError('TSG_USAGE', `${ref} matches ${ids.length} different images (${hits.map((h) => h.name).join(', ')}); give more of the ID`, {
-        data: { ref, matches: hits.map((h) => h.name) },
-      });
-    }
-  }
+  const match = idFirst ? undefined : byId(images, ref);
+  if (match) return match;
   throw new NotFoundError('TSG_NOT_FOUND', `image ${ref} is not in the store (pull it first)`, { data: { ref } });
+}
+
+/** The image whose ID, manifest or index digest `ref` is (a prefix of); TSG_USAGE when it names several. */
+function byId(images: ImageStore, ref: string): ImageMatch | undefined {
+  const hex = ref.replace(/^sha256:/, '');
+  if (!new RegExp(`^[a-f0-9]{${MIN_ID_PREFIX},64}$`).test(hex)) return undefined;
+  const all = images.list();
+  const hits = all.filter((i) => [i.digest, i.manifestDigest, i.configDigest].some((d) => d.slice(7).startsWith(hex)));
+  const ids = [...new Set(hits.map((i) => i.configDigest))];
+  if (ids.length === 1) return { image: hits[0]!, byId: true, names: all.filter((i) => i.configDigest === ids[0]) };
+  if (ids.length > 1) {
+    throw new UsageError('TSG_USAGE', `${ref} matches ${ids.length} different images (${hits.map((h) => h.name).join(', ')}); give more of the ID`, {
+      data: { ref, matches: hits.map((h) => h.name) },
+    });
+  }
+  return undefined;
 }
 
 /** A name, normalized (`busybox` → docker.io/library/busybox:latest), or a short name of a local image. */

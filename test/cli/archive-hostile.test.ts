@@ -248,6 +248,19 @@ describe('load refuses hostile archives and stores nothing', () => {
     assert.deepEqual([storedIngests(root), storedBlobs(root), storedImages(root)], [[], [], []]);
   });
 
+  it('a name that carries a digest, or spells an image ID (it would shadow that digest or ID)', async () => {
+    const pinned = `hostile/app@${good.manifest.digest}`;
+    const seedId = hex(good.config.digest);
+    for (const [i, name] of [pinned, `hostile/app:1@${sha256('other')}`, seedId, `sha256:${seedId}`, `me/${seedId}:1`].entries()) {
+      await refused(`digest-name-docker-${i}`, await makeTar(dockerEntries(good, name)), 'TSG_INVALID_MANIFEST', 5);
+      const oci = ociEntries(good, name);
+      // (A bare ref.name is a tag: `localhost/<file>:<64 hex>` is a fine name.)
+      if (name !== seedId) await refused(`digest-name-oci-${i}`, await makeTar(oci), 'TSG_INVALID_MANIFEST', 5);
+      const containerd = oci.map((e) => (e.path === 'index.json' ? { ...e, content: String(e.content).replace('org.opencontainers.image.ref.name', 'io.containerd.image.name') } : e));
+      await refused(`digest-name-containerd-${i}`, await makeTar(containerd), 'TSG_INVALID_MANIFEST', 5);
+    }
+  });
+
   it('a layer declared gzip whose bytes are an uncompressed tar', async () => {
     const m = manifestWith(good, [{ mediaType: MediaType.OciLayerGzip, digest: good.layers[0]!.digest, size: good.layers[0]!.size }]);
     await refused('mislabelled', await makeTar(ociEntries(good, 'a:1', m)), 'TSG_INVALID_MANIFEST', 5, /declared gzip/);

@@ -62,4 +62,21 @@ describe('findImage by ID', () => {
     assert.deepEqual(m.names.map((i) => i.name), ['docker.io/library/aaa1:latest']);
     images.remove('docker.io/library/aaa1:latest');
   });
+
+  it('a full ID or a sha256: value is an ID before any name that spells it (stored before names were checked)', () => {
+    // Records as an older tsgraph (or a hostile archive) could have stored them: names that spell b's ID.
+    const full = d('aaa2').slice(7);
+    images.put(record(`docker.io/library/sha256:${full}`, 'ff01', 'ff02'));
+    images.put(record(`docker.io/library/${full}:latest`, 'ff03', 'ff04'));
+    try {
+      for (const ref of [d('aaa2'), full, 'sha256:aaa2']) {
+        const m = resolveImage(images, ref);
+        assert.equal(m.byId, true, ref);
+        assert.equal(m.image.name, 'localhost/b:1', ref);
+      }
+    } finally {
+      images.remove(`docker.io/library/sha256:${full}`);
+      images.remove(`docker.io/library/${full}:latest`);
+    }
+  });
 });

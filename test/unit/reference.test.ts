@@ -26,7 +26,9 @@ describe('reference normalisation (like docker)', () => {
     });
   }
 
-  const bad = ['', 'UPPER', 'a//b', 'a:', ':tag', 'busybox@sha256:abc', 'busybox@md5:' + 'a'.repeat(32), 'a/-b', 'x'.repeat(300), 'foo bar'];
+  const bad = ['', 'UPPER', 'a//b', 'a:', ':tag', 'busybox@sha256:abc', 'busybox@md5:' + 'a'.repeat(32), 'a/-b', 'x'.repeat(300), 'foo bar',
+    // A name that spells an image ID (docker: "cannot specify 64-byte hexadecimal strings").
+    'a'.repeat(64), `${'b'.repeat(64)}:1`, `me/${'c'.repeat(64)}`, `localhost:5000/${'d'.repeat(64)}`, `sha256:${'e'.repeat(64)}`];
   for (const input of bad) {
     it(`rejects ${JSON.stringify(input.slice(0, 30))}`, () => {
       assert.throws(() => parseReference(input), (err: unknown) => {
