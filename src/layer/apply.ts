@@ -416,8 +416,11 @@ export class LayerApplier implements ApplyContext {
         setXattr(path, stored, value);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        // A filesystem without that namespace: skipped, as containerd does.
+        // A filesystem without that namespace: skipped, as containerd does. In a user namespace
+        // (rootless) trusted.* and security.* are the host's: refused with EPERM, dropped as
+        // containers/storage does, not reported as a malformed layer.
         if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') continue;
+        if (code === 'EPERM' && !inInitialUserNs() && (name.startsWith('trusted.') || name.startsWith('security.'))) continue;
         throw new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(e.name))}: the filesystem refuses xattr ${JSON.stringify(name)} (${code})`, {
           cause: err,
         });

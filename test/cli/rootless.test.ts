@@ -236,4 +236,13 @@ describe('rootless: a non-root user pulls, mounts, runs runc, diffs and commits 
       assert.equal(v.code, 0, `${args.join(' ')}: ${v.stdout}${v.stderr}`);
     }
   });
+
+  it('an image with trusted.* and security.* xattrs pulls into a rootless vfs root (they are the host\'s: dropped)', async () => {
+    const client = new RegistryClient({ insecureRegistries: [reg.host] });
+    const layer = await makeLayer([{ path: 'x.txt', content: 'x', pax: { 'SCHILY.xattr.trusted.foo': 'bar', 'SCHILY.xattr.user.keep': 'yes' } }]);
+    await pushImages(client, reg.host, 'rl/xattr', 'v1', [makeImage({ layers: [layer] })]);
+    client.close();
+    const r = await user.cli(['pull', '-q', '--insecure-registry', reg.host, `${reg.host}/rl/xattr:v1`], { TSGRAPH_ROOT: join(user.home, 'vfs-root'), TSGRAPH_DRIVER: 'vfs' });
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  });
 });
