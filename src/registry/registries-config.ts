@@ -53,7 +53,8 @@ export interface HostTls {
 }
 
 const MAX_CONFIG_BYTES = 1 << 20;
-const MAX_PEM_BYTES = 1 << 20;
+/** Cap of one TLS file (CA bundle, client certificate or key), also for certs.d. */
+export const MAX_PEM_BYTES = 1 << 20;
 const HOST_RE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?$/;
 export const CONFIG_FILE = 'registries.json';
 
@@ -88,15 +89,49 @@ async function validate(raw: unknown, source: string): Promise<RegistriesConfig>
   return r.data as RegistriesConfig;
 }
 
-function readCapped(path: string, cap: number, what: string, source: string): Buffer {
-  let data: Buffer;
+/**
+ * Reads a TLS file (CA, client certificate or key; registries.json and
+ * certs.d) without trusting what the path is: opened O_NONBLOCK so a FIFO
+ * cannot hang the open, fstat must say regular file (a FIFO, /dev/zero, a
+ * directory or a socket is refused instead of read), and at most `cap` bytes
+ * are read whatever the file claims. Symlinks are followed on purpose:
+ * /etc/ssl/certs/*.pem and certs.d entries are commonly links, and the check
+ * applies to the final target. Returns the content, or throws the one-line
+ * reason from `refuse`.
+ */
+export function readTlsFile(path: string, cap: number, refuse: (why: string) => Error): Buffer {
+  let fd: number;
   try {
-    data = fs.readFileSync(path);
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
-    throw bad(source, `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw refuse(`cannot open: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  if (data.length > cap) throw bad(source, `${what} ${path} is larger than ${cap} bytes`);
-  return data;
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw refuse('not a regular file');
+    if (st.size > cap) throw refuse(`larger than ${cap} bytes`);
+    const buf = Buffer.alloc(cap + 1);
+    let n = 0;
+    for (;;) {
+      let got: number;
+      try {
+        got = fs.readSync(fd, buf, n, buf.length - n, null);
+      } catch (err) {
+        throw refuse(`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      if (got === 0) break;
+      n += got;
+      // The file grew past the cap while we read it.
+      if (n > cap) throw refuse(`larger than ${cap} bytes`);
+    }
+    return buf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readCapped(path: string, cap: number, what: string, source: string): Buffer {
+  return readTlsFile(path, cap, (why) => bad(source, `${what} ${path}: ${why}`));
 }
 
 /** The registry settings in force, with their TLS files read; empty when there is no config file. */

@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream';
 import fetch, { type RequestInit, Response } from 'node-fetch';
 import { RegistryError, isAbortError, InterruptedError, TsgraphError } from '../errors.js';
 import { type Grant, mayReceiveCredentials } from './credential-scope.js';
-import type { HostsConfig } from './registries-config.js';
+import { type HostsConfig, MAX_PEM_BYTES, readTlsFile } from './registries-config.js';
 import {
   DEFAULT_RETRY,
   type RetryPolicy,
@@ -144,9 +144,11 @@ export class Transport {
       }
       for (const name of names) {
         const path = join(hostDir, name);
-        if (name.endsWith('.crt')) extraCa.push(fs.readFileSync(path));
-        else if (name.endsWith('.cert') && !cert) cert = fs.readFileSync(path);
-        else if (name.endsWith('.key') && !key) key = fs.readFileSync(path);
+        // A FIFO or /dev/zero here must not hang or fill memory: regular files only, capped (readTlsFile).
+        const read = () => readTlsFile(path, MAX_PEM_BYTES, (why) => new RegistryError('TSG_TLS', `TLS file ${path} (certs.d of ${host}): ${why}`));
+        if (name.endsWith('.crt')) extraCa.push(read());
+        else if (name.endsWith('.cert') && !cert) cert = read();
+        else if (name.endsWith('.key') && !key) key = read();
       }
     }
     agent = new TimedHttpsAgent(
