@@ -19,7 +19,7 @@ import { MediaType } from '../oci/media-types.js';
 import type { Descriptor, Manifest } from '../oci/schemas.js';
 import { familiarName, formatReference, parseReference } from '../reference.js';
 import { byteStringOfText } from '../util/byte-path.js';
-import { type ArchiveImage, checkBlobNames, checkManifest, jsonBytes, schemas } from './plan.js';
+import { type ArchiveImage, checkBlobNames, checkManifest, configPlatform, jsonBytes, schemas } from './plan.js';
 import { type Spool, type SpooledFile, archiveName, malformed } from './spool.js';
 
 interface DockerEntry {
@@ -91,6 +91,7 @@ export async function planDocker(spool: Spool): Promise<ArchiveImage[]> {
       top: { bytes, digest: sha256(bytes), mediaType: MediaType.OciManifest },
       children: new Map(),
       configDigest: config.digest,
+      platform: configPlatform(checked.config),
       files: checked.files,
     });
   }

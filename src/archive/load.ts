@@ -10,7 +10,9 @@
  * A bad archive stores nothing: no blob, no layer, no name. What is left of
  * a load killed half-way is temp ingests, which gc reclaims at once.
  * (A layer whose tar *content* the unpack refuses — `..` inside a layer —
- * fails as a pull would: its blobs stay for gc, no name is registered.)
+ * fails as a pull would: its blobs and any layers unpacked stay for gc, and
+ * every name this load had registered is put back as it was — removed, or
+ * pointed again at what it named before.)
  */
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -18,7 +20,7 @@ import type { Digest } from '../digest.js';
 import { hexOf } from '../digest.js';
 import { NotFoundError, UnsupportedError, throwIfAborted } from '../errors.js';
 import type { Descriptor } from '../oci/schemas.js';
-import { type Platform, hostPlatform, parsePlatform } from '../platform.js';
+import { type Platform, formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../platform.js';
 import type { BlobStream, FetchedManifest, ImageSource } from '../source/source.js';
 import type { ContentStore } from '../content/store.js';
 import { acquireFairLock } from '../store/lock.js';
@@ -106,7 +108,10 @@ const LOCK_TIMEOUT_MS = 10 * 60_000;
  */
 export async function loadArchive(store: Store, readable: Readable | NodeJS.ReadableStream, options: LoadOptions = {}): Promise<LoadResult> {
   const started = performance.now();
-  const platform = typeof options.platform === 'string' ? parsePlatform(options.platform) : (options.platform ?? hostPlatform());
+  // Only a --platform the user gave is a filter: without one, a single-platform image of any
+  // architecture loads (as docker/podman load do) and an index's entry for this host is picked.
+  const explicit = typeof options.platform === 'string' ? parsePlatform(options.platform) : options.platform;
+  const platform = explicit ?? hostPlatform();
   const fallback = fallbackName(options.name);
   // Shared gc lock for the whole load: gc must not sweep blobs committed before their name is registered.
   const lock = await acquireFairLock(join(store.root, 'locks'), 'gc', {
@@ -131,6 +136,8 @@ export async function loadArchive(store: Store, readable: Readable | NodeJS.Read
       } else {
         throw malformed('it has neither manifest.json (docker-archive) nor oci-layout and index.json (OCI archive)');
       }
+      // Every check that can fail runs before anything is stored: the platform too (pull would refuse it per image, after earlier images were registered).
+      if (explicit) for (const image of images) refusePlatform(image, explicit);
       throwIfAborted(options.signal);
       // Everything checked: the blobs the images use go into the store, the rest is dropped.
       for (const image of images) for (const f of image.files) spool.commit(f);
@@ -138,21 +145,23 @@ export async function loadArchive(store: Store, readable: Readable | NodeJS.Read
       spool.discard();
     }
     const loaded: LoadedImage[] = [];
-    for (const image of images) {
-      const names = image.names.length ? image.names : [`localhost/${fallback}:${hexOf(image.configDigest).slice(0, 12)}`];
-      for (const name of [...new Set(names)]) {
-        const source = new ArchiveSource(name, `${format}:${name}`, image, store.content);
-        const result = await pullImage(source, store.content, store.images, {
-          platform,
-          jobs: options.jobs,
-          signal: options.signal,
-          onProgress: options.onProgress,
-          unpack: (record, fetch) => store.layers.unpack(record, store.content, { signal: options.signal, onEvent: options.onProgress, fetch, jobs: options.jobs }),
-          isPresent: (record) => isPresent(store, record),
-        });
-        const r = result.image;
-        loaded.push({ name: r.name, digest: r.digest, manifestDigest: r.manifestDigest, configDigest: r.configDigest });
+    // What each name this load registers pointed at before: a failure later (an unpack refusing a
+    // layer's content, ENOSPC, an abort) puts every one back, so no name of a failed load stays.
+    const registered: Array<{ name: string; before: ImageRecord | undefined }> = [];
+    try {
+      for (const image of images) {
+        const names = image.names.length ? image.names : [`localhost/${fallback}:${hexOf(image.configDigest).slice(0, 12)}`];
+        for (const name of [...new Set(names)]) {
+          registered.push({ name, before: store.images.get(name) });
+          loaded.push(await register(store, format, name, image, explicit, options));
+        }
       }
+    } catch (err) {
+      for (const { name, before } of registered.reverse()) {
+        if (before) store.images.put(before);
+        else store.images.remove(name);
+      }
+      throw err;
     }
     return { format, images: loaded, seconds: (performance.now() - started) / 1000 };
   } catch (err) {
@@ -161,6 +170,30 @@ export async function loadArchive(store: Store, readable: Readable | NodeJS.Read
   } finally {
     lock.release();
   }
+}
+
+/** Refuses an image that is not for `wanted` (a single-platform one; an index entry was picked by platform). */
+function refusePlatform(image: ArchiveImage, wanted: Platform): void {
+  if (image.children.size > 0 || platformMatches(wanted, image.platform)) return;
+  const have = formatPlatform(image.platform);
+  throw new NotFoundError('TSG_PLATFORM_NOT_FOUND', `image archive: image ${image.configDigest} is a single-platform image for ${have}, not ${formatPlatform(wanted)}`, {
+    data: { wanted: formatPlatform(wanted), available: [have] },
+  });
+}
+
+/** Registers `image` under `name` through the pull path (records, layers unpacked, the name last). */
+async function register(store: Store, format: ArchiveFormat, name: string, image: ArchiveImage, platform: Platform | undefined, options: LoadOptions): Promise<LoadedImage> {
+  const source = new ArchiveSource(name, `${format}:${name}`, image, store.content);
+  const result = await pullImage(source, store.content, store.images, {
+    platform,
+    jobs: options.jobs,
+    signal: options.signal,
+    onProgress: options.onProgress,
+    unpack: (record, fetch) => store.layers.unpack(record, store.content, { signal: options.signal, onEvent: options.onProgress, fetch, jobs: options.jobs }),
+    isPresent: (record) => isPresent(store, record),
+  });
+  const r = result.image;
+  return { name: r.name, digest: r.digest, manifestDigest: r.manifestDigest, configDigest: r.configDigest };
 }
 
 /** As Store's re-pull fast path: blobs stored and the top layer complete. */

@@ -17,7 +17,7 @@ import type { Descriptor } from '../oci/schemas.js';
 import { type Platform, formatPlatform, platformMatches } from '../platform.js';
 import { formatReference, parseReference } from '../reference.js';
 import type { FetchedManifest } from '../source/source.js';
-import { type ArchiveImage, checkBlobNames, checkDescriptor, checkManifest, jsonBytes, schemas } from './plan.js';
+import { type ArchiveImage, checkBlobNames, checkDescriptor, checkManifest, configPlatform, jsonBytes, schemas } from './plan.js';
 import { type Spool, type SpooledFile, malformed } from './spool.js';
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -91,7 +91,7 @@ export async function planOci(spool: Spool, platform: Platform, fallback: string
     const manifest = parseJson(manifestSchema, current.bytes, `manifest ${desc.digest}`);
     const checked = await checkManifest(manifest, lookup, `manifest ${desc.digest}`);
     const name = nameOf(entry, fallback);
-    images.push({ names: name ? [name] : [], top, children, configDigest: manifest.config.digest, files: [...files, ...checked.files] });
+    images.push({ names: name ? [name] : [], top, children, configDigest: manifest.config.digest, platform: configPlatform(checked.config), files: [...files, ...checked.files] });
   }
   return images;
 }

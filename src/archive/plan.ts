@@ -8,6 +8,7 @@ import type { Digest } from '../digest.js';
 import { IntegrityError, NotFoundError, UnsupportedError } from '../errors.js';
 import { layerCompression } from '../oci/media-types.js';
 import type { Descriptor, ImageConfig, Manifest } from '../oci/schemas.js';
+import type { Platform } from '../platform.js';
 import type { FetchedManifest } from '../source/source.js';
 import { MAX_JSON_BYTES, type Spool, type SpooledFile, malformed } from './spool.js';
 
@@ -21,6 +22,8 @@ export interface ArchiveImage {
   children: Map<Digest, FetchedManifest>;
   /** The config digest (docker's image ID). */
   configDigest: Digest;
+  /** The platform its config names (checked against `--platform` before anything is stored). */
+  platform: Platform;
   /** Spooled files to commit into the content store. */
   files: SpooledFile[];
 }
@@ -99,4 +102,9 @@ export function checkBlobNames(spool: Spool): void {
     const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name);
     if (m && file.digest !== `sha256:${m[1]}`) checkDescriptor(file, { digest: `sha256:${m[1]}` as Digest, size: file.size, mediaType: '' }, `blob ${name}`);
   }
+}
+
+/** The platform an image config names. */
+export function configPlatform(config: ImageConfig): Platform {
+  return { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
 }

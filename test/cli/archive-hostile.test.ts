@@ -266,3 +266,66 @@ describe('load refuses hostile archives and stores nothing', () => {
     await refused('mislabelled', await makeTar(ociEntries(good, 'a:1', m)), 'TSG_INVALID_MANIFEST', 5, /declared gzip/);
   });
 });
+
+describe('load is all or nothing across the images of one archive; --platform is a filter only when given', () => {
+  let sb: Sandbox;
+  let amd: BuiltImage;
+  let arm: BuiltImage;
+  after(() => sb?.cleanup());
+
+  /** One docker archive holding `images`, each under its name. */
+  function twoImages(images: Array<[BuiltImage, string]>): TarEntry[] {
+    const files = new Map<string, TarEntry>();
+    for (const [image] of images) for (const e of dockerEntries(image).slice(0, -1)) files.set(e.path, e);
+    const manifest = images.map(([image, name]) => ({ Config: `${hex(image.config.digest)}.json`, RepoTags: [name], Layers: image.layers.map((l) => `${hex(l.diffId)}.tar`) }));
+    return [...files.values(), { path: 'manifest.json', content: JSON.stringify(manifest) }];
+  }
+
+  before(async () => {
+    sb = makeSandbox();
+    amd = makeImage({ layers: [await makeLayer([{ path: 'amd', content: 'amd\n' }], 'none')] });
+    arm = makeImage({ layers: [await makeLayer([{ path: 'arm', content: 'arm\n' }], 'none')], platform: { os: 'linux', architecture: 'arm64' } });
+  });
+
+  it('a foreign-architecture image loads without --platform (docker/podman load do)', async () => {
+    const file = join(sb.dir, 'arm.tar');
+    fs.writeFileSync(file, await makeTar(dockerEntries(arm, 'foreign/app:1')));
+    const root = sb.newRoot('foreign');
+    const r = await runCli(['load', '-i', file], { ...sb.env, TSGRAPH_ROOT: root });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'Loaded image: docker.io/foreign/app:1\n');
+    // With --platform it is a filter: refused, nothing stored.
+    const other = sb.newRoot('foreign-filtered');
+    const f = await runCli(['load', '--platform', 'linux/amd64', '-i', file], { ...sb.env, TSGRAPH_ROOT: other });
+    assert.match(f.stderr, /\(TSG_PLATFORM_NOT_FOUND\)\n$/);
+    assert.deepEqual([storedBlobs(other), storedImages(other)], [[], []]);
+  });
+
+  it('a later image refused by --platform leaves no name of an earlier one', async () => {
+    const file = join(sb.dir, 'two.tar');
+    fs.writeFileSync(file, await makeTar(twoImages([[amd, 'first/app:1'], [arm, 'second/app:1']])));
+    const root = sb.newRoot('two');
+    const r = await runCli(['load', '--platform', 'linux/amd64', '-i', file], { ...sb.env, TSGRAPH_ROOT: root });
+    assert.match(r.stderr, /^tsgraph: [^\n]* \(TSG_PLATFORM_NOT_FOUND\)\n$/);
+    assert.deepEqual([storedBlobs(root), storedImages(root), storedIngests(root)], [[], [], []], 'checked before anything was stored');
+  });
+
+  it("a later image whose layer the unpack refuses (..) puts back every name the load registered", async () => {
+    const evil = makeImage({ layers: [await makeLayer([{ path: '../escape', content: 'x' }], 'none')] });
+    const root = sb.newRoot('unpack-refused');
+    const env = { ...sb.env, TSGRAPH_ROOT: root };
+    // first/app:1 already names arm's content; the load points it at amd's, then fails on the next image.
+    const seed = join(sb.dir, 'seed-arm.tar');
+    fs.writeFileSync(seed, await makeTar(dockerEntries(arm, 'first/app:1')));
+    assert.equal((await runCli(['load', '-i', seed], env)).code, 0);
+    const file = join(sb.dir, 'two-evil.tar');
+    fs.writeFileSync(file, await makeTar(twoImages([[amd, 'first/app:1'], [amd, 'fresh/app:1'], [evil, 'evil/app:1']])));
+    const r = await runCli(['load', '-i', file], env);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^tsgraph: [^\n]* \(TSG_[A-Z_]+\)\n$/);
+    const names = parseJsonOutput<Array<{ name: string; id?: string; configDigest?: string }>>(await runCli(['--json', 'images'], env));
+    assert.deepEqual(names.map((i) => i.name), ['docker.io/first/app:1'], 'fresh/app:1 and evil/app:1 are gone');
+    const inspect = parseJsonOutput<{ configDigest: string }>(await runCli(['--json', 'inspect', 'first/app:1'], env));
+    assert.equal(inspect.configDigest, arm.config.digest, 'first/app:1 names what it named before the load');
+  });
+});
