@@ -176,6 +176,13 @@ export class Mounter {
   async mountContainer(name: string, req: MountRequest = {}): Promise<MountResult> {
     // Shared: the count itself is kept under the driver lock.
     return this.#owned(name, true, async (record) => {
+      // A mount is shared by every reference: asking for read-only while it is mounted
+      // read-write would hand back a writable tree. Said, not silently ignored.
+      if (req.readOnly && !record.readOnly && record.path && isMountPoint(record.path)) {
+        throw new BusyError('TSG_IN_USE', `container ${name} is mounted read-write; unmount it (tsgraph umount ${name}) to mount it read-only`, {
+          data: { name, path: record.path },
+        });
+      }
       const path = await this.driver.get(record.id, { readOnly: req.readOnly ?? record.readOnly, ...driverGetOptions(this.driver, req) });
       if (record.path !== path) {
         record.path = path;
