@@ -16,7 +16,7 @@ import { CredentialHelper, HELPER_MAX_OUTPUT, setHelperTimeoutForTests } from '.
 import { RegistryClient } from '../../src/registry/client.js';
 import { CredentialStore } from '../../src/registry/credentials.js';
 import { TsgraphError } from '../../src/errors.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, spawnCli } from '../helpers/cli.js';
 import { makeImage, makeLayer, pushImages } from '../helpers/image-builder.js';
 import { type TestRegistry, TEST_PASSWORD, TEST_USER, startRegistry } from '../helpers/registry.js';
 import { type Sandbox, makeSandbox } from '../helpers/sandbox.js';
@@ -210,6 +210,42 @@ describe('credential helper process group', () => {
     assert.ok(Date.now() - t0 < 2000, `settled in ${Date.now() - t0} ms`);
     assert.deepEqual(await gone(MARK + '2'), []);
     assert.deepEqual(await gone(MARK + '3'), []);
+  });
+
+  it('CLI logout through a credsStore helper that leaves a grandchild exits in time and leaves nothing behind', async () => {
+    const sb = makeSandbox();
+    try {
+      fs.writeFileSync(join(sb.dockerConfigDir, 'config.json'), JSON.stringify({ credsStore: 'tsgbg' }));
+      const t0 = Date.now();
+      const r = await runCli(['logout', '127.0.0.1:9'], { ...sb.env, PATH: env.PATH }, 15_000);
+      assert.equal(r.signal, null, `logout hung and was killed after ${Date.now() - t0} ms`);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await gone(MARK + '1'), []);
+    } finally {
+      sb.cleanup();
+    }
+  });
+
+  it('SIGINT to a CLI waiting on a hanging helper ends the CLI and kills the helper and its grandchild', async () => {
+    const sb = makeSandbox();
+    try {
+      fs.writeFileSync(join(sb.dockerConfigDir, 'config.json'), JSON.stringify({ credsStore: 'tsghang' }));
+      const child = spawnCli(['logout', '127.0.0.1:9'], { ...sb.env, PATH: env.PATH });
+      const closed = new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      for (let i = 0; i < 200 && pids(MARK + '3').length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(pids(MARK + '3').length, 1, 'the helper runs');
+      child.kill('SIGINT');
+      const code = await closed;
+      clearTimeout(killer);
+      assert.notEqual(code, null, 'the CLI ended on SIGINT (not killed by the test)');
+      assert.deepEqual(await gone(MARK + '2'), [], 'the grandchild is killed');
+      assert.deepEqual(await gone(MARK + '3'), [], 'the helper is killed');
+    } finally {
+      killLeftovers(MARK + '2');
+      killLeftovers(MARK + '3');
+      sb.cleanup();
+    }
   });
 
   it('an AbortSignal kills the helper group and rejects with TSG_ABORTED at once', async () => {
