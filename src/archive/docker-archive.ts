@@ -73,7 +73,7 @@ export async function planDocker(spool: Spool): Promise<ArchiveImage[]> {
       config: descriptor(config, MediaType.OciConfig),
       layers: layers.map((l) => descriptor(l, layerType(l))),
     } as Manifest;
-    const checked = await checkManifest(manifest, (d) => byDigest.get(d.digest), `image ${entry.Config}`);
+    const checked = await checkManifest(spool, manifest, (d) => byDigest.get(d.digest), `image ${entry.Config}`);
     const bytes = Buffer.from(JSON.stringify(manifest));
     const names = entry.RepoTags.map((t) => {
       let ref;

@@ -89,7 +89,7 @@ export async function planOci(spool: Spool, platform: Platform, fallback: string
       throw new UnsupportedError('TSG_UNSUPPORTED', `image archive: ${desc.digest} is a ${desc.mediaType}, not an image manifest or index`);
     }
     const manifest = parseJson(manifestSchema, current.bytes, `manifest ${desc.digest}`);
-    const checked = await checkManifest(manifest, lookup, `manifest ${desc.digest}`);
+    const checked = await checkManifest(spool, manifest, lookup, `manifest ${desc.digest}`);
     const name = nameOf(entry, fallback);
     images.push({ names: name ? [name] : [], top, children, configDigest: manifest.config.digest, platform: configPlatform(checked.config), files: [...files, ...checked.files] });
   }

@@ -60,6 +60,7 @@ export function checkDescriptor(file: SpooledFile | undefined, desc: Descriptor,
  * be compressed as its media type says and decompress to its config diffId.
  */
 export async function checkManifest(
+  spool: Spool,
   manifest: Manifest,
   lookup: (desc: Descriptor) => SpooledFile | undefined,
   what: string,
@@ -72,7 +73,7 @@ export async function checkManifest(
     throw malformed(`${what} lists ${manifest.layers.length} layers but its config has ${diffIds.length} diff_ids`);
   }
   const files = [configFile];
-  manifest.layers.forEach((layer, i) => {
+  for (const [i, layer] of manifest.layers.entries()) {
     const compression = layerCompression(layer.mediaType);
     if (compression === undefined) {
       throw new UnsupportedError('TSG_UNSUPPORTED', `layer ${layer.digest} has unsupported media type ${layer.mediaType}`, { data: { mediaType: layer.mediaType } });
@@ -83,16 +84,21 @@ export async function checkManifest(
         data: { digest: layer.digest },
       });
     }
-    if (file.diffId instanceof Error) {
-      throw new IntegrityError('TSG_INVALID_MANIFEST', `image archive: layer ${layer.digest} does not decompress: ${file.diffId.message}`, { data: { digest: layer.digest } });
+    // Decompressed here, only for files used as layers (spool.ts hashes, never inflates, the rest).
+    let diffId: Digest;
+    try {
+      diffId = await spool.diffIdOf(file);
+    } catch (err) {
+      if ((err as { code?: string })?.code === 'ABORT_ERR' || (err as { name?: string })?.name === 'AbortError') throw err;
+      throw new IntegrityError('TSG_INVALID_MANIFEST', `image archive: layer ${layer.digest} does not decompress: ${(err as Error).message}`, { data: { digest: layer.digest } });
     }
-    if (file.diffId !== diffIds[i]) {
-      throw new IntegrityError('TSG_DIGEST_MISMATCH', `image archive: layer ${layer.digest} unpacks to ${file.diffId}, its config says diff_id ${diffIds[i]}`, {
-        data: { expected: diffIds[i], actual: file.diffId },
+    if (diffId !== diffIds[i]) {
+      throw new IntegrityError('TSG_DIGEST_MISMATCH', `image archive: layer ${layer.digest} unpacks to ${diffId}, its config says diff_id ${diffIds[i]}`, {
+        data: { expected: diffIds[i], actual: diffId },
       });
     }
     files.push(file);
-  });
+  }
   return { config, files };
 }
 

@@ -13,13 +13,16 @@
  *  - each file's declared size is checked against the free space first, so a
  *    header claiming a terabyte fails at once, not after filling the disk;
  *  - each file is hashed as it is written to its own temp ingest (tempWriter,
- *    which gc reclaims if the process dies), and a compressed one is also
- *    decompressed and hashed (its diffId), so every digest a manifest or
- *    config claims can be checked before a single blob is committed.
+ *    which gc reclaims if the process dies), so every blob digest can be
+ *    checked before a single blob is committed. A compressed file is
+ *    decompressed and hashed (its diffId) only when the plan uses it as a
+ *    layer (diffIdOf, from the temp ingest): a small file inflating to
+ *    gigabytes that no manifest names costs nothing but its own bytes.
  * Small files are kept in memory too (the JSON of the archive).
  */
 import * as fs from 'node:fs';
-import { type Readable, Writable } from 'node:stream';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { ContentStore, TempBlobWriter } from '../content/store.js';
@@ -43,8 +46,8 @@ export interface SpooledFile {
   digest: Digest;
   size: number;
   compression: Compression;
-  /** Digest of the decompressed bytes (a compressed layer's diffId), or why it could not be read. */
-  diffId: Digest | Error;
+  /** Digest of the decompressed bytes (see diffIdOf): computed once, when a manifest uses the file as a layer. */
+  diffId?: Promise<Digest> | undefined;
   /** The bytes, when small enough to keep. */
   bytes?: Buffer | undefined;
   writer: TempBlobWriter;
@@ -95,6 +98,18 @@ function freeBytes(dir: string): number {
 export class Spool {
   readonly files = new Map<string, SpooledFile>();
   readonly #all: SpooledFile[] = [];
+  #signal: AbortSignal | undefined;
+
+  /**
+   * The digest of `file` decompressed (a layer's diffId; its digest when not
+   * compressed), read back from its temp ingest (or memory) once and kept.
+   * Rejects when the bytes do not decompress.
+   */
+  diffIdOf(file: SpooledFile): Promise<Digest> {
+    if (file.compression === 'none') return Promise.resolve(file.digest);
+    file.diffId ??= hashDecompressed(file, this.#signal);
+    return file.diffId;
+  }
 
   /** A file by archive name; undefined when absent. */
   get(name: string): SpooledFile | undefined {
@@ -116,6 +131,7 @@ export class Spool {
   /** Reads `readable` (a tar archive) into temp ingests of `content`. On failure nothing is left. */
   static async read(content: ContentStore, readable: Readable | NodeJS.ReadableStream, signal?: AbortSignal): Promise<Spool> {
     const spool = new Spool();
+    spool.#signal = signal;
     let memory = 0;
     let count = 0;
     // Names are bytes (one char per byte): latin1 for ustar/GNU names, the scanner's byte-exact PAX records for the rest.
@@ -193,13 +209,12 @@ function archiveError(err: unknown): unknown {
   return err;
 }
 
-/** One entry into a temp ingest: hashed, and when compressed also decompressed and hashed. */
+/** One entry into a temp ingest, hashed (a compressed one is decompressed later, only if used as a layer). */
 async function spoolFile(content: ContentStore, entry: Readable, name: string, size: number, keep: boolean, signal?: AbortSignal): Promise<SpooledFile> {
   const writer = content.tempWriter();
   const hash = newHasher();
   const chunks: Buffer[] = [];
   let compression: Compression | undefined;
-  let inflate: { input: NodeJS.WritableStream; done: Promise<Digest> } | undefined;
   let written = 0;
   try {
     const sink = new Writable({
@@ -207,39 +222,18 @@ async function spoolFile(content: ContentStore, entry: Readable, name: string, s
         written += chunk.length;
         hash.update(chunk);
         if (keep) chunks.push(chunk);
-        if (compression === undefined) {
-          compression = sniffCompression(chunk) ?? 'none';
-          if (compression !== 'none') inflate = inflater(compression);
-        }
-        const wrote = writer.write(chunk);
-        // A decompressor that failed is dropped (judged only if the file is a layer), never waited for.
-        const input = inflate && !(inflate.input as Writable).destroyed ? (inflate.input as Writable) : undefined;
-        const fed = input ? input.write(chunk) : true;
-        if (wrote && fed) return cb();
-        let waiting = (wrote ? 0 : 1) + (fed ? 0 : 1);
-        const go = () => --waiting === 0 && cb();
-        if (!wrote) writer.once('drain', go);
-        if (!fed) {
-          let once = false;
-          const settle = () => {
-            if (once) return;
-            once = true;
-            input!.off('drain', settle).off('close', settle);
-            go();
-          };
-          input!.once('drain', settle).once('close', settle);
-        }
+        compression ??= sniffCompression(chunk) ?? 'none';
+        if (writer.write(chunk)) return cb();
+        writer.once('drain', () => cb());
       },
       final(cb) {
-        inflate?.input.end();
         writer.end(cb);
       },
     });
     await pipeline(entry, sink, ...(signal ? [{ signal }] : []));
     if (written !== size) throw malformed(`entry ${JSON.stringify(name)} ends after ${written} of its ${size} bytes`, { name });
-    const diffId = inflate ? await inflate.done.catch((err: Error) => err) : undefined;
     const digest = digestOfHasher(hash);
-    return { name, digest, size, compression: compression ?? 'none', diffId: diffId ?? digest, bytes: keep ? Buffer.concat(chunks) : undefined, writer };
+    return { name, digest, size, compression: compression ?? 'none', bytes: keep ? Buffer.concat(chunks) : undefined, writer };
   } catch (err) {
     writer.destroy();
     writer.discard();
@@ -247,9 +241,14 @@ async function spoolFile(content: ContentStore, entry: Readable, name: string, s
   }
 }
 
-/** A decompressor whose output is hashed: the diffId of a compressed layer. */
-function inflater(compression: Compression): { input: NodeJS.WritableStream; done: Promise<Digest> } {
-  const stages = decompressionStages(compression);
+/** The temp ingest's data file (ContentStore.tempWriter writes `<dir>/data`; the writer keeps `dir`). */
+function spooledPath(file: SpooledFile): string {
+  return join((file.writer as unknown as { dir: string }).dir, 'data');
+}
+
+/** Decompresses a spooled file (from memory, or its temp ingest) and hashes the output: its diffId. */
+async function hashDecompressed(file: SpooledFile, signal?: AbortSignal): Promise<Digest> {
+  const stages = decompressionStages(file.compression);
   const hash = newHasher();
   const out = new Writable({
     write(chunk: Buffer, _e, cb) {
@@ -257,10 +256,7 @@ function inflater(compression: Compression): { input: NodeJS.WritableStream; don
       cb();
     },
   });
-  const done = pipeline([...stages, out] as unknown as [NodeJS.ReadWriteStream, NodeJS.WritableStream]).then(() => digestOfHasher(hash));
-  done.catch(() => {}); // judged only when the file is used as a layer
-  // A broken stream must not stall the spool: once it failed, writes are dropped.
-  const input = stages[0]! as unknown as Writable;
-  input.on('error', () => {});
-  return { input, done };
+  const input = file.bytes ? Readable.from([file.bytes]) : fs.createReadStream(spooledPath(file));
+  await pipeline([input, ...stages, out] as unknown as [Readable, NodeJS.WritableStream], ...(signal ? [{ signal }] : []));
+  return digestOfHasher(hash);
 }

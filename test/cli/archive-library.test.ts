@@ -12,6 +12,11 @@ import { Store, TsgraphError, loadArchive, saveImages } from '../../src/index.js
 import { REPO_ROOT } from '../helpers/cli.js';
 import { storedBlobs, storedImages, storedIngests } from '../helpers/sandbox.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
+import { randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { Spool } from '../../src/archive/spool.js';
+import { planDocker } from '../../src/archive/docker-archive.js';
+import { makeImage, makeLayer, makeTar } from '../helpers/image-builder.js';
 
 const FIXTURE = join(REPO_ROOT, 'fixtures', 'busybox');
 
@@ -65,6 +70,36 @@ describe('saveImages / loadArchive (library)', () => {
     const out = collector();
     await assert.rejects(saveImages(source, ['localhost/busybox:latest', 'nosuch:1'], out.stream), (e: TsgraphError) => e.code === 'TSG_NOT_FOUND');
     assert.equal(out.bytes().length, 0);
+  });
+
+  it('only files used as layers are decompressed (a gzip bomb no manifest names costs its bytes, not its output)', async () => {
+    // A layer over 4 MiB (read back from its temp ingest, not memory) and an unused 256 MiB-of-zeros gzip.
+    const layer = await makeLayer([{ path: 'noise', content: randomBytes(5 << 20) }], 'gzip');
+    const image = makeImage({ layers: [layer] });
+    const hexOf = (d: string) => d.slice(7);
+    const bytes = await makeTar([
+      { path: 'bomb.gz', content: gzipSync(Buffer.alloc(256 << 20), { level: 1 }) },
+      { path: `${hexOf(image.config.digest)}.json`, content: image.config.bytes },
+      { path: 'layer.tar.gz', content: layer.bytes },
+      { path: 'manifest.json', content: JSON.stringify([{ Config: `${hexOf(image.config.digest)}.json`, RepoTags: ['lazy:1'], Layers: ['layer.tar.gz'] }]) },
+    ]);
+    await using target = await Store.open({ root: join(dir, 'lazy'), driver: 'vfs' });
+    const spool = await Spool.read(target.content, Readable.from([bytes]));
+    try {
+      const bomb = spool.get('bomb.gz')!;
+      const used = spool.get('layer.tar.gz')!;
+      assert.equal(bomb.compression, 'gzip');
+      assert.equal(bomb.diffId, undefined, 'spooling hashes, never inflates');
+      assert.equal(used.diffId, undefined);
+      await planDocker(spool);
+      assert.equal(await used.diffId, layer.diffId, 'the layer was decompressed and its diffId checked');
+      assert.equal(bomb.diffId, undefined, 'the unused file was not');
+    } finally {
+      spool.discard();
+    }
+    const loaded = await loadArchive(target, Readable.from([bytes]));
+    assert.equal(loaded.images[0]!.configDigest, image.config.digest);
+    assert.deepEqual(storedIngests(join(dir, 'lazy')), []);
   });
 
   it('an abort while the archive streams in stores nothing', async () => {
