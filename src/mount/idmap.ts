@@ -76,7 +76,7 @@ function mapError(err: unknown, what: string): TsgraphError {
   if (typeof e.code === 'string' && /^ERR_(INVALID_ARG|OUT_OF_RANGE)/.test(e.code)) {
     return new UsageError('TSG_USAGE', `${what}: ${e.message}`, { cause: err, data });
   }
-  if (e.code === 'EINVAL' && e.syscall === 'ioctl') return new UsageError('TSG_USAGE', `${what}: ${e.message}`, { cause: err, data });
+  if (e.code === 'EINVAL' && (e.syscall === 'ioctl' || e.syscall === 'open')) return new UsageError('TSG_USAGE', `${what}: ${e.message}`, { cause: err, data });
   if (e.code === 'ENOENT' || e.code === 'EBADF') return new UsageError('TSG_USAGE', `${what}: ${e.message}`, { cause: err, data });
   if (e.code === 'EPERM' || e.code === 'EACCES') {
     return new UnsupportedError('TSG_UNSUPPORTED', `${what}: not permitted (${e.message}); making a user namespace from id maps needs root`, { cause: err, data });

@@ -11,7 +11,7 @@ const ENV = { TSGRAPH_ROOT: '/nonexistent-tsgraph-root' };
 
 describe('usage errors', () => {
   it('are one tsgraph line with TSG_USAGE and exit 2', async () => {
-    for (const args of [['pull'], ['pull', '--bogus', 'x'], ['nosuch'], ['images', 'extra'], ['--root']]) {
+    for (const args of [['pull'], ['pull', '--bogus', 'x'], ['nosuch'], ['images', 'a', 'b'], ['--root']]) {
       const r = await runCli(args, ENV);
       assert.equal(r.code, 2, args.join(' '));
       assert.match(r.stderr, /^tsgraph: .+ \(see --help\) \(TSG_USAGE\)\n$/, args.join(' '));
