@@ -30,11 +30,15 @@ async function owners(stream: Readable): Promise<Map<string, { uid: number; gid:
 
 test('override_stat set by a container user does not change the owner in a root store diff', async (t) => {
   const tmp = mountTmpfs('256m');
-  t.after(() => tmp.cleanup());
-  const store = await Store.open({ root: join(tmp.dir, 'root'), driver: 'vfs' });
+  const store = await Store.open({ root: join(tmp.dir, 'root'), driver: 'vfs' }).catch((err: unknown) => {
+    tmp.cleanup();
+    throw err;
+  });
+  // One hook, in order: the store lets go of the tmpfs before it is unmounted and removed.
   t.after(async () => {
     await store.removeContainer('x').catch(() => {});
     await store.close();
+    tmp.cleanup();
   });
   await store.pull(`oci:${join(REPO_ROOT, 'fixtures', 'busybox')}`);
   const { path } = await store.mount('localhost/busybox:latest', { name: 'x' });
