@@ -74,7 +74,10 @@ export function runDoctor(root: string): DoctorProbe[] {
   add({
     name: 'kernel',
     ok: kernelAtLeast(5, 2),
-    detail: `Linux ${release()}${kernelAtLeast(6, 7) ? '' : ' (overlay xattr escaping needs ≥ 6.7)'}`,
+    // 5.2 is what tsgraph needs at all (the new mount API); overlay's `lowerdir+` (layers passed
+    // one by one, any number of bytes) needs 6.8, so below that the overlay probe fails and vfs
+    // or btrfs is picked.
+    detail: `Linux ${release()}${kernelAtLeast(6, 8) ? '' : ' (the overlay driver needs ≥ 6.8 for lowerdir+; below it vfs or btrfs is used)'}`,
     remedy: kernelAtLeast(5, 2) ? undefined : 'tsgraph needs Linux ≥ 5.2 for the new mount API',
   });
   const overlay = kernelHas('overlay');
