@@ -41,8 +41,9 @@ import { MAX_PATH_BYTES, baseOf, cleanEntryPath, joinRel, parentOf, unsafe } fro
 import { writeSparse } from './sparse.js';
 import { type PaxRecords, TarGuard, scannedRecords } from './tar-scan.js';
 import { type ApplyContext, type WhiteoutFormat, classifyWhiteout } from './whiteout.js';
-import { mknod, setXattr } from './xattr.js';
-import { OVERRIDE_STAT, type WithOwnerOverride, chownOrRecord, inheritOverride, ownerNotMapped, singleIdNamespace } from './owner-override.js';
+import { mknod } from './xattr.js';
+import { setEntryXattrs } from './entry-xattrs.js';
+import { type WithOwnerOverride, chownOrRecord, inheritOverride, ownerNotMapped, singleIdNamespace } from './owner-override.js';
 import { inInitialUserNs } from '../rootless/userns.js';
 
 export interface ApplyOptions {
@@ -83,8 +84,6 @@ export interface ApplyResult {
 }
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
-const MAX_XATTR_VALUE = 64 * 1024;
-const CAPABILITY = 'security.capability';
 /** A directory made with its creation mode only (an implicit parent no lower layer has). */
 
 function kindOf(st: fs.Stats): string {
@@ -404,28 +403,7 @@ export class LayerApplier implements ApplyContext {
   }
 
   #xattrs(path: Buffer, e: Entry): void {
-    if (e.xattrs.length === 0) return; // most entries: no allocation on the per-file path
-    // security.capability last, after everything that could clear it.
-    const ordered = [...e.xattrs.filter(([n]) => n !== CAPABILITY), ...e.xattrs.filter(([n]) => n === CAPABILITY)];
-    for (const [name, value] of ordered) {
-      if (value.length > MAX_XATTR_VALUE) throw unsafe(e.name, `xattr ${name} is larger than ${MAX_XATTR_VALUE} bytes`);
-      // tsgraph's own bookkeeping of owners (owner-override.ts): never the image's to set.
-      const stored = name === OVERRIDE_STAT ? null : this.options.format.xattrName(name);
-      if (!stored) continue;
-      try {
-        setXattr(path, stored, value);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        // A filesystem without that namespace: skipped, as containerd does. In a user namespace
-        // (rootless) trusted.* and security.* are the host's: refused with EPERM, dropped as
-        // containers/storage does, not reported as a malformed layer.
-        if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') continue;
-        if (code === 'EPERM' && !inInitialUserNs() && (name.startsWith('trusted.') || name.startsWith('security.'))) continue;
-        throw new TsgraphError('TSG_INVALID_LAYER', `layer entry ${JSON.stringify(displayPath(e.name))}: the filesystem refuses xattr ${JSON.stringify(name)} (${code})`, {
-          cause: err,
-        });
-      }
-    }
+    setEntryXattrs(path, e, (name) => this.options.format.xattrName(name));
   }
 
   /** Directory times last: creating entries inside a directory changes its mtime. */
