@@ -13,6 +13,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, makeTempDir, removeDir } from './tmp.js';
+import { registryConfigLines } from './registry.js';
 
 const REGISTRY_BIN = '/usr/bin/docker-registry';
 
@@ -62,18 +63,7 @@ export async function startDistribution(options: DistributionOptions): Promise<T
   const port = await freePort();
   const storage = join(dir, 'storage');
   fs.mkdirSync(storage);
-  const lines = [
-    'version: 0.1',
-    'log:',
-    '  level: error',
-    '  accesslog:',
-    '    disabled: true',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${storage}`,
-    'http:',
-    `  addr: 127.0.0.1:${port}`,
-  ];
+  const lines = registryConfigLines(storage, port);
   const { proxy, tls } = options;
   if (tls) {
     lines.push('  tls:', `    certificate: ${tls.cert}`, `    key: ${tls.key}`);

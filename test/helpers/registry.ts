@@ -53,15 +53,9 @@ async function waitForPort(port: number, child: ChildProcess, logPath: string): 
   throw new Error(`docker-registry did not listen on ${port} within 10 s`);
 }
 
-export async function startRegistry(variant: RegistryVariant = 'plain'): Promise<TestRegistry> {
-  if (!fs.existsSync(REGISTRY_BIN)) {
-    throw new Error(`${REGISTRY_BIN} is missing: apt-get install docker-registry (README's test command does this)`);
-  }
-  const dir = makeTempDir('tsgraph-registry-');
-  const port = await freePort();
-  const storage = join(dir, 'storage');
-  fs.mkdirSync(storage);
-  const lines = [
+/** The start of a docker-registry config.yml: quiet logs, filesystem storage, http on 127.0.0.1:port. */
+export function registryConfigLines(storage: string, port: number, opts: { deletes?: boolean } = {}): string[] {
+  return [
     'version: 0.1',
     'log:',
     '  level: error',
@@ -70,11 +64,21 @@ export async function startRegistry(variant: RegistryVariant = 'plain'): Promise
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${storage}`,
-    '  delete:',
-    '    enabled: true',
+    ...(opts.deletes ? ['  delete:', '    enabled: true'] : []),
     'http:',
     `  addr: 127.0.0.1:${port}`,
   ];
+}
+
+export async function startRegistry(variant: RegistryVariant = 'plain'): Promise<TestRegistry> {
+  if (!fs.existsSync(REGISTRY_BIN)) {
+    throw new Error(`${REGISTRY_BIN} is missing: apt-get install docker-registry (README's test command does this)`);
+  }
+  const dir = makeTempDir('tsgraph-registry-');
+  const port = await freePort();
+  const storage = join(dir, 'storage');
+  fs.mkdirSync(storage);
+  const lines = registryConfigLines(storage, port, { deletes: true });
   let tls: TlsFiles | undefined;
   let token: TokenServer | undefined;
   if (variant === 'tls') {
